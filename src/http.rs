@@ -1,0 +1,165 @@
+//! Shared HTTP plumbing: the boxed body type, small response builders, bounded body reads, the
+//! outbound client, and the accept loop used by the sidecar and by the simulated cloud.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The error type carried by every boxed body.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The one body type used for requests we send and responses we serve.
+pub type BoxBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Outbound HTTP/1.1 client with connection pooling.
+pub type HttpClient = Client<HttpConnector, BoxBody>;
+
+/// Content type of Glance's image PATCH body (JSON patch, API v2.1 flavour).
+pub const JSON_PATCH: &str = "application/openstack-images-v2.1-json-patch";
+
+/// Request-id header Glance and Keystone send back on every response.
+pub const REQUEST_ID: &str = "x-openstack-request-id";
+
+/// Builds the pooled outbound client with a bounded connect timeout.
+pub fn client(connect_timeout: Duration) -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(16)
+        .build(connector)
+}
+
+/// An empty body.
+pub fn empty() -> BoxBody {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// A body holding `data` in one frame.
+pub fn full(data: impl Into<Bytes>) -> BoxBody {
+    Full::new(data.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// Boxes a streaming body, keeping its frames as they come.
+pub fn boxed<B>(body: B) -> BoxBody
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed_unsync()
+}
+
+/// A JSON response with a fixed `Content-Length`.
+pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<BoxBody> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A response with no body.
+pub fn status_response(status: StatusCode) -> Response<BoxBody> {
+    let mut response = Response::new(empty());
+    *response.status_mut() = status;
+    response
+}
+
+/// Why a bounded read of a body failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The body is longer than the caller allows.
+    #[error("body exceeds {limit} bytes")]
+    TooLarge { limit: usize },
+    /// The connection failed while the body was being read.
+    #[error("body read failed: {0}")]
+    Io(#[source] BoxError),
+}
+
+/// Reads a whole body, refusing more than `limit` bytes (checked on the declared size first).
+pub async fn read_limited<B>(body: B, limit: usize) -> Result<Bytes, ReadError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    if body.size_hint().lower() > limit as u64 {
+        return Err(ReadError::TooLarge { limit });
+    }
+    let mut body = std::pin::pin!(body);
+    let mut out = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ReadError::Io(e.into()))?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > limit {
+                return Err(ReadError::TooLarge { limit });
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out.freeze())
+}
+
+/// Serves `service` on `listener` until `shutdown` fires, one task per connection.
+///
+/// Connections in progress are asked to finish gracefully when `shutdown` fires.
+pub async fn serve<S, F>(listener: TcpListener, service: S, shutdown: CancellationToken)
+where
+    S: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<BoxBody>> + Send + 'static,
+{
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!(%error, "Failed to accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = service.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let fut = service(req, peer);
+                async move { Ok::<_, Infallible>(fut.await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
+                .max_buf_size(256 * 1024)
+                .serve_connection(TokioIo::new(stream), svc);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, %peer, "Connection ended with an error");
+                    }
+                }
+                _ = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+}
