@@ -1,0 +1,250 @@
+//! Configuration: an oslo.config-style INI file and command-line flags meet here, once, and become
+//! one typed [`Config`]. Every option has its default in the `defaults` module and a doc line on its
+//! field; a bad value is reported as a [`ConfigError`] naming the key and the reason.
+
+pub mod ini;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Default values, in one place. The README's configuration table mirrors this module.
+pub mod defaults {
+    /// Where the sidecar listens (where clients reach "Glance").
+    pub const BIND: &str = "127.0.0.1:9393";
+    /// The upstream Glance the sidecar fronts.
+    pub const GLANCE_URL: &str = "http://127.0.0.1:9292";
+    /// Keystone's v3 endpoint, used to validate callers' tokens.
+    pub const AUTH_URL: &str = "http://127.0.0.1:5000/v3";
+    /// The store sink that receives the image bytes.
+    pub const STORE_SINK: &str = "glance-upload";
+    /// Imports running at once; further imports wait as `pending`.
+    pub const MAX_CONCURRENT_IMPORTS: usize = 8;
+    /// Largest frame handed through the pipeline (larger ones are split without copying).
+    pub const CHUNK_SIZE: usize = 1024 * 1024;
+    /// Frames buffered between each pipeline stage (per hasher, and before the sink).
+    pub const BUFFER_CHUNKS: usize = 8;
+    /// Seconds allowed to open a TCP connection to Keystone or Glance.
+    pub const CONNECT_TIMEOUT_SECS: u64 = 10;
+    /// Seconds allowed for a JSON call to Keystone or Glance, headers and body.
+    pub const REQUEST_TIMEOUT_SECS: u64 = 60;
+    /// Seconds the source image stream may stay silent before the import fails.
+    pub const READ_TIMEOUT_SECS: u64 = 120;
+    /// Property-name prefixes copied from the source image (Glance's own defaults).
+    pub const EXTRA_PROPERTIES: [&str; 5] = ["hw_", "trait:", "os_distro", "os_secure_boot", "os_type"];
+}
+
+/// The store sinks this build can write to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkKind {
+    /// `PUT /v2/images/{id}/file` on the fronted Glance.
+    GlanceUpload,
+}
+
+/// The sidecar's whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `[DEFAULT] bind`: the listening address.
+    pub bind: SocketAddr,
+    /// `[DEFAULT] glance_url`: base URL of the fronted Glance, without a trailing slash.
+    pub glance_url: String,
+    /// `[DEFAULT] auth_url`: Keystone v3 base URL, without a trailing slash.
+    pub auth_url: String,
+    /// `[DEFAULT] store_sink`: where image bytes go.
+    pub store_sink: SinkKind,
+    /// `[DEFAULT] max_concurrent_imports`: 1 to 1024.
+    pub max_concurrent_imports: usize,
+    /// `[DEFAULT] chunk_size`: bytes, 4 KiB to 64 MiB.
+    pub chunk_size: usize,
+    /// `[DEFAULT] buffer_chunks`: frames, 1 to 1024.
+    pub buffer_chunks: usize,
+    /// `[DEFAULT] connect_timeout`: seconds, 1 to 3600.
+    pub connect_timeout: Duration,
+    /// `[DEFAULT] request_timeout`: seconds, 1 to 3600.
+    pub request_timeout: Duration,
+    /// `[DEFAULT] read_timeout`: seconds, 1 to 3600.
+    pub read_timeout: Duration,
+    /// `[glance_download_properties] extra_properties`: synced property-name prefixes.
+    pub extra_properties: Vec<String>,
+}
+
+/// Values given on the command line; each one, when present, wins over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub bind: Option<String>,
+    pub glance_url: Option<String>,
+    pub auth_url: Option<String>,
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file is larger than {} bytes", ini::MAX_FILE_BYTES)]
+    FileTooLarge,
+    #[error("config line {line}: {reason}")]
+    Syntax { line: usize, reason: &'static str },
+    #[error("[{section}] {key}: unknown option")]
+    UnknownKey { section: String, key: String },
+    #[error("{key}: {reason} (got {value:?})")]
+    Invalid {
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 9393)),
+            glance_url: defaults::GLANCE_URL.to_string(),
+            auth_url: defaults::AUTH_URL.to_string(),
+            store_sink: SinkKind::GlanceUpload,
+            max_concurrent_imports: defaults::MAX_CONCURRENT_IMPORTS,
+            chunk_size: defaults::CHUNK_SIZE,
+            buffer_chunks: defaults::BUFFER_CHUNKS,
+            connect_timeout: Duration::from_secs(defaults::CONNECT_TIMEOUT_SECS),
+            request_timeout: Duration::from_secs(defaults::REQUEST_TIMEOUT_SECS),
+            read_timeout: Duration::from_secs(defaults::READ_TIMEOUT_SECS),
+            extra_properties: defaults::EXTRA_PROPERTIES
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
+        }
+    }
+}
+
+// === impl Config ===
+
+impl Config {
+    /// Reads the file named by `--config` (if any) and applies the flags over it.
+    pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
+        let text = match &overrides.config {
+            Some(path) => read_file(path)?,
+            None => String::new(),
+        };
+        Config::from_ini(&text, overrides)
+    }
+
+    /// Builds the configuration from INI text and flags (no file system access).
+    pub fn from_ini(text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        for entry in ini::parse(text)? {
+            config.set(&entry.section, &entry.key, &entry.value)?;
+        }
+        if let Some(v) = &overrides.bind {
+            config.set("DEFAULT", "bind", v)?;
+        }
+        if let Some(v) = &overrides.glance_url {
+            config.set("DEFAULT", "glance_url", v)?;
+        }
+        if let Some(v) = &overrides.auth_url {
+            config.set("DEFAULT", "auth_url", v)?;
+        }
+        Ok(config)
+    }
+
+    fn set(&mut self, section: &str, key: &str, value: &str) -> Result<(), ConfigError> {
+        match (section, key) {
+            ("DEFAULT", "bind") => {
+                self.bind = value.parse().map_err(|_| invalid("bind", value, "expected IP:PORT"))?
+            }
+            ("DEFAULT", "glance_url") => self.glance_url = http_url("glance_url", value)?,
+            ("DEFAULT", "auth_url") => self.auth_url = http_url("auth_url", value)?,
+            ("DEFAULT", "store_sink") => {
+                self.store_sink = match value {
+                    "glance-upload" => SinkKind::GlanceUpload,
+                    _ => return Err(invalid("store_sink", value, "supported: glance-upload")),
+                }
+            }
+            ("DEFAULT", "max_concurrent_imports") => {
+                self.max_concurrent_imports = int("max_concurrent_imports", value, 1, 1024)?
+            }
+            ("DEFAULT", "chunk_size") => {
+                self.chunk_size = int("chunk_size", value, 4096, 64 * 1024 * 1024)?
+            }
+            ("DEFAULT", "buffer_chunks") => {
+                self.buffer_chunks = int("buffer_chunks", value, 1, 1024)?
+            }
+            ("DEFAULT", "connect_timeout") => {
+                self.connect_timeout = seconds("connect_timeout", value)?
+            }
+            ("DEFAULT", "request_timeout") => {
+                self.request_timeout = seconds("request_timeout", value)?
+            }
+            ("DEFAULT", "read_timeout") => self.read_timeout = seconds("read_timeout", value)?,
+            ("glance_download_properties", "extra_properties" | "extra_properties_prefixes") => {
+                self.extra_properties = ini::list(value);
+            }
+            _ => {
+                return Err(ConfigError::UnknownKey {
+                    section: section.to_string(),
+                    key: key.to_string(),
+                })
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    let read = |source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read)?;
+    if meta.len() > ini::MAX_FILE_BYTES as u64 {
+        return Err(ConfigError::FileTooLarge);
+    }
+    std::fs::read_to_string(path).map_err(read)
+}
+
+fn invalid(key: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        value: value.chars().take(200).collect(),
+        reason: reason.into(),
+    }
+}
+
+fn int(key: &'static str, value: &str, min: usize, max: usize) -> Result<usize, ConfigError> {
+    let n: usize = value
+        .parse()
+        .map_err(|_| invalid(key, value, "expected a whole number"))?;
+    if !(min..=max).contains(&n) {
+        return Err(invalid(key, value, format!("must be from {min} to {max}")));
+    }
+    Ok(n)
+}
+
+fn seconds(key: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    int(key, value, 1, 3600).map(|s| Duration::from_secs(s as u64))
+}
+
+/// Accepts `http://host[:port][/path]`; returns it without a trailing slash.
+fn http_url(key: &'static str, value: &str) -> Result<String, ConfigError> {
+    let uri: http::Uri = value
+        .parse()
+        .map_err(|_| invalid(key, value, "not a URL"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(invalid(key, value, "https is not supported by this build"));
+        }
+        _ => return Err(invalid(key, value, "expected an http:// URL")),
+    }
+    if uri.authority().is_none() || uri.query().is_some() {
+        return Err(invalid(key, value, "expected http://host[:port][/path]"));
+    }
+    Ok(value.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests;

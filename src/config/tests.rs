@@ -1,0 +1,67 @@
+use super::*;
+
+#[test]
+fn defaults_without_file() {
+    let config = Config::from_ini("", &Overrides::default()).unwrap();
+    assert_eq!(config, Config::default());
+    assert_eq!(config.bind.to_string(), defaults::BIND);
+    assert_eq!(config.glance_url, defaults::GLANCE_URL);
+    assert_eq!(config.auth_url, defaults::AUTH_URL);
+}
+
+#[test]
+fn file_values_and_flag_overrides() {
+    let text = "\
+# comment
+[DEFAULT]
+bind = 0.0.0.0:9494
+glance_url = http://10.0.0.5:9292/   ; the upstream Glance
+max_concurrent_imports = 3
+chunk_size = 65536
+[glance_download_properties]
+extra_properties_prefixes = [hw_, \"os_\"]
+";
+    let flags = Overrides {
+        glance_url: Some("http://127.0.0.1:9999".into()),
+        ..Overrides::default()
+    };
+    let config = Config::from_ini(text, &flags).unwrap();
+    assert_eq!(config.bind.to_string(), "0.0.0.0:9494");
+    assert_eq!(config.glance_url, "http://127.0.0.1:9999");
+    assert_eq!(config.max_concurrent_imports, 3);
+    assert_eq!(config.chunk_size, 65536);
+    assert_eq!(config.extra_properties, vec!["hw_", "os_"]);
+}
+
+#[test]
+fn errors_name_the_key() {
+    let cases = [
+        ("max_concurrent_imports = 0", "max_concurrent_imports"),
+        ("bind = nowhere", "bind"),
+        ("glance_url = ftp://x", "glance_url"),
+        ("store_sink = tape", "store_sink"),
+        ("frobnicate = 1", "frobnicate"),
+        ("[DEFAULT\nbind = 1", "line 1"),
+    ];
+    for (text, needle) in cases {
+        let error = Config::from_ini(text, &Overrides::default()).unwrap_err();
+        assert!(error.to_string().contains(needle), "{text}: {error}");
+    }
+}
+
+#[test]
+fn bad_flag_is_refused() {
+    let flags = Overrides {
+        bind: Some("127.0.0.1".into()),
+        ..Overrides::default()
+    };
+    let error = Config::from_ini("", &flags).unwrap_err();
+    assert!(error.to_string().starts_with("bind:"), "{error}");
+}
+
+#[test]
+fn list_values() {
+    assert_eq!(ini::list("a, b,,c"), vec!["a", "b", "c"]);
+    assert_eq!(ini::list("['trait:', 'hw_']"), vec!["trait:", "hw_"]);
+    assert!(ini::list("[]").is_empty());
+}

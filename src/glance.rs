@@ -1,0 +1,367 @@
+//! A typed client for the Glance v2 calls the sidecar makes on the caller's behalf: read an image,
+//! patch its metadata, open its data, upload data.
+//!
+//! Every call carries the caller's token and nothing else that identifies the caller. JSON bodies
+//! are read with a size cap and a timeout; data bodies are streamed.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::{Map, Value};
+
+use crate::http::{empty, full, read_limited, BoxBody, HttpClient, JSON_PATCH};
+use crate::keystone::Token;
+
+/// Largest image document accepted from Glance.
+pub const MAX_IMAGE_JSON: usize = 1024 * 1024;
+
+/// A validated image id: a UUID, always written in canonical lowercase hyphenated form so it can
+/// be placed in a URL path safely.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ImageId(String);
+
+impl ImageId {
+    /// Accepts any form `uuid` accepts (as Python's `uuid.UUID` does) and normalizes it.
+    pub fn parse(text: &str) -> Option<ImageId> {
+        if text.len() > 64 {
+            return None;
+        }
+        uuid::Uuid::parse_str(text)
+            .ok()
+            .map(|u| ImageId(u.hyphenated().to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ImageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ImageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ImageId({})", self.0)
+    }
+}
+
+/// An image document as Glance returns it: core attributes and extra properties side by side.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image(pub Map<String, Value>);
+
+impl Image {
+    fn str(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(Value::as_str)
+    }
+
+    pub fn status(&self) -> Option<&str> {
+        self.str("status")
+    }
+    pub fn disk_format(&self) -> Option<&str> {
+        self.str("disk_format")
+    }
+    pub fn container_format(&self) -> Option<&str> {
+        self.str("container_format")
+    }
+    pub fn checksum(&self) -> Option<&str> {
+        self.str("checksum")
+    }
+    pub fn os_hash_algo(&self) -> Option<&str> {
+        self.str("os_hash_algo")
+    }
+    pub fn os_hash_value(&self) -> Option<&str> {
+        self.str("os_hash_value")
+    }
+    pub fn owner(&self) -> Option<&str> {
+        self.str("owner")
+    }
+
+    /// `size` as a number (Glance sends an integer; a numeric string is accepted as upstream does).
+    pub fn size(&self) -> Option<u64> {
+        match self.0.get("size")? {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+/// One operation of a Glance JSON patch (`application/openstack-images-v2.1-json-patch`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PatchOp {
+    /// Sets a property or attribute, replacing any value.
+    Add(String, Value),
+    /// Sets an existing property or attribute.
+    Replace(String, Value),
+    /// Removes an extra property.
+    Remove(String),
+}
+
+impl PatchOp {
+    /// The JSON form, with `/` and `~` escaped in the path (RFC 6901).
+    pub fn to_json(&self) -> Value {
+        let pointer = |name: &str| format!("/{}", name.replace('~', "~0").replace('/', "~1"));
+        match self {
+            PatchOp::Add(name, value) => {
+                serde_json::json!({"op": "add", "path": pointer(name), "value": value})
+            }
+            PatchOp::Replace(name, value) => {
+                serde_json::json!({"op": "replace", "path": pointer(name), "value": value})
+            }
+            PatchOp::Remove(name) => serde_json::json!({"op": "remove", "path": pointer(name)}),
+        }
+    }
+}
+
+/// Why a Glance call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GlanceError {
+    /// Glance answered with an error status; `message` is its error text, if any.
+    #[error("glance answered {status}: {message}")]
+    Status { status: StatusCode, message: String },
+    /// The call could not be made or its answer not read.
+    #[error("glance could not be reached: {0}")]
+    Transport(String),
+    /// No answer within the configured time.
+    #[error("glance did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The answer was not the expected JSON.
+    #[error("glance sent an unexpected answer: {0}")]
+    BadResponse(String),
+}
+
+impl GlanceError {
+    /// The HTTP status, when Glance answered with an error.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            GlanceError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// Glance v2 calls, against any Glance base URL (the fronted one or a remote region's).
+#[derive(Clone)]
+pub struct Glance {
+    client: HttpClient,
+    timeout: Duration,
+}
+
+impl Glance {
+    pub fn new(client: HttpClient, timeout: Duration) -> Self {
+        Glance { client, timeout }
+    }
+
+    /// `GET {base}/v2/images/{id}`.
+    pub async fn get_image(
+        &self,
+        base: &str,
+        id: &ImageId,
+        token: &Token,
+    ) -> Result<Image, GlanceError> {
+        let request = builder(Method::GET, format!("{base}/v2/images/{id}"), token)
+            .body(empty())
+            .map_err(|e| GlanceError::Transport(e.to_string()))?;
+        self.json_call(request).await
+    }
+
+    /// `PATCH {base}/v2/images/{id}` with all `ops` in one request (Glance applies them together).
+    pub async fn patch_image(
+        &self,
+        base: &str,
+        id: &ImageId,
+        token: &Token,
+        ops: &[PatchOp],
+    ) -> Result<Image, GlanceError> {
+        let body = Value::Array(ops.iter().map(PatchOp::to_json).collect());
+        let request = builder(Method::PATCH, format!("{base}/v2/images/{id}"), token)
+            .header(header::CONTENT_TYPE, JSON_PATCH)
+            .body(full(serde_json::to_vec(&body).unwrap_or_default()))
+            .map_err(|e| GlanceError::Transport(e.to_string()))?;
+        self.json_call(request).await
+    }
+
+    /// `GET {base}/v2/images/{id}/file`, optionally from byte `offset`; the body is not read.
+    pub async fn open_file(
+        &self,
+        base: &str,
+        id: &ImageId,
+        token: &Token,
+        offset: u64,
+    ) -> Result<Response<Incoming>, GlanceError> {
+        let mut b = builder(Method::GET, format!("{base}/v2/images/{id}/file"), token);
+        if offset > 0 {
+            b = b.header(header::RANGE, format!("bytes={offset}-"));
+        }
+        let request = b
+            .body(empty())
+            .map_err(|e| GlanceError::Transport(e.to_string()))?;
+        let response = self.send(request).await?;
+        match response.status() {
+            StatusCode::OK | StatusCode::PARTIAL_CONTENT => Ok(response),
+            StatusCode::NO_CONTENT => Err(GlanceError::Status {
+                status: StatusCode::NO_CONTENT,
+                message: "the image has no data".into(),
+            }),
+            status => Err(self.error_from(status, response.into_body()).await),
+        }
+    }
+
+    /// `PUT {base}/v2/images/{id}/file` with exactly `size` bytes streamed from `body`.
+    ///
+    /// If `body` fails before its end, the request is cut short and Glance returns the image to
+    /// `queued`: this is how an upload is aborted.
+    pub async fn put_file(
+        &self,
+        base: &str,
+        id: &ImageId,
+        token: &Token,
+        size: u64,
+        store: Option<&str>,
+        body: BoxBody,
+    ) -> Result<(), GlanceError> {
+        let mut b = builder(Method::PUT, format!("{base}/v2/images/{id}/file"), token)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(header::CONTENT_LENGTH, size);
+        if let Some(store) = store {
+            b = b.header("x-image-meta-store", store);
+        }
+        let request = b
+            .body(body)
+            .map_err(|e| GlanceError::Transport(e.to_string()))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| GlanceError::Transport(describe(&e)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(self.error_from(status, response.into_body()).await)
+    }
+
+    async fn send(&self, request: Request<BoxBody>) -> Result<Response<Incoming>, GlanceError> {
+        tokio::time::timeout(self.timeout, self.client.request(request))
+            .await
+            .map_err(|_| GlanceError::Timeout(self.timeout))?
+            .map_err(|e| GlanceError::Transport(describe(&e)))
+    }
+
+    async fn json_call(&self, request: Request<BoxBody>) -> Result<Image, GlanceError> {
+        let timeout = self.timeout;
+        let call = async {
+            let response = self.send(request).await?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(self.error_from(status, response.into_body()).await);
+            }
+            let body = read_limited(response.into_body(), MAX_IMAGE_JSON)
+                .await
+                .map_err(|e| GlanceError::Transport(e.to_string()))?;
+            parse_image(&body)
+        };
+        tokio::time::timeout(timeout, call)
+            .await
+            .map_err(|_| GlanceError::Timeout(timeout))?
+    }
+
+    async fn error_from(&self, status: StatusCode, body: Incoming) -> GlanceError {
+        let text = match tokio::time::timeout(self.timeout, read_limited(body, 64 * 1024)).await {
+            Ok(Ok(bytes)) => error_message(&bytes),
+            _ => String::new(),
+        };
+        GlanceError::Status {
+            status,
+            message: text,
+        }
+    }
+}
+
+fn builder(method: Method, uri: String, token: &Token) -> http::request::Builder {
+    let mut b = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::ACCEPT, "application/json");
+    if let Ok(mut value) = HeaderValue::from_str(token.expose()) {
+        value.set_sensitive(true);
+        b = b.header("x-auth-token", value);
+    }
+    b
+}
+
+/// Parses an image document, which must be a JSON object.
+pub fn parse_image(body: &[u8]) -> Result<Image, GlanceError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(Image(map)),
+        Ok(_) => Err(GlanceError::BadResponse("image is not a JSON object".into())),
+        Err(e) => Err(GlanceError::BadResponse(e.to_string())),
+    }
+}
+
+/// The human part of a Glance error body: JSON `message`, or the text with markup removed.
+pub fn error_message(body: &Bytes) -> String {
+    if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) {
+        let inner = map.get("error").and_then(Value::as_object).unwrap_or(&map);
+        if let Some(message) = inner.get("message").and_then(Value::as_str) {
+            return message.chars().take(512).collect();
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let mut plain = String::new();
+    let mut in_tag = false;
+    for c in text.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => plain.push(c),
+            _ => {}
+        }
+    }
+    plain.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(512).collect()
+}
+
+/// Error text for hyper-util client errors, including the cause chain.
+fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_ids_are_canonical() {
+        let id = ImageId::parse("{C4705B36-B281-40F6-A01D-BF98883EAD8E}").unwrap();
+        assert_eq!(id.as_str(), "c4705b36-b281-40f6-a01d-bf98883ead8e");
+        assert!(ImageId::parse("fake_id").is_none());
+        assert!(ImageId::parse("../../etc/passwd").is_none());
+    }
+
+    #[test]
+    fn patch_paths_are_escaped() {
+        let op = PatchOp::Add("trait:CUSTOM/X~1".into(), Value::from("required"));
+        assert_eq!(op.to_json()["path"], "/trait:CUSTOM~1X~01");
+    }
+
+    #[test]
+    fn error_messages_from_json_and_html() {
+        let json = Bytes::from_static(br#"{"code": "409 Conflict", "message": "Busy", "title": "Conflict"}"#);
+        assert_eq!(error_message(&json), "Busy");
+        let html = Bytes::from_static(b"<html><body><h1>404 Not Found</h1>\n No image found</body></html>");
+        assert_eq!(error_message(&html), "404 Not Found No image found");
+    }
+}

@@ -1,0 +1,307 @@
+//! Keystone: validating the caller's token and finding the source region's image endpoint in the
+//! catalog that comes with it.
+//!
+//! The token is validated with `GET /v3/auth/tokens`, the caller's token sent as both
+//! `X-Auth-Token` and `X-Subject-Token` (Keystone lets a token validate itself). The response
+//! carries the user, project, roles, expiry and the v3 catalog; the catalog is the only place the
+//! remote Glance endpoint is ever taken from.
+
+use std::fmt;
+use std::time::Duration;
+
+use http::{header, Method, Request, StatusCode};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::http::{empty, read_limited, HttpClient};
+
+/// Largest token document accepted (a big catalog is a few tens of KiB).
+const MAX_TOKEN_BODY: usize = 4 * 1024 * 1024;
+
+/// A caller's Keystone token. Its value is never printed: `Debug` shows only a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// Accepts a header value as a token if it is non-empty, printable ASCII and at most 8 KiB.
+    pub fn parse(value: &[u8]) -> Option<Token> {
+        let ok = !value.is_empty()
+            && value.len() <= 8192
+            && value.iter().all(|b| b.is_ascii_graphic());
+        ok.then(|| Token(String::from_utf8_lossy(value).into_owned()))
+    }
+
+    /// The secret, for building the `X-Auth-Token` header of an outbound call.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// Who the token belongs to, and what it may reach.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub user_id: String,
+    pub project_id: String,
+    pub roles: Vec<String>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub catalog: Catalog,
+}
+
+impl Identity {
+    /// Whether the token carries the `admin` role.
+    pub fn is_admin(&self) -> bool {
+        self.roles.iter().any(|r| r == "admin")
+    }
+}
+
+/// The v3 service catalog of a token.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Catalog(pub Vec<CatalogService>);
+
+/// One service of the catalog.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CatalogService {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub endpoints: Vec<CatalogEndpoint>,
+}
+
+/// One endpoint of a catalog service.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CatalogEndpoint {
+    pub interface: String,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub region_id: Option<String>,
+    pub url: String,
+}
+
+/// Why no image endpoint was found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    #[error("no image service endpoint for region {region} in the caller's catalog")]
+    UnknownRegion { region: String },
+    #[error("no {interface} image service endpoint for region {region} in the caller's catalog")]
+    NoInterface { region: String, interface: String },
+    #[error("the {interface} image endpoint for region {region} is not an http(s) URL")]
+    BadUrl { region: String, interface: String },
+}
+
+impl Catalog {
+    /// The base URL of the `image` endpoint in `region` (case-insensitive) with `interface`.
+    ///
+    /// A trailing `/` and a trailing `/v2` are removed, so `{url}/v2/images/...` is well formed.
+    pub fn image_endpoint(&self, region: &str, interface: &str) -> Result<String, CatalogError> {
+        let in_region: Vec<&CatalogEndpoint> = self
+            .0
+            .iter()
+            .filter(|s| s.kind == "image")
+            .flat_map(|s| s.endpoints.iter())
+            .filter(|e| {
+                let name = e.region_id.as_deref().or(e.region.as_deref());
+                name.is_some_and(|n| n.eq_ignore_ascii_case(region))
+            })
+            .collect();
+        if in_region.is_empty() {
+            return Err(CatalogError::UnknownRegion {
+                region: region.to_string(),
+            });
+        }
+        let endpoint = in_region
+            .iter()
+            .find(|e| e.interface.eq_ignore_ascii_case(interface))
+            .ok_or_else(|| CatalogError::NoInterface {
+                region: region.to_string(),
+                interface: interface.to_string(),
+            })?;
+        let url = endpoint.url.trim_end_matches('/');
+        let url = url.strip_suffix("/v2").unwrap_or(url);
+        let valid = url
+            .parse::<http::Uri>()
+            .ok()
+            .filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some());
+        match valid {
+            Some(_) => Ok(url.to_string()),
+            None => Err(CatalogError::BadUrl {
+                region: region.to_string(),
+                interface: interface.to_string(),
+            }),
+        }
+    }
+}
+
+/// Why a token could not be validated.
+#[derive(Debug, thiserror::Error)]
+pub enum KeystoneError {
+    /// Keystone says the token is not valid (expired, revoked, unknown).
+    #[error("the token is not valid")]
+    InvalidToken,
+    /// Keystone could not be reached or answered with an error.
+    #[error("keystone is unavailable: {0}")]
+    Unavailable(String),
+    /// Keystone answered something that is not a token document.
+    #[error("keystone sent an unexpected token document: {0}")]
+    BadResponse(String),
+}
+
+/// A client for the Keystone calls the sidecar makes.
+#[derive(Clone)]
+pub struct Keystone {
+    client: HttpClient,
+    auth_url: String,
+    timeout: Duration,
+}
+
+impl Keystone {
+    pub fn new(client: HttpClient, auth_url: &str, timeout: Duration) -> Self {
+        Keystone {
+            client,
+            auth_url: auth_url.trim_end_matches('/').to_string(),
+            timeout,
+        }
+    }
+
+    /// Validates `token` and returns its identity and catalog.
+    pub async fn validate(&self, token: &Token) -> Result<Identity, KeystoneError> {
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(format!("{}/auth/tokens", self.auth_url))
+            .header("x-auth-token", token.expose())
+            .header("x-subject-token", token.expose())
+            .header(header::ACCEPT, "application/json")
+            .body(empty())
+            .map_err(|e| KeystoneError::Unavailable(e.to_string()))?;
+        let call = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| KeystoneError::Unavailable(e.to_string()))?;
+            let status = response.status();
+            let body = read_limited(response.into_body(), MAX_TOKEN_BODY)
+                .await
+                .map_err(|e| KeystoneError::Unavailable(e.to_string()))?;
+            Ok::<_, KeystoneError>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| KeystoneError::Unavailable("timed out".into()))??;
+        match status {
+            StatusCode::OK => parse_token(&body),
+            StatusCode::UNAUTHORIZED | StatusCode::NOT_FOUND | StatusCode::FORBIDDEN => {
+                Err(KeystoneError::InvalidToken)
+            }
+            other => Err(KeystoneError::Unavailable(format!("status {other}"))),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenDoc {
+    token: TokenBody,
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    user: Named,
+    #[serde(default)]
+    project: Option<Named>,
+    #[serde(default)]
+    roles: Vec<NamedRole>,
+    #[serde(default)]
+    expires_at: Option<String>,
+    #[serde(default)]
+    catalog: Catalog,
+}
+
+#[derive(Deserialize)]
+struct Named {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct NamedRole {
+    name: String,
+}
+
+/// Parses a Keystone v3 token document (the body of `GET /v3/auth/tokens`).
+pub fn parse_token(body: &[u8]) -> Result<Identity, KeystoneError> {
+    let doc: TokenDoc =
+        serde_json::from_slice(body).map_err(|e| KeystoneError::BadResponse(e.to_string()))?;
+    let expires_at = match doc.token.expires_at {
+        Some(text) => Some(parse_time(&text).ok_or_else(|| {
+            KeystoneError::BadResponse("expires_at is not an ISO 8601 time".into())
+        })?),
+        None => None,
+    };
+    Ok(Identity {
+        user_id: doc.token.user.id,
+        project_id: doc.token.project.map(|p| p.id).unwrap_or_default(),
+        roles: doc.token.roles.into_iter().map(|r| r.name).collect(),
+        expires_at,
+        catalog: doc.token.catalog,
+    })
+}
+
+/// Parses Keystone's `2026-11-25T13:00:00.000000Z` (fraction and zone optional).
+fn parse_time(text: &str) -> Option<OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .or_else(|| OffsetDateTime::parse(&format!("{text}Z"), &Rfc3339).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        serde_json::from_value(serde_json::json!([
+            {"type": "identity", "endpoints": [
+                {"interface": "public", "region": "REGION1", "region_id": "REGION1", "url": "http://k/v3"}]},
+            {"type": "image", "endpoints": [
+                {"interface": "public", "region": "REGION1", "region_id": "REGION1", "url": "http://g1:9292/"},
+                {"interface": "internal", "region": "REGION1", "region_id": "REGION1", "url": "http://g1i:9292/v2"},
+                {"interface": "public", "region": "REGION2", "region_id": "REGION2", "url": "http://g2:9292"}]}
+        ]))
+        .unwrap()
+    }
+
+    #[test]
+    fn finds_endpoint_case_insensitively() {
+        let c = catalog();
+        assert_eq!(c.image_endpoint("region1", "public").unwrap(), "http://g1:9292");
+        assert_eq!(c.image_endpoint("REGION1", "internal").unwrap(), "http://g1i:9292");
+        assert_eq!(
+            c.image_endpoint("REGION3", "public"),
+            Err(CatalogError::UnknownRegion { region: "REGION3".into() })
+        );
+        assert!(matches!(
+            c.image_endpoint("REGION2", "admin"),
+            Err(CatalogError::NoInterface { .. })
+        ));
+    }
+
+    #[test]
+    fn token_debug_is_redacted() {
+        let token = Token::parse(b"gAAAAsecret").unwrap();
+        assert!(!format!("{token:?}").contains("secret"));
+        assert!(Token::parse(b"").is_none());
+        assert!(Token::parse(b"a b").is_none());
+    }
+
+    #[test]
+    fn parses_keystone_times() {
+        assert!(parse_time("2026-11-25T13:00:00.000000Z").is_some());
+        assert!(parse_time("2026-11-25T13:00:00").is_some());
+        assert!(parse_time("tomorrow").is_none());
+    }
+}

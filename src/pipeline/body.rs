@@ -1,0 +1,71 @@
+//! The body a store sink reads: verified frames in order, ending cleanly only after verification.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use tokio::sync::mpsc;
+
+/// Why the sink body stopped before its end: the upload must be aborted.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("import aborted before the last byte: {0}")]
+pub struct Aborted(pub String);
+
+/// Frames from the pipeline, in order. Its end-of-stream is the commit signal: a sink treats
+/// anything but a clean end after exactly `size` bytes as an abort.
+pub struct SinkBody {
+    rx: mpsc::Receiver<Result<Bytes, Aborted>>,
+    remaining: u64,
+    failed: bool,
+}
+
+impl SinkBody {
+    pub(super) fn new(rx: mpsc::Receiver<Result<Bytes, Aborted>>, size: u64) -> Self {
+        SinkBody {
+            rx,
+            remaining: size,
+            failed: false,
+        }
+    }
+}
+
+impl http_body::Body for SinkBody {
+    type Data = Bytes;
+    type Error = Aborted;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Aborted>>> {
+        if self.failed {
+            return Poll::Ready(None);
+        }
+        match std::task::ready!(self.rx.poll_recv(cx)) {
+            Some(Ok(chunk)) => {
+                self.remaining = self.remaining.saturating_sub(chunk.len() as u64);
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            Some(Err(aborted)) => {
+                self.failed = true;
+                Poll::Ready(Some(Err(aborted)))
+            }
+            // The pipeline ended without releasing everything: never a short success.
+            None if self.remaining > 0 => {
+                self.failed = true;
+                Poll::Ready(Some(Err(Aborted("the pipeline stopped early".into()))))
+            }
+            None => Poll::Ready(None),
+        }
+    }
+
+    // Never claims its end early: the last frame is only released after verification, so the
+    // sink must keep polling until the pipeline closes the channel.
+    fn is_end_stream(&self) -> bool {
+        false
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}

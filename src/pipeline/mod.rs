@@ -1,0 +1,242 @@
+//! The data path: source body → MD5 ‖ `os_hash_algo` hashers (two threads) → store sink, bounded at
+//! every stage and fail-closed.
+//!
+//! A pump task reads the source frame by frame. Each frame goes, as a `Bytes` clone, to both
+//! hashers and then to the sink's channel; every channel holds a few frames, so the slowest stage
+//! paces the source (backpressure) and memory stays flat whatever the image size. The pump always
+//! holds back the most recent frame: only when the source has ended cleanly, the byte count is the
+//! source's size and both digests equal the source's does it release that last frame and close the
+//! sink body. On any mismatch or error the sink body fails instead, and the sink aborts its upload.
+
+mod body;
+mod hasher;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tokio::sync::mpsc;
+
+pub use body::{Aborted, SinkBody};
+pub use hasher::{HasherGone, HasherThread};
+
+use crate::hash::HashAlgo;
+use crate::http::BoxError;
+
+/// What the source says its data is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub size: u64,
+    /// The source's `checksum` (MD5, hex).
+    pub checksum: Option<String>,
+    /// The source's `os_hash_algo` and `os_hash_value`.
+    pub os_hash: Option<(HashAlgo, String)>,
+}
+
+/// What the pipeline measured; equal to [`Expected`] whenever it is returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub size: u64,
+    pub checksum: String,
+    pub os_hash_algo: HashAlgo,
+    pub os_hash_value: String,
+}
+
+/// Bounds of the pipeline.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest frame handed on; larger source frames are split (without copying).
+    pub chunk_size: usize,
+    /// Frames buffered per stage.
+    pub buffer_chunks: usize,
+    /// Longest silence allowed from the source.
+    pub read_timeout: Duration,
+}
+
+/// Why the data could not be delivered verified.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("the source connection failed after {after} bytes: {source}")]
+    Source {
+        after: u64,
+        #[source]
+        source: BoxError,
+    },
+    #[error("the source sent nothing for {0:?}")]
+    SourceTimeout(Duration),
+    #[error("the source sent more than its size of {expected} bytes")]
+    TooLong { expected: u64 },
+    #[error("the source sent {got} bytes, its size is {expected}")]
+    TooShort { expected: u64, got: u64 },
+    #[error("checksum mismatch: the source image says {expected}, its data hashes to {actual}")]
+    ChecksumMismatch { expected: String, actual: String },
+    #[error("{algo} mismatch: the source image says {expected}, its data hashes to {actual}")]
+    HashMismatch {
+        algo: HashAlgo,
+        expected: String,
+        actual: String,
+    },
+    #[error(transparent)]
+    Hasher(#[from] HasherGone),
+    #[error("the store stopped reading the data")]
+    SinkGone,
+}
+
+/// Starts the pipeline over `source`. Returns the body the sink must read and the pump, whose
+/// result says whether the data was verified. Poll both (e.g. with `tokio::join!`).
+pub fn start<B>(
+    source: B,
+    expected: Expected,
+    limits: Limits,
+    progress: Arc<AtomicU64>,
+) -> (
+    SinkBody,
+    impl std::future::Future<Output = Result<Verified, PipelineError>>,
+)
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    let (tx, rx) = mpsc::channel(limits.buffer_chunks.max(1));
+    let body = SinkBody::new(rx, expected.size);
+    let pump = pump(source, expected, limits, progress, tx);
+    (body, pump)
+}
+
+async fn pump<B>(
+    mut source: B,
+    expected: Expected,
+    limits: Limits,
+    progress: Arc<AtomicU64>,
+    tx: mpsc::Sender<Result<Bytes, Aborted>>,
+) -> Result<Verified, PipelineError>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    let algo = expected
+        .os_hash
+        .as_ref()
+        .map(|(a, _)| *a)
+        .unwrap_or(HashAlgo::Sha512);
+    let md5 = HasherThread::spawn(HashAlgo::Md5, limits.buffer_chunks);
+    let other = HasherThread::spawn(algo, limits.buffer_chunks);
+    let result = run(&mut source, &expected, limits, &progress, &md5, &other, &tx).await;
+    let held = match result {
+        Ok(held) => held,
+        Err(error) => {
+            let _ = tx.send(Err(Aborted(error.to_string()))).await;
+            return Err(error);
+        }
+    };
+    let verdict = verify(&expected, md5.finish().await?, algo, other.finish().await?);
+    match verdict {
+        Ok(verified) => {
+            if let Some(last) = held {
+                tx.send(Ok(last))
+                    .await
+                    .map_err(|_| PipelineError::SinkGone)?;
+            }
+            Ok(verified)
+        }
+        Err(error) => {
+            let _ = tx.send(Err(Aborted(error.to_string()))).await;
+            Err(error)
+        }
+    }
+}
+
+/// Moves every frame but the last through hashers and sink; returns the held-back last frame.
+async fn run<B>(
+    source: &mut B,
+    expected: &Expected,
+    limits: Limits,
+    progress: &AtomicU64,
+    md5: &HasherThread,
+    other: &HasherThread,
+    tx: &mpsc::Sender<Result<Bytes, Aborted>>,
+) -> Result<Option<Bytes>, PipelineError>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    let mut held: Option<Bytes> = None;
+    let mut seen: u64 = 0;
+    loop {
+        let frame = match tokio::time::timeout(limits.read_timeout, source.frame()).await {
+            Err(_) => return Err(PipelineError::SourceTimeout(limits.read_timeout)),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(PipelineError::Source {
+                    after: seen,
+                    source: e.into(),
+                })
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(mut data) = frame.into_data() else {
+            continue; // trailers carry nothing we verify
+        };
+        seen += data.len() as u64;
+        if seen > expected.size {
+            return Err(PipelineError::TooLong {
+                expected: expected.size,
+            });
+        }
+        while !data.is_empty() {
+            let chunk = data.split_to(data.len().min(limits.chunk_size));
+            md5.feed(chunk.clone()).await?;
+            other.feed(chunk.clone()).await?;
+            if let Some(previous) = held.replace(chunk) {
+                tx.send(Ok(previous))
+                    .await
+                    .map_err(|_| PipelineError::SinkGone)?;
+            }
+        }
+        progress.store(seen, Ordering::Relaxed);
+    }
+    if seen != expected.size {
+        return Err(PipelineError::TooShort {
+            expected: expected.size,
+            got: seen,
+        });
+    }
+    Ok(held)
+}
+
+/// Compares measured digests with the source's (hex, case-insensitive).
+fn verify(
+    expected: &Expected,
+    checksum: String,
+    algo: HashAlgo,
+    os_hash_value: String,
+) -> Result<Verified, PipelineError> {
+    if let Some(want) = &expected.checksum {
+        if !want.eq_ignore_ascii_case(&checksum) {
+            return Err(PipelineError::ChecksumMismatch {
+                expected: want.clone(),
+                actual: checksum,
+            });
+        }
+    }
+    if let Some((_, want)) = &expected.os_hash {
+        if !want.eq_ignore_ascii_case(&os_hash_value) {
+            return Err(PipelineError::HashMismatch {
+                algo,
+                expected: want.clone(),
+                actual: os_hash_value,
+            });
+        }
+    }
+    Ok(Verified {
+        size: expected.size,
+        checksum,
+        os_hash_algo: algo,
+        os_hash_value,
+    })
+}
+
+#[cfg(test)]
+mod tests;
