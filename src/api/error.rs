@@ -1,0 +1,80 @@
+//! Errors of the HTTP edge, mapped to Glance-style JSON responses in exactly one place.
+
+use http::{HeaderValue, Response, StatusCode};
+use serde_json::json;
+
+use crate::http::{json_response, BoxBody};
+
+/// What the sidecar answers a client when it does not answer `202` or pass through.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed; the text is upstream Glance's for the same fault.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No token, or Keystone says it is not valid.
+    #[error("The request you have made requires authentication.")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("The request body is larger than {0} bytes.")]
+    PayloadTooLarge(usize),
+    /// Keystone or the upstream Glance could not be reached or failed; detail is logged, not sent.
+    #[error("{0}")]
+    BadGateway(String),
+    #[error("The upstream service did not answer in time.")]
+    GatewayTimeout,
+    /// A fault of the sidecar itself; detail is logged, not sent.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ApiError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The response: `{"code": "409 Conflict", "title": "Conflict", "message": "..."}` as
+    /// Glance's webob errors, except 401 which has keystonemiddleware's shape and header.
+    pub fn into_response(self, auth_url: &str) -> Response<BoxBody> {
+        let status = self.status();
+        let message = match &self {
+            ApiError::BadGateway(detail) | ApiError::Internal(detail) => {
+                tracing::warn!(status = status.as_u16(), %detail, "Request failed");
+                match self {
+                    ApiError::BadGateway(_) => "The upstream service failed.".to_string(),
+                    _ => "The server has either erred or is incapable of performing the requested operation.".to_string(),
+                }
+            }
+            other => other.to_string(),
+        };
+        if status == StatusCode::UNAUTHORIZED {
+            let mut response = json_response(
+                status,
+                &json!({"error": {"code": 401, "title": "Unauthorized", "message": message}}),
+            );
+            if let Ok(value) = HeaderValue::from_str(&format!("Keystone uri=\"{auth_url}\"")) {
+                response.headers_mut().insert(http::header::WWW_AUTHENTICATE, value);
+            }
+            return response;
+        }
+        let title = status.canonical_reason().unwrap_or("Error");
+        json_response(
+            status,
+            &json!({"code": format!("{} {title}", status.as_u16()), "title": title, "message": message}),
+        )
+    }
+}

@@ -1,0 +1,268 @@
+//! `POST /v2/images/{id}/import`: glance-download requests are checked here, in upstream Glance's
+//! order and with its codes and messages, then answered `202` while the import runs as a task.
+//! Requests for any other method are passed through with their body bytes as received.
+
+use std::sync::Arc;
+
+use http::{HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::{json, Map, Value};
+
+use crate::glance::{GlanceError, Image, ImageId};
+use crate::http::{full, read_limited, status_response, BoxBody, ReadError, REQUEST_ID};
+use crate::import::ImportRequest;
+use crate::keystone::{Identity, KeystoneError, Token};
+use crate::metrics::Metrics;
+use crate::tasks::NewTask;
+
+use super::{error::ApiError, proxy, App};
+
+/// Largest import request body accepted (DESIGN §2).
+pub const MAX_IMPORT_BODY: usize = 64 * 1024;
+
+/// An import body, classified.
+#[derive(Debug, PartialEq)]
+pub enum Classified {
+    /// Not a glance-download request (any other method, or not JSON at all): pass it on.
+    NotOurs,
+    /// A glance-download request; its fields are checked later, in upstream's order.
+    GlanceDownload(Map<String, Value>),
+}
+
+/// Decides whether the body is a glance-download import request.
+pub fn classify(body: &[u8]) -> Classified {
+    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
+        return Classified::NotOurs;
+    };
+    let name = map.get("method").and_then(|m| m.get("name"));
+    if name.and_then(Value::as_str) == Some(super::discovery::METHOD) {
+        Classified::GlanceDownload(map)
+    } else {
+        Classified::NotOurs
+    }
+}
+
+/// The fields of a glance-download body, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fields {
+    pub remote_image_id: ImageId,
+    pub region: String,
+    pub interface: String,
+    pub stores: Vec<String>,
+    /// The body as the task records it: `glance_service_interface` defaulted to `public`.
+    pub recorded: Value,
+}
+
+/// Checks the body's flags (upstream's deserializer checks, 400).
+pub fn check_flags(body: &Map<String, Value>) -> Result<(), ApiError> {
+    for (key, message) in [
+        ("all_stores_must_succeed", "'all_stores_must_succeed' must be boolean value only"),
+        ("all_stores", "'all_stores' must be boolean value only"),
+    ] {
+        if body.get(key).is_some_and(|v| !v.is_boolean()) {
+            return Err(ApiError::BadRequest(message.into()));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the glance-download keys (upstream's controller checks, 400), after the image checks.
+pub fn check_fields(body: &Map<String, Value>) -> Result<Fields, ApiError> {
+    let bad = |m: &str| ApiError::BadRequest(m.to_string());
+    let method = body
+        .get("method")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("Import request requires a 'method' field."))?;
+    let region = method
+        .get("glance_region")
+        .ok_or_else(|| bad("'glance_region' needs to be set for glance-download import method"))?;
+    let remote = method.get("glance_image_id").ok_or_else(|| {
+        bad("'glance_image_id' needs to be set for glance-download import method")
+    })?;
+    let remote_text = remote.as_str().unwrap_or_default();
+    let remote_image_id = ImageId::parse(remote_text).ok_or_else(|| {
+        let shown: String = match remote {
+            Value::String(s) => s.chars().take(64).collect(),
+            other => other.to_string().chars().take(64).collect(),
+        };
+        bad(&format!("Remote image id does not look like a UUID: {shown}"))
+    })?;
+    let region = region
+        .as_str()
+        .filter(|r| !r.is_empty() && r.len() <= 255)
+        .ok_or_else(|| bad("'glance_region' must be a non-empty string"))?
+        .to_string();
+    let interface = match method.get("glance_service_interface") {
+        None => "public".to_string(),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 64 => s.clone(),
+        Some(_) => return Err(bad("'glance_service_interface' must be a non-empty string")),
+    };
+    let stores = match body.get("stores") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|s| s.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| bad("'stores' must be a list of store identifiers"))?,
+        Some(_) => return Err(bad("'stores' must be a list of store identifiers")),
+    };
+    let mut recorded = body.clone();
+    if let Some(Value::Object(m)) = recorded.get_mut("method") {
+        m.entry("glance_service_interface")
+            .or_insert_with(|| Value::from("public"));
+    }
+    Ok(Fields {
+        remote_image_id,
+        region,
+        interface,
+        stores,
+        recorded: Value::Object(recorded),
+    })
+}
+
+/// Handles the import action; returns the response to send.
+pub async fn handle(
+    app: &Arc<App>,
+    request: Request<Incoming>,
+    image_id: &str,
+) -> Result<Response<BoxBody>, ApiError> {
+    let (parts, body) = request.into_parts();
+    let bytes = read_limited(body, MAX_IMPORT_BODY)
+        .await
+        .map_err(|e| match e {
+            ReadError::TooLarge { limit } => ApiError::PayloadTooLarge(limit),
+            ReadError::Io(e) => ApiError::BadRequest(format!("The request body could not be read: {e}")),
+        })?;
+    let body = match classify(&bytes) {
+        Classified::NotOurs => {
+            return proxy::send(app, Request::from_parts(parts, full(bytes))).await;
+        }
+        Classified::GlanceDownload(body) => body,
+    };
+
+    let token = parts
+        .headers
+        .get("x-auth-token")
+        .and_then(|v| Token::parse(v.as_bytes()))
+        .ok_or(ApiError::Unauthorized)?;
+    let identity = app.keystone.validate(&token).await.map_err(|e| match e {
+        KeystoneError::InvalidToken => ApiError::Unauthorized,
+        other => ApiError::BadGateway(other.to_string()),
+    })?;
+    check_flags(&body)?;
+
+    let not_found = || ApiError::NotFound(format!("No image found with ID {}", truncate(image_id)));
+    let image_id = ImageId::parse(image_id).ok_or_else(not_found)?;
+    let target = app
+        .glance
+        .get_image(&app.config.glance_url, &image_id, &token)
+        .await
+        .map_err(|e| target_error(e, not_found))?;
+    check_target(&target)?;
+    let fields = check_fields(&body)?;
+    check_policy(&target, &identity)?;
+    if target.0.contains_key("os_glance_import_task") {
+        return Err(ApiError::Conflict("Image has active task".into()));
+    }
+
+    let store = fields.stores.first().cloned().or_else(|| {
+        parts
+            .headers
+            .get("x-image-meta-store")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    });
+    let request_id = format!("req-{}", uuid::Uuid::new_v4());
+    let lock = app
+        .tasks
+        .begin(NewTask {
+            image_id: image_id.clone(),
+            owner: target.owner().unwrap_or(&identity.project_id).to_string(),
+            user_id: identity.user_id.clone(),
+            request_id: request_id.clone(),
+            input: json!({
+                "image_id": image_id.as_str(),
+                "import_req": fields.recorded,
+                "backend": [store],
+            }),
+        })
+        .map_err(|_| ApiError::Conflict("Image has active task".into()))?;
+    Metrics::inc(&app.metrics.imports_started);
+    let import = ImportRequest {
+        image_id,
+        remote_image_id: fields.remote_image_id,
+        region: fields.region,
+        interface: fields.interface,
+        store,
+        token,
+        identity,
+    };
+    tokio::spawn(app.importer.clone().run(lock, import));
+
+    let mut response = status_response(StatusCode::ACCEPTED);
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    Ok(response)
+}
+
+/// Status and formats of the target, as upstream checks them (409).
+pub fn check_target(target: &Image) -> Result<(), ApiError> {
+    match target.status() {
+        Some("queued") => {}
+        Some("active") => {
+            return Err(ApiError::Conflict(
+                "Image with status active cannot be target for import".into(),
+            ))
+        }
+        _ => {
+            return Err(ApiError::Conflict(
+                "Image needs to be in 'queued' state to use 'glance-download' method".into(),
+            ))
+        }
+    }
+    if target.container_format().is_none() {
+        return Err(ApiError::Conflict(
+            "'container_format' needs to be set before import".into(),
+        ));
+    }
+    if target.disk_format().is_none() {
+        return Err(ApiError::Conflict(
+            "'disk_format' needs to be set before import".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Glance's default `modify_image` rule: admin, or a member of the image's project.
+pub fn check_policy(target: &Image, identity: &Identity) -> Result<(), ApiError> {
+    let member = identity.roles.iter().any(|r| r == "member")
+        && target.owner() == Some(identity.project_id.as_str());
+    if identity.is_admin() || member {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "You are not authorized to complete modify_image action.".into(),
+        ))
+    }
+}
+
+fn target_error(error: GlanceError, not_found: impl Fn() -> ApiError) -> ApiError {
+    match error.status() {
+        Some(StatusCode::NOT_FOUND) => not_found(),
+        Some(StatusCode::UNAUTHORIZED) => ApiError::Unauthorized,
+        Some(StatusCode::FORBIDDEN) => ApiError::Forbidden(match &error {
+            GlanceError::Status { message, .. } => message.clone(),
+            _ => String::new(),
+        }),
+        _ if matches!(error, GlanceError::Timeout(_)) => ApiError::GatewayTimeout,
+        _ => ApiError::BadGateway(error.to_string()),
+    }
+}
+
+fn truncate(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests;

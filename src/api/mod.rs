@@ -1,0 +1,139 @@
+//! The HTTP edge: routing (DESIGN §1), the import action, the pass-through proxy, discovery, tasks,
+//! health and metrics, and the one place errors become HTTP responses.
+
+mod discovery;
+mod error;
+mod health;
+mod import;
+mod proxy;
+mod tasks;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+pub use discovery::{add_method, with_method, METHOD};
+pub use error::ApiError;
+pub use import::{check_fields, check_flags, check_target, classify, Classified, MAX_IMPORT_BODY};
+pub use proxy::{strip_hop_by_hop, upstream_uri};
+
+use crate::config::{Config, SinkKind};
+use crate::glance::Glance;
+use crate::http::{client, BoxBody, HttpClient};
+use crate::import::Importer;
+use crate::keystone::Keystone;
+use crate::metrics::Metrics;
+use crate::pipeline::Limits;
+use crate::sink::{GlanceUpload, StoreSink};
+use crate::tasks::Tasks;
+
+/// Everything a request handler needs, shared by all connections.
+pub struct App {
+    pub config: Config,
+    pub client: HttpClient,
+    pub glance: Glance,
+    pub keystone: Keystone,
+    pub tasks: Arc<Tasks>,
+    pub importer: Arc<Importer>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl App {
+    pub fn new(config: Config) -> Arc<App> {
+        let client = client(config.connect_timeout);
+        let glance = Glance::new(client.clone(), config.request_timeout);
+        let keystone = Keystone::new(client.clone(), &config.auth_url, config.request_timeout);
+        let metrics = Arc::new(Metrics::default());
+        let sink: Arc<dyn StoreSink> = match config.store_sink {
+            SinkKind::GlanceUpload => Arc::new(GlanceUpload::new(glance.clone(), &config.glance_url)),
+        };
+        let importer = Arc::new(Importer {
+            glance: glance.clone(),
+            glance_url: config.glance_url.clone(),
+            sink,
+            limits: Limits {
+                chunk_size: config.chunk_size,
+                buffer_chunks: config.buffer_chunks,
+                read_timeout: config.read_timeout,
+            },
+            prefixes: config.extra_properties.clone(),
+            metrics: metrics.clone(),
+            slots: Arc::new(Semaphore::new(config.max_concurrent_imports)),
+        });
+        Arc::new(App {
+            config,
+            client,
+            glance,
+            keystone,
+            tasks: Arc::new(Tasks::default()),
+            importer,
+            metrics,
+        })
+    }
+}
+
+/// Routes one request (DESIGN §1).
+pub async fn route(app: Arc<App>, request: Request<Incoming>) -> Response<BoxBody> {
+    let path = request.uri().path().to_string();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let method = request.method().clone();
+    let result = match (&method, segments.as_slice()) {
+        (&Method::POST, ["v2", "images", id, "import"]) => {
+            import::handle(&app, request, id).await
+        }
+        (&Method::GET, ["v2", "info", "import"]) => discovery::info_import(&app, request).await,
+        (&Method::POST, ["v2", "images"]) => discovery::create_image(&app, request).await,
+        (&Method::GET, ["v2", "images", id, "tasks"]) => tasks::list(&app, request, id).await,
+        (&Method::GET, ["healthcheck"]) => Ok(health::healthcheck(&app).await),
+        (&Method::GET, ["metrics"]) => Ok(health::metrics(&app)),
+        _ => proxy::forward(&app, request).await,
+    };
+    result.unwrap_or_else(|error| error.into_response(&app.config.auth_url))
+}
+
+/// A running sidecar listener.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free port) and serves until [`Server::shutdown`].
+    pub async fn bind(app: Arc<App>, addr: SocketAddr) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let service_app = app.clone();
+        let service = move |request, _peer| route(service_app.clone(), request);
+        let handle = tokio::spawn(crate::http::serve(listener, service, shutdown.clone()));
+        Ok(Server {
+            addr,
+            app,
+            shutdown,
+            handle,
+        })
+    }
+
+    /// The base URL clients use.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting and lets open connections finish.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.handle.await;
+    }
+
+    /// Resolves when the accept loop ends.
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.handle).await;
+    }
+}

@@ -1,0 +1,64 @@
+//! `GET /v2/images/{id}/tasks`: upstream Glance's tasks for the image, with this sidecar's own
+//! glance-download tasks merged in.
+//!
+//! Upstream decides whether the caller may see the image (it answers 404 otherwise, and that
+//! answer is passed on). Our tasks are shown to members of the task's project and to admins only.
+
+use http::{header, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::Value;
+
+use crate::glance::ImageId;
+use crate::http::{full, read_limited, BoxBody};
+use crate::keystone::Token;
+
+use super::{error::ApiError, proxy, App};
+
+/// Largest upstream task list merged (upstream keeps tasks 48 h; a few hundred fit easily).
+const MAX_TASKS_BODY: usize = 4 * 1024 * 1024;
+
+pub async fn list(
+    app: &App,
+    request: Request<Incoming>,
+    image_id: &str,
+) -> Result<Response<BoxBody>, ApiError> {
+    let token = request
+        .headers()
+        .get("x-auth-token")
+        .and_then(|v| Token::parse(v.as_bytes()));
+    let response = proxy::forward(app, request).await?;
+    let (Some(image_id), Some(token)) = (ImageId::parse(image_id), token) else {
+        return Ok(response);
+    };
+    if response.status() != StatusCode::OK {
+        return Ok(response);
+    }
+    let ours = app.tasks.for_image(&image_id);
+    if ours.is_empty() {
+        return Ok(response);
+    }
+    let identity = app
+        .keystone
+        .validate(&token)
+        .await
+        .map_err(|_| ApiError::Unauthorized)?;
+    let (mut parts, body) = response.into_parts();
+    let bytes = read_limited(body, MAX_TASKS_BODY)
+        .await
+        .map_err(|e| ApiError::BadGateway(format!("upstream task list: {e}")))?;
+    let Ok(mut doc) = serde_json::from_slice::<Value>(&bytes) else {
+        return Ok(Response::from_parts(parts, full(bytes)));
+    };
+    if let Some(list) = doc.get_mut("tasks").and_then(Value::as_array_mut) {
+        for task in ours {
+            if identity.is_admin() || task.info.owner == identity.project_id {
+                list.push(task.to_json());
+            }
+        }
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Ok(Response::from_parts(
+        parts,
+        full(serde_json::to_vec(&doc).unwrap_or_default()),
+    ))
+}

@@ -1,0 +1,386 @@
+//! One glance-download import, from the accepted request to a verified `active` image or a
+//! reverted `queued` one. This is the asynchronous part: the checks that answer the client were
+//! done before the 202 (see `api::import`).
+//!
+//! 1. Find the source region's image endpoint in the caller's catalog (never in the request).
+//! 2. Read the source image: it must be `active`, with a size and at least one digest.
+//! 3. Sync `disk_format`, `container_format` and the prefixed properties in one JSON patch.
+//! 4. Stream the source's data through the hashers into the store sink; the sink commits only
+//!    after size, MD5 and `os_hash_value` equal the source's.
+//! 5. Re-read the target: `active` with the source's size and digests.
+//!
+//! On failure after step 3 the image is put back as it was: `queued` (Glance does that when the
+//! upload is cut short), formats and properties restored.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::glance::{Glance, GlanceError, Image, ImageId};
+use crate::hash::HashAlgo;
+use crate::keystone::{CatalogError, Identity, Token};
+use crate::metadata;
+use crate::metrics::Metrics;
+use crate::pipeline::{self, Expected, Limits, PipelineError, Verified};
+use crate::sink::{SinkError, StoreSink, Target};
+use crate::tasks::ImportLock;
+
+/// How long to wait for Glance to finish putting an aborted upload back to `queued`.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the client asked for, after the synchronous checks.
+#[derive(Debug, Clone)]
+pub struct ImportRequest {
+    pub image_id: ImageId,
+    pub remote_image_id: ImageId,
+    pub region: String,
+    pub interface: String,
+    pub store: Option<String>,
+    pub token: Token,
+    pub identity: Identity,
+}
+
+/// Why an import failed; the text becomes the task's `message`.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{0}")]
+    Endpoint(#[from] CatalogError),
+    #[error("source image {id} was not found in region {region}")]
+    SourceNotFound { id: ImageId, region: String },
+    #[error("Source image status should be active instead of {0}")]
+    SourceNotActive(String),
+    #[error("Size attribute of remote image {0} could not be determined.")]
+    SourceNoSize(ImageId),
+    #[error("source image {0} has neither checksum nor os_hash_value: its data cannot be verified")]
+    SourceUnverifiable(ImageId),
+    #[error("source image uses os_hash_algo {0:?}, which this sidecar cannot compute")]
+    UnsupportedAlgo(String),
+    #[error("the source's Content-Length {got} differs from its image size {expected}")]
+    SourceLength { expected: u64, got: u64 },
+    #[error("the caller's token expired or was revoked during the import")]
+    TokenExpired,
+    #[error("source Glance in region {region}: {error}")]
+    Source { region: String, error: GlanceError },
+    #[error("target Glance: {0}")]
+    Target(GlanceError),
+    #[error("the target image is {0}, not queued, so it can no longer be imported into")]
+    TargetNotQueued(String),
+    #[error("data verification failed: {0}")]
+    Pipeline(#[from] PipelineError),
+    #[error("{0}")]
+    Sink(SinkError),
+    #[error("after upload the target image {0}")]
+    PostCheck(String),
+}
+
+impl ImportError {
+    /// Whether the data itself was refused (size or digest mismatch).
+    pub fn is_verification_failure(&self) -> bool {
+        matches!(
+            self,
+            ImportError::Pipeline(
+                PipelineError::ChecksumMismatch { .. }
+                    | PipelineError::HashMismatch { .. }
+                    | PipelineError::TooLong { .. }
+                    | PipelineError::TooShort { .. }
+            ) | ImportError::SourceLength { .. }
+                | ImportError::PostCheck(_)
+        )
+    }
+}
+
+/// Runs imports against the fronted Glance with one store sink.
+pub struct Importer {
+    pub glance: Glance,
+    pub glance_url: String,
+    pub sink: Arc<dyn StoreSink>,
+    pub limits: Limits,
+    pub prefixes: Vec<String>,
+    pub metrics: Arc<Metrics>,
+    pub slots: Arc<Semaphore>,
+}
+
+// === impl Importer ===
+
+impl Importer {
+    /// Drives the task held by `lock` to `success` or `failure`.
+    pub async fn run(self: Arc<Self>, lock: ImportLock, request: ImportRequest) {
+        let task = lock.task.clone();
+        let Ok(_slot) = self.slots.clone().acquire_owned().await else {
+            task.fail("The sidecar is shutting down");
+            return;
+        };
+        task.start(0);
+        Metrics::inc(&self.metrics.in_flight);
+        info!(task_id = %task.id, image_id = %request.image_id, remote_image_id = %request.remote_image_id, region = %request.region, "Import started");
+        let mut synced = None;
+        let result = self.import(&request, &task, &mut synced).await;
+        match result {
+            Ok(verified) => {
+                self.metrics
+                    .bytes_imported
+                    .fetch_add(verified.size, Ordering::Relaxed);
+                Metrics::inc(&self.metrics.imports_succeeded);
+                info!(task_id = %task.id, image_id = %request.image_id, bytes = verified.size, "Import verified and active");
+                task.succeed(json!({
+                    "size": verified.size,
+                    "checksum": verified.checksum,
+                    "os_hash_algo": verified.os_hash_algo.name(),
+                    "os_hash_value": verified.os_hash_value,
+                    "verified": true,
+                }));
+            }
+            Err(error) => {
+                Metrics::inc(&self.metrics.imports_failed);
+                if error.is_verification_failure() {
+                    Metrics::inc(&self.metrics.verification_failures);
+                }
+                let mut message = error.to_string();
+                if let Err(revert) = self.revert(&request, synced.as_ref()).await {
+                    message.push_str(&format!("; restoring the target image failed: {revert}"));
+                }
+                warn!(task_id = %task.id, image_id = %request.image_id, %message, "Import failed");
+                task.fail(message);
+            }
+        }
+        self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        drop(lock);
+    }
+
+    async fn import(
+        &self,
+        request: &ImportRequest,
+        task: &crate::tasks::Task,
+        synced: &mut Option<Vec<crate::glance::PatchOp>>,
+    ) -> Result<Verified, ImportError> {
+        let token = &request.token;
+        let remote = request
+            .identity
+            .catalog
+            .image_endpoint(&request.region, &request.interface)?;
+        let source_error = |error: GlanceError| match error.status() {
+            Some(StatusCode::UNAUTHORIZED) => ImportError::TokenExpired,
+            Some(StatusCode::NOT_FOUND) => ImportError::SourceNotFound {
+                id: request.remote_image_id.clone(),
+                region: request.region.clone(),
+            },
+            _ => ImportError::Source {
+                region: request.region.clone(),
+                error,
+            },
+        };
+
+        task.note("Reading the source image");
+        let source = self
+            .glance
+            .get_image(&remote, &request.remote_image_id, token)
+            .await
+            .map_err(source_error)?;
+        let expected = expected_of(&source, &request.remote_image_id)?;
+        task.set_total(expected.size);
+
+        let target = self.target_image(request).await?;
+        if target.status() != Some("queued") {
+            return Err(ImportError::TargetNotQueued(
+                target.status().unwrap_or("unknown").to_string(),
+            ));
+        }
+        let sync = metadata::plan(&source, &target, &self.prefixes);
+        if !sync.apply.is_empty() {
+            task.note("Syncing metadata");
+            self.glance
+                .patch_image(&self.glance_url, &request.image_id, token, &sync.apply)
+                .await
+                .map_err(target_error)?;
+            *synced = Some(sync.revert.clone());
+        }
+
+        task.note("Copying data");
+        let response = self
+            .glance
+            .open_file(&remote, &request.remote_image_id, token, 0)
+            .await
+            .map_err(source_error)?;
+        if let Some(length) = content_length(response.headers()) {
+            if length != expected.size {
+                return Err(ImportError::SourceLength {
+                    expected: expected.size,
+                    got: length,
+                });
+            }
+        }
+        let (body, pump) = pipeline::start(
+            response.into_body(),
+            expected.clone(),
+            self.limits,
+            task.bytes_done.clone(),
+        );
+        let sink_target = Target {
+            image_id: request.image_id.clone(),
+            size: expected.size,
+            store: request.store.clone(),
+            token: token.clone(),
+        };
+        let verified = if expected.size == 0 {
+            // Nothing to hold back: verify before the (empty) upload starts.
+            let verified = pump.await?;
+            self.sink
+                .store(&sink_target, body)
+                .await
+                .map_err(|e| self.sink_error(e))?;
+            verified
+        } else {
+            let (stored, pumped) = tokio::join!(self.sink.store(&sink_target, body), pump);
+            match (pumped, stored) {
+                (Err(PipelineError::SinkGone), Err(e)) => return Err(self.sink_error(e)),
+                (Err(e), _) => return Err(e.into()),
+                (Ok(_), Err(e)) => return Err(self.sink_error(e)),
+                (Ok(verified), Ok(())) => verified,
+            }
+        };
+        task.note("Verifying the stored image");
+        self.post_check(request, &verified).await?;
+        Ok(verified)
+    }
+
+    fn sink_error(&self, error: SinkError) -> ImportError {
+        match &error {
+            SinkError::Glance(e) if e.status() == Some(StatusCode::UNAUTHORIZED) => {
+                ImportError::TokenExpired
+            }
+            _ => ImportError::Sink(error),
+        }
+    }
+
+    async fn target_image(&self, request: &ImportRequest) -> Result<Image, ImportError> {
+        self.glance
+            .get_image(&self.glance_url, &request.image_id, &request.token)
+            .await
+            .map_err(target_error)
+    }
+
+    /// The stored image must be `active` with the source's size and digests.
+    async fn post_check(
+        &self,
+        request: &ImportRequest,
+        verified: &Verified,
+    ) -> Result<(), ImportError> {
+        let image = self.target_image(request).await?;
+        if image.status() != Some("active") {
+            return Err(ImportError::PostCheck(format!(
+                "is {}, not active",
+                image.status().unwrap_or("unknown")
+            )));
+        }
+        if image.size() != Some(verified.size) {
+            return Err(ImportError::PostCheck(format!(
+                "has size {:?}, the source has {}",
+                image.size(),
+                verified.size
+            )));
+        }
+        if let Some(checksum) = image.checksum() {
+            if !checksum.eq_ignore_ascii_case(&verified.checksum) {
+                return Err(ImportError::PostCheck(format!(
+                    "has checksum {checksum}, the source has {}",
+                    verified.checksum
+                )));
+            }
+        }
+        if image.os_hash_algo() == Some(verified.os_hash_algo.name()) {
+            let value = image.os_hash_value().unwrap_or_default();
+            if !value.eq_ignore_ascii_case(&verified.os_hash_value) {
+                return Err(ImportError::PostCheck(format!(
+                    "has os_hash_value {value}, the source has {}",
+                    verified.os_hash_value
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the target to settle after a failed upload, then restores its metadata.
+    async fn revert(
+        &self,
+        request: &ImportRequest,
+        synced: Option<&Vec<crate::glance::PatchOp>>,
+    ) -> Result<(), ImportError> {
+        let Some(ops) = synced else {
+            return Ok(());
+        };
+        let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            let image = self.target_image(request).await?;
+            match image.status() {
+                Some("queued") => break,
+                Some("saving" | "importing" | "uploading")
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => {
+                    return Err(ImportError::TargetNotQueued(
+                        other.unwrap_or("unknown").to_string(),
+                    ))
+                }
+            }
+        }
+        if !ops.is_empty() {
+            self.glance
+                .patch_image(&self.glance_url, &request.image_id, &request.token, ops)
+                .await
+                .map_err(target_error)?;
+        }
+        Ok(())
+    }
+}
+
+fn target_error(error: GlanceError) -> ImportError {
+    if error.status() == Some(StatusCode::UNAUTHORIZED) {
+        ImportError::TokenExpired
+    } else {
+        ImportError::Target(error)
+    }
+}
+
+/// What the source image promises: status, size and digests.
+fn expected_of(source: &Image, id: &ImageId) -> Result<Expected, ImportError> {
+    let status = source.status().unwrap_or("unknown");
+    if status != "active" {
+        return Err(ImportError::SourceNotActive(status.to_string()));
+    }
+    let size = source
+        .size()
+        .ok_or_else(|| ImportError::SourceNoSize(id.clone()))?;
+    let os_hash = match (source.os_hash_algo(), source.os_hash_value()) {
+        (Some(algo), Some(value)) => Some((
+            algo.parse::<HashAlgo>()
+                .map_err(|e| ImportError::UnsupportedAlgo(e.0))?,
+            value.to_string(),
+        )),
+        _ => None,
+    };
+    let checksum = source.checksum().map(str::to_string);
+    if checksum.is_none() && os_hash.is_none() {
+        return Err(ImportError::SourceUnverifiable(id.clone()));
+    }
+    Ok(Expected {
+        size,
+        checksum,
+        os_hash,
+    })
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}

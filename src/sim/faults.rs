@@ -1,0 +1,54 @@
+//! Fault injection for the simulated source Glance: what can go wrong while an image's data is
+//! being read (`GET /v2/images/{id}/file`), so the sidecar's retry, verification and fail-closed
+//! paths can be tested against a real socket.
+
+use std::time::Duration;
+
+/// One way the fake Glance misbehaves when serving an image's data.
+///
+/// Byte counts are bytes of the response body; `Corrupt::offset` is an offset in the image, so the
+/// same byte is hit by a full read and by a Range read that covers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Send this many body bytes, then abort the connection (the client sees an incomplete
+    /// message: Content-Length was promised).
+    DropAfter(u64),
+    /// Send this many body bytes and end the body; with Content-Length declared this is still an
+    /// incomplete message on the wire (hyper closes the connection).
+    ShortBody(u64),
+    /// Flip (xor 0xff) the byte at this image offset in transit; headers, Content-Length and
+    /// Content-MD5 stay those of the true data.
+    Corrupt { offset: u64 },
+    /// Send the headers, then wait this long before the first body byte.
+    Stall(Duration),
+    /// Send this many body bytes, then pause for `duration` (a read-timeout test mid-stream).
+    StallAfter { bytes: u64, duration: Duration },
+    /// Answer this status with a Glance-style error body instead of the data.
+    Status(u16),
+    /// Declare this Content-Length and send exactly that many bytes (the true data, truncated or
+    /// padded with zeros): a well-formed HTTP message whose length disagrees with the image size.
+    WrongContentLength(u64),
+    /// Serve at about this many bytes per second (progress and backpressure tests).
+    Throttle { bytes_per_sec: u64 },
+}
+
+/// A fault set on an image, with how many more responses it applies to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ArmedFault {
+    pub(crate) fault: Fault,
+    /// `None` = every response until cleared; `Some(n)` = the next `n` responses.
+    pub(crate) remaining: Option<u32>,
+}
+
+impl ArmedFault {
+    /// Takes one use of the fault; returns it and whether it is now spent.
+    pub(crate) fn take(&mut self) -> (Fault, bool) {
+        match self.remaining.as_mut() {
+            None => (self.fault, false),
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                (self.fault, *n == 0)
+            }
+        }
+    }
+}
