@@ -300,7 +300,9 @@ fn builder(method: Method, uri: String, token: &Token) -> http::request::Builder
 pub fn parse_image(body: &[u8]) -> Result<Image, GlanceError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(Image(map)),
-        Ok(_) => Err(GlanceError::BadResponse("image is not a JSON object".into())),
+        Ok(_) => Err(GlanceError::BadResponse(
+            "image is not a JSON object".into(),
+        )),
         Err(e) => Err(GlanceError::BadResponse(e.to_string())),
     }
 }
@@ -310,10 +312,14 @@ pub fn error_message(body: &Bytes) -> String {
     if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) {
         let inner = map.get("error").and_then(Value::as_object).unwrap_or(&map);
         if let Some(message) = inner.get("message").and_then(Value::as_str) {
-            return message.chars().take(512).collect();
+            return strip_markup(message);
         }
     }
-    let text = String::from_utf8_lossy(body);
+    strip_markup(&String::from_utf8_lossy(body))
+}
+
+/// Text without HTML tags and with whitespace folded (webob decorates messages with `<br />`).
+fn strip_markup(text: &str) -> String {
     let mut plain = String::new();
     let mut in_tag = false;
     for c in text.chars() {
@@ -324,7 +330,13 @@ pub fn error_message(body: &Bytes) -> String {
             _ => {}
         }
     }
-    plain.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(512).collect()
+    plain
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(512)
+        .collect()
 }
 
 /// Error text for hyper-util client errors, including the cause chain.
@@ -359,9 +371,13 @@ mod tests {
 
     #[test]
     fn error_messages_from_json_and_html() {
-        let json = Bytes::from_static(br#"{"code": "409 Conflict", "message": "Busy", "title": "Conflict"}"#);
+        let json = Bytes::from_static(
+            br#"{"code": "409 Conflict", "message": "Busy", "title": "Conflict"}"#,
+        );
         assert_eq!(error_message(&json), "Busy");
-        let html = Bytes::from_static(b"<html><body><h1>404 Not Found</h1>\n No image found</body></html>");
+        let html = Bytes::from_static(
+            b"<html><body><h1>404 Not Found</h1>\n No image found</body></html>",
+        );
         assert_eq!(error_message(&html), "404 Not Found No image found");
     }
 }

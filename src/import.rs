@@ -26,7 +26,9 @@ use crate::hash::HashAlgo;
 use crate::keystone::{CatalogError, Identity, Token};
 use crate::metadata;
 use crate::metrics::Metrics;
-use crate::pipeline::{self, Expected, Limits, PipelineError, Verified};
+use crate::pipeline::{
+    self, Expected, Limits, PipelineError, Resuming, RetryPolicy, SourceError, Verified,
+};
 use crate::sink::{SinkError, StoreSink, Target};
 use crate::tasks::ImportLock;
 
@@ -56,12 +58,14 @@ pub enum ImportError {
     SourceNotActive(String),
     #[error("Size attribute of remote image {0} could not be determined.")]
     SourceNoSize(ImageId),
-    #[error("source image {0} has neither checksum nor os_hash_value: its data cannot be verified")]
+    #[error(
+        "source image {0} has neither checksum nor os_hash_value: its data cannot be verified"
+    )]
     SourceUnverifiable(ImageId),
     #[error("source image uses os_hash_algo {0:?}, which this sidecar cannot compute")]
     UnsupportedAlgo(String),
-    #[error("the source's Content-Length {got} differs from its image size {expected}")]
-    SourceLength { expected: u64, got: u64 },
+    #[error("the data copy did not finish within {0:?}")]
+    TimedOut(Duration),
     #[error("the caller's token expired or was revoked during the import")]
     TokenExpired,
     #[error("source Glance in region {region}: {error}")]
@@ -88,8 +92,8 @@ impl ImportError {
                     | PipelineError::HashMismatch { .. }
                     | PipelineError::TooLong { .. }
                     | PipelineError::TooShort { .. }
-            ) | ImportError::SourceLength { .. }
-                | ImportError::PostCheck(_)
+                    | PipelineError::Source(SourceError::BadRange(_))
+            ) | ImportError::PostCheck(_)
         )
     }
 }
@@ -100,6 +104,8 @@ pub struct Importer {
     pub glance_url: String,
     pub sink: Arc<dyn StoreSink>,
     pub limits: Limits,
+    pub retry: RetryPolicy,
+    pub total_timeout: Duration,
     pub prefixes: Vec<String>,
     pub metrics: Arc<Metrics>,
     pub slots: Arc<Semaphore>,
@@ -201,21 +207,17 @@ impl Importer {
         }
 
         task.note("Copying data");
-        let response = self
-            .glance
-            .open_file(&remote, &request.remote_image_id, token, 0)
-            .await
-            .map_err(source_error)?;
-        if let Some(length) = content_length(response.headers()) {
-            if length != expected.size {
-                return Err(ImportError::SourceLength {
-                    expected: expected.size,
-                    got: length,
-                });
-            }
-        }
+        let source = Resuming::new(
+            self.glance.clone(),
+            remote.clone(),
+            request.remote_image_id.clone(),
+            token.clone(),
+            expected.size,
+            self.retry,
+        );
+        let retries = source.retries.clone();
         let (body, pump) = pipeline::start(
-            response.into_body(),
+            source,
             expected.clone(),
             self.limits,
             task.bytes_done.clone(),
@@ -226,26 +228,46 @@ impl Importer {
             store: request.store.clone(),
             token: token.clone(),
         };
-        let verified = if expected.size == 0 {
-            // Nothing to hold back: verify before the (empty) upload starts.
-            let verified = pump.await?;
-            self.sink
-                .store(&sink_target, body)
-                .await
-                .map_err(|e| self.sink_error(e))?;
-            verified
-        } else {
+        let transfer = async {
+            if expected.size == 0 {
+                // Nothing to hold back: verify before the (empty) upload starts.
+                let verified = pump.await?;
+                self.sink
+                    .store(&sink_target, body)
+                    .await
+                    .map_err(|e| self.sink_error(e))?;
+                return Ok(verified);
+            }
             let (stored, pumped) = tokio::join!(self.sink.store(&sink_target, body), pump);
             match (pumped, stored) {
-                (Err(PipelineError::SinkGone), Err(e)) => return Err(self.sink_error(e)),
-                (Err(e), _) => return Err(e.into()),
-                (Ok(_), Err(e)) => return Err(self.sink_error(e)),
-                (Ok(verified), Ok(())) => verified,
+                (Err(PipelineError::SinkGone), Err(e)) => Err(self.sink_error(e)),
+                (Err(e), _) => Err(self.pipeline_error(e, request)),
+                (Ok(_), Err(e)) => Err(self.sink_error(e)),
+                (Ok(verified), Ok(())) => Ok(verified),
             }
         };
+        let outcome = tokio::time::timeout(self.total_timeout, transfer).await;
+        self.metrics
+            .source_retries
+            .fetch_add(retries.load(Ordering::Relaxed), Ordering::Relaxed);
+        let verified = outcome.map_err(|_| ImportError::TimedOut(self.total_timeout))??;
         task.note("Verifying the stored image");
         self.post_check(request, &verified).await?;
         Ok(verified)
+    }
+
+    fn pipeline_error(&self, error: PipelineError, request: &ImportRequest) -> ImportError {
+        match &error {
+            PipelineError::Source(source) => match source.status() {
+                Some(StatusCode::UNAUTHORIZED) => ImportError::TokenExpired,
+                Some(StatusCode::NOT_FOUND) => ImportError::SourceNotFound {
+                    id: request.remote_image_id.clone(),
+                    region: request.region.clone(),
+                },
+                _ => ImportError::Pipeline(error),
+            },
+            _ => ImportError::Pipeline(error),
+        }
     }
 
     fn sink_error(&self, error: SinkError) -> ImportError {
@@ -374,13 +396,4 @@ fn expected_of(source: &Image, id: &ImageId) -> Result<Expected, ImportError> {
         checksum,
         os_hash,
     })
-}
-
-fn content_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
 }

@@ -17,6 +17,7 @@ pub struct Metrics {
     pub bytes_imported: AtomicU64,
     pub in_flight: AtomicU64,
     pub proxied_requests: AtomicU64,
+    pub source_retries: AtomicU64,
 }
 
 impl Metrics {
@@ -74,6 +75,12 @@ impl Metrics {
             "Requests passed through to the upstream Glance.",
             "counter",
             get(&self.proxied_requests),
+        );
+        counter(
+            "gds_source_retries_total",
+            "Reconnections to a source Glance (resumed with Range) after a transient failure.",
+            "counter",
+            get(&self.source_retries),
         );
         let _ = writeln!(out, "# HELP gds_tasks Tasks held in memory, by status.");
         let _ = writeln!(out, "# TYPE gds_tasks gauge");

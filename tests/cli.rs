@@ -30,7 +30,10 @@ fn refused(args: &[&str], needle: &str) {
     assert_eq!(out.status.code(), Some(64), "{args:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(needle), "{args:?}: {err}");
-    assert!(TcpListener::bind(&bind).is_ok(), "port {port} was bound by a refused config");
+    assert!(
+        TcpListener::bind(&bind).is_ok(),
+        "port {port} was bound by a refused config"
+    );
 }
 
 #[test]
@@ -44,13 +47,19 @@ fn bad_flags_and_config_are_refused_before_binding() {
     refused(&["--config", file.to_str().unwrap()], "buffer_chunks");
     std::fs::write(&file, "[DEFAULT]\nno_such_option = 1\n").unwrap();
     refused(&["--config", file.to_str().unwrap()], "no_such_option");
-    refused(&["--config", dir.join("missing.conf").to_str().unwrap()], "missing.conf");
+    refused(
+        &["--config", dir.join("missing.conf").to_str().unwrap()],
+        "missing.conf",
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn bad_bind_flag_names_the_key() {
-    let out = bin().args(["serve", "--bind", "localhost"]).output().unwrap();
+    let out = bin()
+        .args(["serve", "--bind", "localhost"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bind"));
 }

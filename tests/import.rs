@@ -27,9 +27,15 @@ async fn copies_images_of_edge_sizes_byte_for_byte() {
         assert_same_image(&h.target_state(&dst), &h.source_state(&src));
         let stored = h.target().image_data(&dst).unwrap_or_default();
         assert_eq!(stored.len() as u64, size);
-        assert!(stored == generated_bytes(seed, 0, size as usize), "size {size}: data differs");
+        assert!(
+            stored == generated_bytes(seed, 0, size as usize),
+            "size {size}: data differs"
+        );
         assert_eq!(task["progress"]["bytes_done"], size);
-        assert_eq!(task["verification"]["checksum"], h.source_state(&src)["checksum"]);
+        assert_eq!(
+            task["verification"]["checksum"],
+            h.source_state(&src)["checksum"]
+        );
     }
 }
 
@@ -45,7 +51,10 @@ async fn verifies_every_glance_hash_algorithm() {
         let task = h.import_and_wait(&dst, &src).await;
         assert_eq!(task["status"], "success", "{algo}: {task}");
         assert_eq!(task["verification"]["os_hash_algo"], algo.name());
-        assert_eq!(task["verification"]["os_hash_value"], source["os_hash_value"]);
+        assert_eq!(
+            task["verification"]["os_hash_value"],
+            source["os_hash_value"]
+        );
         let copy = h.target_state(&dst);
         assert_eq!(copy["checksum"], source["checksum"]);
         assert_eq!(copy["status"], "active");
@@ -59,8 +68,11 @@ async fn syncs_formats_and_prefixed_properties_only() {
     let dst = h.target_image().await;
     let pre = h
         .api
-        .patch(&dst, &json!([{"op": "add", "path": "/hw_cpu_policy", "value": "shared"},
-                               {"op": "add", "path": "/keep_me", "value": "yes"}]))
+        .patch(
+            &dst,
+            &json!([{"op": "add", "path": "/hw_cpu_policy", "value": "shared"},
+                               {"op": "add", "path": "/keep_me", "value": "yes"}]),
+        )
         .await
         .unwrap();
     assert_eq!(pre.status, 200);
@@ -100,8 +112,17 @@ async fn configured_prefixes_replace_the_defaults() {
 /// Runs an import expected to fail; checks the message and that the target is exactly as before.
 async fn expect_failure(h: &Harness, dst: &str, body: serde_json::Value, message: &str) {
     let before = h.target_state(dst);
-    let answer = h.api.post_json(&format!("/v2/images/{dst}/import"), &body).await.unwrap();
-    assert_eq!(answer.status, 202, "{}", String::from_utf8_lossy(&answer.body));
+    let answer = h
+        .api
+        .post_json(&format!("/v2/images/{dst}/import"), &body)
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
     let task = h.api.wait_for_import(dst, TASK_WAIT).await.unwrap();
     assert_eq!(task["status"], "failure", "{task}");
     let text = task["message"].as_str().unwrap();
@@ -119,15 +140,46 @@ async fn remote_lookup_failures_fail_the_task_precisely() {
     let h = Harness::start().await;
     let src = h.source_image(1000, 7, props());
     let dst = h.target_image().await;
-    expect_failure(&h, &dst, body("REGION9", &src, "public"), "no image service endpoint for region REGION9").await;
-    expect_failure(&h, &dst, body("REGION1", &src, "private"), "no private image service endpoint for region REGION1").await;
+    expect_failure(
+        &h,
+        &dst,
+        body("REGION9", &src, "public"),
+        "no image service endpoint for region REGION9",
+    )
+    .await;
+    expect_failure(
+        &h,
+        &dst,
+        body("REGION1", &src, "private"),
+        "no private image service endpoint for region REGION1",
+    )
+    .await;
     let missing = "0b4f2d3c-0000-4000-8000-000000000000";
-    expect_failure(&h, &dst, body("REGION1", missing, "public"), &format!("source image {missing} was not found in region REGION1")).await;
+    expect_failure(
+        &h,
+        &dst,
+        body("REGION1", missing, "public"),
+        &format!("source image {missing} was not found in region REGION1"),
+    )
+    .await;
     let queued = h.source().create_image(ImageSpec::queued(PROJECT));
-    expect_failure(&h, &dst, body("REGION1", &queued, "public"), "Source image status should be active instead of queued").await;
+    expect_failure(
+        &h,
+        &dst,
+        body("REGION1", &queued, "public"),
+        "Source image status should be active instead of queued",
+    )
+    .await;
     // Region names match case-insensitively, as upstream.
     let task = {
-        let answer = h.api.post_json(&format!("/v2/images/{dst}/import"), &body("region1", &src, "public")).await.unwrap();
+        let answer = h
+            .api
+            .post_json(
+                &format!("/v2/images/{dst}/import"),
+                &body("region1", &src, "public"),
+            )
+            .await
+            .unwrap();
         assert_eq!(answer.status, 202);
         h.api.wait_for_import(&dst, TASK_WAIT).await.unwrap()
     };
@@ -149,9 +201,15 @@ async fn corrupt_or_dropped_data_never_becomes_active() {
         let before = h.target_state(&dst);
         let task = h.import_and_wait(&dst, &src).await;
         assert_eq!(task["status"], "failure", "{fault:?}: {task}");
-        assert!(task["message"].as_str().unwrap().contains(message), "{fault:?}: {task}");
+        assert!(
+            task["message"].as_str().unwrap().contains(message),
+            "{fault:?}: {task}"
+        );
         assert_reverted(&h.target_state(&dst), &before);
-        assert!(h.target().image_data(&dst).is_none(), "no data kept for a failed upload");
+        assert!(
+            h.target().image_data(&dst).is_none(),
+            "no data kept for a failed upload"
+        );
     }
 }
 
@@ -159,7 +217,8 @@ async fn corrupt_or_dropped_data_never_becomes_active() {
 async fn a_second_import_while_one_runs_is_refused() {
     let h = Harness::start().await;
     let src = h.source_image(1 << 20, 12, json!({}));
-    h.source().set_fault(&src, Fault::Stall(std::time::Duration::from_millis(1500)));
+    h.source()
+        .set_fault(&src, Fault::Stall(std::time::Duration::from_millis(1500)));
     let dst = h.target_image().await;
     assert_eq!(h.import(&dst, &src).await.status, 202);
     let second = h.import(&dst, &src).await;
@@ -174,7 +233,10 @@ async fn four_imports_run_concurrently() {
     let h = Harness::start().await;
     let mut pairs = Vec::new();
     for seed in 0..4 {
-        pairs.push((h.source_image(4 << 20, 100 + seed, props()), h.target_image().await));
+        pairs.push((
+            h.source_image(4 << 20, 100 + seed, props()),
+            h.target_image().await,
+        ));
     }
     let runs = pairs.iter().map(|(src, dst)| h.import_and_wait(dst, src));
     let tasks = futures_join_all(runs).await;
@@ -185,7 +247,9 @@ async fn four_imports_run_concurrently() {
 }
 
 /// Polls futures together without an extra dependency.
-async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
     let mut pinned: Vec<_> = futures.map(Box::pin).collect();
     let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {
@@ -198,7 +262,11 @@ async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = 
                 }
             }
         }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
     })
     .await;
     out.into_iter().map(|v| v.unwrap()).collect()
@@ -212,7 +280,10 @@ async fn source_token_is_the_callers() {
     let task = h.import_and_wait(&dst, &src).await;
     assert_eq!(task["status"], "success");
     let log = h.source().request_log();
-    let file_get = log.iter().find(|r| r.path.ends_with("/file")).expect("source data was read");
+    let file_get = log
+        .iter()
+        .find(|r| r.path.ends_with("/file"))
+        .expect("source data was read");
     assert_eq!(file_get.header("x-auth-token"), Some(h.token.as_str()));
     let _ = (HashAlgo::Sha512, ImageStatus::Active);
 }

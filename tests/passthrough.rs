@@ -17,22 +17,58 @@ async fn image_api_calls_behave_as_against_glance_directly() {
     let id = h.target_image().await;
 
     // show, update, tags, list, members: same status and same document as straight to Glance.
-    let patched = h.api.patch(&id, &json!([{"op": "add", "path": "/color", "value": "blue"}])).await.unwrap();
+    let patched = h
+        .api
+        .patch(
+            &id,
+            &json!([{"op": "add", "path": "/color", "value": "blue"}]),
+        )
+        .await
+        .unwrap();
     assert_eq!(patched.status, 200);
     assert_eq!(patched.json()["color"], "blue");
-    let tag = h.api.call(Method::PUT, &format!("/v2/images/{id}/tags/golden"), None, glance_download_sidecar::http::empty()).await.unwrap();
+    let tag = h
+        .api
+        .call(
+            Method::PUT,
+            &format!("/v2/images/{id}/tags/golden"),
+            None,
+            glance_download_sidecar::http::empty(),
+        )
+        .await
+        .unwrap();
     assert_eq!(tag.status, 204);
-    for path in [format!("/v2/images/{id}"), "/v2/images".to_string(), format!("/v2/images/{id}/members")] {
+    for path in [
+        format!("/v2/images/{id}"),
+        "/v2/images".to_string(),
+        format!("/v2/images/{id}/members"),
+    ] {
         let via = h.api.get(&path).await.unwrap();
         let straight = direct.get(&path).await.unwrap();
         assert_eq!(via.status, straight.status, "{path}");
         assert_eq!(via.json(), straight.json(), "{path}");
-        assert!(via.header("x-openstack-request-id").is_some(), "{path}: request id passed through");
+        assert!(
+            via.header("x-openstack-request-id").is_some(),
+            "{path}: request id passed through"
+        );
     }
 
     // upload and download through the sidecar.
-    let data = Bytes::from((0..200_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
-    let put = h.api.call(Method::PUT, &format!("/v2/images/{id}/file"), Some("application/octet-stream"), full(data.clone())).await.unwrap();
+    let data = Bytes::from(
+        (0..200_000u32)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<u8>>(),
+    );
+    let put = h
+        .api
+        .call(
+            Method::PUT,
+            &format!("/v2/images/{id}/file"),
+            Some("application/octet-stream"),
+            full(data.clone()),
+        )
+        .await
+        .unwrap();
     assert_eq!(put.status, 204, "{put:?}");
     let got = h.api.get(&format!("/v2/images/{id}/file")).await.unwrap();
     assert_eq!(got.status, 200);
@@ -43,13 +79,36 @@ async fn image_api_calls_behave_as_against_glance_directly() {
     let via = h.api.get(&format!("/v2/images/{missing}")).await.unwrap();
     let straight = direct.get(&format!("/v2/images/{missing}")).await.unwrap();
     assert_eq!((via.status, &via.body), (straight.status, &straight.body));
-    let reserved = h.api.patch(&id, &json!([{"op": "add", "path": "/os_glance_x", "value": "1"}])).await.unwrap();
+    let reserved = h
+        .api
+        .patch(
+            &id,
+            &json!([{"op": "add", "path": "/os_glance_x", "value": "1"}]),
+        )
+        .await
+        .unwrap();
     assert_eq!(reserved.status, 403);
 
     // delete.
-    let deleted = h.api.call(Method::DELETE, &format!("/v2/images/{id}"), None, glance_download_sidecar::http::empty()).await.unwrap();
+    let deleted = h
+        .api
+        .call(
+            Method::DELETE,
+            &format!("/v2/images/{id}"),
+            None,
+            glance_download_sidecar::http::empty(),
+        )
+        .await
+        .unwrap();
     assert_eq!(deleted.status, 204);
-    assert_eq!(direct.get(&format!("/v2/images/{id}")).await.unwrap().status, 404);
+    assert_eq!(
+        direct
+            .get(&format!("/v2/images/{id}"))
+            .await
+            .unwrap()
+            .status,
+        404
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,15 +117,40 @@ async fn discovery_lists_glance_download() {
     let info = h.api.get("/v2/info/import").await.unwrap();
     assert_eq!(info.status, 200);
     let methods = info.json()["import-methods"]["value"].clone();
-    assert!(methods.as_array().unwrap().contains(&json!("glance-download")), "{methods}");
-    assert!(methods.as_array().unwrap().contains(&json!("glance-direct")), "upstream's methods kept");
-    let straight = ImageApi::new(&h.target().url(), &h.token).get("/v2/info/import").await.unwrap();
-    assert!(!straight.json()["import-methods"]["value"].as_array().unwrap().contains(&json!("glance-download")));
+    assert!(
+        methods
+            .as_array()
+            .unwrap()
+            .contains(&json!("glance-download")),
+        "{methods}"
+    );
+    assert!(
+        methods
+            .as_array()
+            .unwrap()
+            .contains(&json!("glance-direct")),
+        "upstream's methods kept"
+    );
+    let straight = ImageApi::new(&h.target().url(), &h.token)
+        .get("/v2/info/import")
+        .await
+        .unwrap();
+    assert!(!straight.json()["import-methods"]["value"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("glance-download")));
 
-    let created = h.api.create_image(&json!({"name": "x", "disk_format": "raw", "container_format": "bare"})).await.unwrap();
+    let created = h
+        .api
+        .create_image(&json!({"name": "x", "disk_format": "raw", "container_format": "bare"}))
+        .await
+        .unwrap();
     assert_eq!(created.status, 201);
     let header = created.header("openstack-image-import-methods").unwrap();
-    assert!(header.split(',').any(|m| m == "glance-download"), "{header}");
+    assert!(
+        header.split(',').any(|m| m == "glance-download"),
+        "{header}"
+    );
     assert!(header.split(',').any(|m| m == "glance-direct"), "{header}");
 }
 
@@ -78,11 +162,28 @@ async fn tasks_are_merged_and_scoped_to_the_project() {
     let task = h.import_and_wait(&dst, &src).await;
     assert_eq!(task["status"], "success");
     // Another project's admin sees it; another project's member cannot see the image at all.
-    let admin = h.cloud.keystone.issue_token("admin", "admin-project", &["admin", "member", "reader"]);
-    let listed = ImageApi::new(&h.sidecar.url(), &admin).get(&format!("/v2/images/{dst}/tasks")).await.unwrap();
-    assert_eq!(listed.json()["tasks"].as_array().unwrap().len(), 1, "{:?}", listed.json());
-    let stranger = h.cloud.keystone.issue_token("eve", "other-project", &["member", "reader"]);
-    let hidden = ImageApi::new(&h.sidecar.url(), &stranger).get(&format!("/v2/images/{dst}/tasks")).await.unwrap();
+    let admin =
+        h.cloud
+            .keystone
+            .issue_token("admin", "admin-project", &["admin", "member", "reader"]);
+    let listed = ImageApi::new(&h.sidecar.url(), &admin)
+        .get(&format!("/v2/images/{dst}/tasks"))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.json()["tasks"].as_array().unwrap().len(),
+        1,
+        "{:?}",
+        listed.json()
+    );
+    let stranger = h
+        .cloud
+        .keystone
+        .issue_token("eve", "other-project", &["member", "reader"]);
+    let hidden = ImageApi::new(&h.sidecar.url(), &stranger)
+        .get(&format!("/v2/images/{dst}/tasks"))
+        .await
+        .unwrap();
     assert_eq!(hidden.status, 404);
 }
 
@@ -111,8 +212,14 @@ async fn health_and_metrics() {
     )
     .await
     .unwrap();
-    let down = ImageApi::new(&lonely.url(), "").get("/healthcheck").await.unwrap();
+    let down = ImageApi::new(&lonely.url(), "")
+        .get("/healthcheck")
+        .await
+        .unwrap();
     assert_eq!(down.status, 503);
-    let proxied = ImageApi::new(&lonely.url(), &h.token).get("/v2/images").await.unwrap();
+    let proxied = ImageApi::new(&lonely.url(), &h.token)
+        .get("/v2/images")
+        .await
+        .unwrap();
     assert_eq!(proxied.status, 502);
 }

@@ -19,7 +19,12 @@ async fn a_large_upload_keeps_memory_flat() {
     let body = boxed(generated_body(42, 0, SIZE));
     let put = h
         .api
-        .call(Method::PUT, &format!("/v2/images/{id}/file"), Some("application/octet-stream"), body)
+        .call(
+            Method::PUT,
+            &format!("/v2/images/{id}/file"),
+            Some("application/octet-stream"),
+            body,
+        )
         .await
         .unwrap();
     assert_eq!(put.status, 204, "{put:?}");
@@ -28,5 +33,9 @@ async fn a_large_upload_keeps_memory_flat() {
     assert_eq!(image["size"], SIZE);
     let growth = peak_rss().unwrap().saturating_sub(before);
     // Client, sidecar and fake Glance share this process: a buffered body would add 1 GiB.
-    assert!(growth < 128 << 20, "peak RSS grew by {} MiB for a 1 GiB upload", growth >> 20);
+    assert!(
+        growth < 128 << 20,
+        "peak RSS grew by {} MiB for a 1 GiB upload",
+        growth >> 20
+    );
 }

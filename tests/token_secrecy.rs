@@ -41,12 +41,22 @@ async fn token_is_never_logged_even_at_trace() {
     let dst2 = h.target_image().await;
     assert_eq!(h.import_and_wait(&dst2, &bad).await["status"], "failure");
     let unknown = h.target_image().await;
-    let answer = h.api.import_glance_download(&unknown, "REGION9", &src).await.unwrap();
+    let answer = h
+        .api
+        .import_glance_download(&unknown, "REGION9", &src)
+        .await
+        .unwrap();
     assert_eq!(answer.status, 202);
     h.api.wait_for_import(&unknown, TASK_WAIT).await.unwrap();
 
     let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).to_string();
-    assert!(logs.contains("Import"), "the capture must have seen the sidecar's logs:\n{logs}");
-    assert!(logs.lines().count() > 20, "trace output from the HTTP stack is captured too");
+    assert!(
+        logs.contains("Import"),
+        "the capture must have seen the sidecar's logs:\n{logs}"
+    );
+    assert!(
+        logs.lines().count() > 20,
+        "trace output from the HTTP stack is captured too"
+    );
     assert!(!logs.contains(&h.token), "the token leaked into the logs");
 }

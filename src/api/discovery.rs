@@ -40,7 +40,10 @@ pub async fn info_import(
 /// Adds glance-download to a discovery document; `None` when it is not one (left unchanged).
 pub fn add_method(body: &[u8]) -> Option<Vec<u8>> {
     let mut doc: Value = serde_json::from_slice(body).ok()?;
-    let list = doc.get_mut("import-methods")?.get_mut("value")?.as_array_mut()?;
+    let list = doc
+        .get_mut("import-methods")?
+        .get_mut("value")?
+        .as_array_mut()?;
     if !list.iter().any(|m| m == METHOD) {
         list.push(Value::from(METHOD));
     }
@@ -91,7 +94,10 @@ mod tests {
     fn adds_the_method_once() {
         let doc = br#"{"import-methods": {"description": "Import methods available.", "type": "array", "value": ["glance-direct"]}}"#;
         let out: Value = serde_json::from_slice(&add_method(doc).unwrap()).unwrap();
-        assert_eq!(out["import-methods"]["value"], serde_json::json!(["glance-direct", METHOD]));
+        assert_eq!(
+            out["import-methods"]["value"],
+            serde_json::json!(["glance-direct", METHOD])
+        );
         let again = add_method(&serde_json::to_vec(&out).unwrap()).unwrap();
         let again: Value = serde_json::from_slice(&again).unwrap();
         assert_eq!(again, out);
@@ -100,7 +106,10 @@ mod tests {
 
     #[test]
     fn header_gets_the_method() {
-        assert_eq!(with_method("glance-direct,web-download").unwrap(), "glance-direct,web-download,glance-download");
+        assert_eq!(
+            with_method("glance-direct,web-download").unwrap(),
+            "glance-direct,web-download,glance-download"
+        );
         assert_eq!(with_method("").unwrap(), "glance-download");
         assert!(with_method("glance-direct, glance-download").is_none());
     }

@@ -67,7 +67,9 @@ impl ApiError {
                 &json!({"error": {"code": 401, "title": "Unauthorized", "message": message}}),
             );
             if let Ok(value) = HeaderValue::from_str(&format!("Keystone uri=\"{auth_url}\"")) {
-                response.headers_mut().insert(http::header::WWW_AUTHENTICATE, value);
+                response
+                    .headers_mut()
+                    .insert(http::header::WWW_AUTHENTICATE, value);
             }
             return response;
         }

@@ -20,13 +20,19 @@ pub async fn healthcheck(app: &App) -> Response<BoxBody> {
             .ok()?;
         app.client.request(request).await.ok()
     };
-    let reachable = matches!(tokio::time::timeout(PROBE_TIMEOUT, probe).await, Ok(Some(_)));
+    let reachable = matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, probe).await,
+        Ok(Some(_))
+    );
     let (status, upstream) = if reachable {
         (StatusCode::OK, "reachable")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "unreachable")
     };
-    json_response(status, &json!({"status": if reachable { "OK" } else { "DEGRADED" }, "upstream": upstream}))
+    json_response(
+        status,
+        &json!({"status": if reachable { "OK" } else { "DEGRADED" }, "upstream": upstream}),
+    )
 }
 
 /// Prometheus text exposition.

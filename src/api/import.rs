@@ -56,7 +56,10 @@ pub struct Fields {
 /// Checks the body's flags (upstream's deserializer checks, 400).
 pub fn check_flags(body: &Map<String, Value>) -> Result<(), ApiError> {
     for (key, message) in [
-        ("all_stores_must_succeed", "'all_stores_must_succeed' must be boolean value only"),
+        (
+            "all_stores_must_succeed",
+            "'all_stores_must_succeed' must be boolean value only",
+        ),
         ("all_stores", "'all_stores' must be boolean value only"),
     ] {
         if body.get(key).is_some_and(|v| !v.is_boolean()) {
@@ -85,7 +88,9 @@ pub fn check_fields(body: &Map<String, Value>) -> Result<Fields, ApiError> {
             Value::String(s) => s.chars().take(64).collect(),
             other => other.to_string().chars().take(64).collect(),
         };
-        bad(&format!("Remote image id does not look like a UUID: {shown}"))
+        bad(&format!(
+            "Remote image id does not look like a UUID: {shown}"
+        ))
     })?;
     let region = region
         .as_str()
@@ -131,7 +136,9 @@ pub async fn handle(
         .await
         .map_err(|e| match e {
             ReadError::TooLarge { limit } => ApiError::PayloadTooLarge(limit),
-            ReadError::Io(e) => ApiError::BadRequest(format!("The request body could not be read: {e}")),
+            ReadError::Io(e) => {
+                ApiError::BadRequest(format!("The request body could not be read: {e}"))
+            }
         })?;
     let body = match classify(&bytes) {
         Classified::NotOurs => {

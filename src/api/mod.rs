@@ -10,6 +10,7 @@ mod tasks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
@@ -28,7 +29,7 @@ use crate::http::{client, BoxBody, HttpClient};
 use crate::import::Importer;
 use crate::keystone::Keystone;
 use crate::metrics::Metrics;
-use crate::pipeline::Limits;
+use crate::pipeline::{Limits, RetryPolicy};
 use crate::sink::{GlanceUpload, StoreSink};
 use crate::tasks::Tasks;
 
@@ -50,7 +51,9 @@ impl App {
         let keystone = Keystone::new(client.clone(), &config.auth_url, config.request_timeout);
         let metrics = Arc::new(Metrics::default());
         let sink: Arc<dyn StoreSink> = match config.store_sink {
-            SinkKind::GlanceUpload => Arc::new(GlanceUpload::new(glance.clone(), &config.glance_url)),
+            SinkKind::GlanceUpload => {
+                Arc::new(GlanceUpload::new(glance.clone(), &config.glance_url))
+            }
         };
         let importer = Arc::new(Importer {
             glance: glance.clone(),
@@ -59,8 +62,14 @@ impl App {
             limits: Limits {
                 chunk_size: config.chunk_size,
                 buffer_chunks: config.buffer_chunks,
+            },
+            retry: RetryPolicy {
+                max_retries: config.source_retries,
+                base_delay: config.retry_delay,
+                max_delay: Duration::from_secs(10),
                 read_timeout: config.read_timeout,
             },
+            total_timeout: config.total_timeout,
             prefixes: config.extra_properties.clone(),
             metrics: metrics.clone(),
             slots: Arc::new(Semaphore::new(config.max_concurrent_imports)),
@@ -83,9 +92,7 @@ pub async fn route(app: Arc<App>, request: Request<Incoming>) -> Response<BoxBod
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let method = request.method().clone();
     let result = match (&method, segments.as_slice()) {
-        (&Method::POST, ["v2", "images", id, "import"]) => {
-            import::handle(&app, request, id).await
-        }
+        (&Method::POST, ["v2", "images", id, "import"]) => import::handle(&app, request, id).await,
         (&Method::GET, ["v2", "info", "import"]) => discovery::info_import(&app, request).await,
         (&Method::POST, ["v2", "images"]) => discovery::create_image(&app, request).await,
         (&Method::GET, ["v2", "images", id, "tasks"]) => tasks::list(&app, request, id).await,

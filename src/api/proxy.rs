@@ -96,6 +96,9 @@ mod tests {
     fn upstream_uri_keeps_path_and_query() {
         let uri: Uri = "/v2/images?limit=2&marker=x".parse().unwrap();
         let up = upstream_uri("http://127.0.0.1:9292/image", &uri).unwrap();
-        assert_eq!(up.to_string(), "http://127.0.0.1:9292/image/v2/images?limit=2&marker=x");
+        assert_eq!(
+            up.to_string(),
+            "http://127.0.0.1:9292/image/v2/images?limit=2&marker=x"
+        );
     }
 }

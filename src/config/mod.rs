@@ -30,8 +30,15 @@ pub mod defaults {
     pub const REQUEST_TIMEOUT_SECS: u64 = 60;
     /// Seconds the source image stream may stay silent before the import fails.
     pub const READ_TIMEOUT_SECS: u64 = 120;
+    /// Reconnections allowed to a source Glance during one import (resumed with `Range`).
+    pub const SOURCE_RETRIES: u32 = 5;
+    /// Milliseconds before the first reconnection; doubled each time (with jitter), at most 10 s.
+    pub const RETRY_DELAY_MS: u64 = 250;
+    /// Seconds one import's data copy may take in all.
+    pub const TOTAL_TIMEOUT_SECS: u64 = 86_400;
     /// Property-name prefixes copied from the source image (Glance's own defaults).
-    pub const EXTRA_PROPERTIES: [&str; 5] = ["hw_", "trait:", "os_distro", "os_secure_boot", "os_type"];
+    pub const EXTRA_PROPERTIES: [&str; 5] =
+        ["hw_", "trait:", "os_distro", "os_secure_boot", "os_type"];
 }
 
 /// The store sinks this build can write to.
@@ -64,6 +71,12 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `[DEFAULT] read_timeout`: seconds, 1 to 3600.
     pub read_timeout: Duration,
+    /// `[DEFAULT] source_retries`: 0 to 100.
+    pub source_retries: u32,
+    /// `[DEFAULT] retry_delay_ms`: 1 to 60000.
+    pub retry_delay: Duration,
+    /// `[DEFAULT] total_timeout`: seconds, 1 to 604800.
+    pub total_timeout: Duration,
     /// `[glance_download_properties] extra_properties`: synced property-name prefixes.
     pub extra_properties: Vec<String>,
 }
@@ -113,6 +126,9 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(defaults::CONNECT_TIMEOUT_SECS),
             request_timeout: Duration::from_secs(defaults::REQUEST_TIMEOUT_SECS),
             read_timeout: Duration::from_secs(defaults::READ_TIMEOUT_SECS),
+            source_retries: defaults::SOURCE_RETRIES,
+            retry_delay: Duration::from_millis(defaults::RETRY_DELAY_MS),
+            total_timeout: Duration::from_secs(defaults::TOTAL_TIMEOUT_SECS),
             extra_properties: defaults::EXTRA_PROPERTIES
                 .iter()
                 .map(|p| p.to_string())
@@ -154,7 +170,9 @@ impl Config {
     fn set(&mut self, section: &str, key: &str, value: &str) -> Result<(), ConfigError> {
         match (section, key) {
             ("DEFAULT", "bind") => {
-                self.bind = value.parse().map_err(|_| invalid("bind", value, "expected IP:PORT"))?
+                self.bind = value
+                    .parse()
+                    .map_err(|_| invalid("bind", value, "expected IP:PORT"))?
             }
             ("DEFAULT", "glance_url") => self.glance_url = http_url("glance_url", value)?,
             ("DEFAULT", "auth_url") => self.auth_url = http_url("auth_url", value)?,
@@ -180,6 +198,17 @@ impl Config {
                 self.request_timeout = seconds("request_timeout", value)?
             }
             ("DEFAULT", "read_timeout") => self.read_timeout = seconds("read_timeout", value)?,
+            ("DEFAULT", "source_retries") => {
+                self.source_retries = int("source_retries", value, 0, 100)? as u32
+            }
+            ("DEFAULT", "retry_delay_ms") => {
+                self.retry_delay =
+                    Duration::from_millis(int("retry_delay_ms", value, 1, 60_000)? as u64)
+            }
+            ("DEFAULT", "total_timeout") => {
+                self.total_timeout =
+                    Duration::from_secs(int("total_timeout", value, 1, 604_800)? as u64)
+            }
             ("glance_download_properties", "extra_properties" | "extra_properties_prefixes") => {
                 self.extra_properties = ini::list(value);
             }

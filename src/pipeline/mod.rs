@@ -10,20 +10,19 @@
 
 mod body;
 mod hasher;
+mod source;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 
 pub use body::{Aborted, SinkBody};
 pub use hasher::{HasherGone, HasherThread};
+pub use source::{describe, BodySource, Resuming, RetryPolicy, Source, SourceError};
 
 use crate::hash::HashAlgo;
-use crate::http::BoxError;
 
 /// What the source says its data is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,21 +50,13 @@ pub struct Limits {
     pub chunk_size: usize,
     /// Frames buffered per stage.
     pub buffer_chunks: usize,
-    /// Longest silence allowed from the source.
-    pub read_timeout: Duration,
 }
 
 /// Why the data could not be delivered verified.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    #[error("the source connection failed after {after} bytes: {source}")]
-    Source {
-        after: u64,
-        #[source]
-        source: BoxError,
-    },
-    #[error("the source sent nothing for {0:?}")]
-    SourceTimeout(Duration),
+    #[error(transparent)]
+    Source(#[from] SourceError),
     #[error("the source sent more than its size of {expected} bytes")]
     TooLong { expected: u64 },
     #[error("the source sent {got} bytes, its size is {expected}")]
@@ -86,8 +77,8 @@ pub enum PipelineError {
 
 /// Starts the pipeline over `source`. Returns the body the sink must read and the pump, whose
 /// result says whether the data was verified. Poll both (e.g. with `tokio::join!`).
-pub fn start<B>(
-    source: B,
+pub fn start<S>(
+    source: S,
     expected: Expected,
     limits: Limits,
     progress: Arc<AtomicU64>,
@@ -96,8 +87,7 @@ pub fn start<B>(
     impl std::future::Future<Output = Result<Verified, PipelineError>>,
 )
 where
-    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<BoxError>,
+    S: Source + 'static,
 {
     let (tx, rx) = mpsc::channel(limits.buffer_chunks.max(1));
     let body = SinkBody::new(rx, expected.size);
@@ -105,17 +95,13 @@ where
     (body, pump)
 }
 
-async fn pump<B>(
-    mut source: B,
+async fn pump<S: Source>(
+    mut source: S,
     expected: Expected,
     limits: Limits,
     progress: Arc<AtomicU64>,
     tx: mpsc::Sender<Result<Bytes, Aborted>>,
-) -> Result<Verified, PipelineError>
-where
-    B: http_body::Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-{
+) -> Result<Verified, PipelineError> {
     let algo = expected
         .os_hash
         .as_ref()
@@ -149,35 +135,21 @@ where
 }
 
 /// Moves every frame but the last through hashers and sink; returns the held-back last frame.
-async fn run<B>(
-    source: &mut B,
+async fn run<S: Source>(
+    source: &mut S,
     expected: &Expected,
     limits: Limits,
     progress: &AtomicU64,
     md5: &HasherThread,
     other: &HasherThread,
     tx: &mpsc::Sender<Result<Bytes, Aborted>>,
-) -> Result<Option<Bytes>, PipelineError>
-where
-    B: http_body::Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-{
+) -> Result<Option<Bytes>, PipelineError> {
     let mut held: Option<Bytes> = None;
     let mut seen: u64 = 0;
     loop {
-        let frame = match tokio::time::timeout(limits.read_timeout, source.frame()).await {
-            Err(_) => return Err(PipelineError::SourceTimeout(limits.read_timeout)),
-            Ok(None) => break,
-            Ok(Some(Err(e))) => {
-                return Err(PipelineError::Source {
-                    after: seen,
-                    source: e.into(),
-                })
-            }
-            Ok(Some(Ok(frame))) => frame,
-        };
-        let Ok(mut data) = frame.into_data() else {
-            continue; // trailers carry nothing we verify
+        let mut data = match source.next_frame().await {
+            None => break,
+            Some(frame) => frame?,
         };
         seen += data.len() as u64;
         if seen > expected.size {

@@ -3,6 +3,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http_body::Frame;
+use http_body_util::BodyExt;
 
 use super::*;
 
@@ -72,8 +73,11 @@ fn frames_of(bytes: &Bytes, frame: usize) -> Vec<Result<Bytes, std::io::Error>> 
 const LIMITS: Limits = Limits {
     chunk_size: 1000,
     buffer_chunks: 2,
-    read_timeout: Duration::from_secs(5),
 };
+
+fn src(body: Scripted) -> BodySource<Scripted> {
+    BodySource::new(body, std::time::Duration::from_secs(5))
+}
 
 /// Drives the pipeline and a sink that reads everything; returns what the sink got and whether
 /// its body ended cleanly, and the pump's result.
@@ -82,7 +86,7 @@ async fn drive(
     expected: Expected,
 ) -> (Vec<u8>, bool, Result<Verified, PipelineError>) {
     let progress = Arc::new(AtomicU64::new(0));
-    let (mut body, pump) = start(source, expected, LIMITS, progress);
+    let (mut body, pump) = start(src(source), expected, LIMITS, progress);
     let sink = async move {
         let mut got = Vec::new();
         while let Some(frame) = body.frame().await {
@@ -130,7 +134,10 @@ async fn corrupted_data_never_delivers_its_last_bytes() {
     let corrupt = Bytes::from(corrupt);
     let (source, _) = Scripted::new(frames_of(&corrupt, 1000));
     let (got, clean, result) = drive(source, expected_for(&bytes, HashAlgo::Sha256)).await;
-    assert!(matches!(result, Err(PipelineError::ChecksumMismatch { .. })));
+    assert!(matches!(
+        result,
+        Err(PipelineError::ChecksumMismatch { .. })
+    ));
     assert!(!clean, "the sink body must fail, not end");
     assert!(got.len() < bytes.len(), "the last frame is held back");
 }
@@ -166,7 +173,15 @@ async fn short_long_and_broken_sources_fail() {
     frames.push(Err(std::io::Error::other("connection reset")));
     let (broken, _) = Scripted::new(frames);
     let (_, clean, result) = drive(broken, expected).await;
-    assert!(matches!(result, Err(PipelineError::Source { after: 2000, .. })) && !clean);
+    assert!(
+        matches!(
+            result,
+            Err(PipelineError::Source(SourceError::Broken {
+                after: 2000,
+                ..
+            }))
+        ) && !clean
+    );
 }
 
 #[tokio::test]
@@ -174,14 +189,19 @@ async fn a_stalled_sink_stops_the_source() {
     let bytes = data(100_000);
     let (source, taken) = Scripted::new(frames_of(&bytes, 1000));
     let progress = Arc::new(AtomicU64::new(0));
-    let (body, pump) = start(source, expected_for(&bytes, HashAlgo::Sha512), LIMITS, progress);
+    let (body, pump) = start(
+        src(source),
+        expected_for(&bytes, HashAlgo::Sha512),
+        LIMITS,
+        progress,
+    );
     let pump = tokio::spawn(pump);
     // Nobody reads `body`: the pump may fill the sink channel, the held frame and the one frame
     // it is trying to send, then it must wait.
     for _ in 0..50 {
         tokio::task::yield_now().await;
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let bound = (LIMITS.buffer_chunks + 2) as u64;
     assert!(
         taken.load(Ordering::SeqCst) <= bound,
@@ -198,7 +218,12 @@ async fn large_frames_are_split_to_chunk_size() {
     let bytes = data(4500);
     let (source, _) = Scripted::new(vec![Ok(bytes.clone())]);
     let progress = Arc::new(AtomicU64::new(0));
-    let (mut body, pump) = start(source, expected_for(&bytes, HashAlgo::Sha512), LIMITS, progress);
+    let (mut body, pump) = start(
+        src(source),
+        expected_for(&bytes, HashAlgo::Sha512),
+        LIMITS,
+        progress,
+    );
     let sink = async move {
         let mut sizes = Vec::new();
         while let Some(Ok(frame)) = body.frame().await {

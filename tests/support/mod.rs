@@ -34,7 +34,9 @@ impl Harness {
     /// Starts the cloud and a sidecar whose configuration `adjust` may change.
     pub async fn with_config(adjust: impl FnOnce(&mut Config)) -> Harness {
         let cloud = Cloud::start(&["REGION1", "REGION2"]).await.unwrap();
-        let token = cloud.keystone.issue_token(USER, PROJECT, &["member", "reader"]);
+        let token = cloud
+            .keystone
+            .issue_token(USER, PROJECT, &["member", "reader"]);
         let mut config = Config {
             bind: ([127, 0, 0, 1], 0).into(),
             glance_url: cloud.region("REGION2").url(),
@@ -42,9 +44,17 @@ impl Harness {
             ..Config::default()
         };
         adjust(&mut config);
-        let sidecar = Server::bind(App::new(config.clone()), config.bind).await.unwrap();
+        let sidecar = Server::bind(App::new(config.clone()), config.bind)
+            .await
+            .unwrap();
         let api = ImageApi::new(&sidecar.url(), &token);
-        Harness { cloud, sidecar, token, api, config }
+        Harness {
+            cloud,
+            sidecar,
+            token,
+            api,
+            config,
+        }
     }
 
     pub fn source(&self) -> &FakeGlance {
@@ -70,7 +80,9 @@ impl Harness {
     pub async fn target_image(&self) -> String {
         let answer = self
             .api
-            .create_image(&json!({"name": "copy", "disk_format": "raw", "container_format": "bare"}))
+            .create_image(
+                &json!({"name": "copy", "disk_format": "raw", "container_format": "bare"}),
+            )
             .await
             .unwrap();
         assert_eq!(answer.status, 201, "{answer:?}");
@@ -78,13 +90,21 @@ impl Harness {
     }
 
     pub async fn import(&self, target: &str, source: &str) -> Answer {
-        self.api.import_glance_download(target, "REGION1", source).await.unwrap()
+        self.api
+            .import_glance_download(target, "REGION1", source)
+            .await
+            .unwrap()
     }
 
     /// Imports and waits; returns the final task.
     pub async fn import_and_wait(&self, target: &str, source: &str) -> Value {
         let answer = self.import(target, source).await;
-        assert_eq!(answer.status, 202, "{}", String::from_utf8_lossy(&answer.body));
+        assert_eq!(
+            answer.status,
+            202,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
         self.api.wait_for_import(target, TASK_WAIT).await.unwrap()
     }
 
@@ -101,7 +121,14 @@ impl Harness {
 /// Asserts the copy has the source's size, digests and formats and is active.
 pub fn assert_same_image(copy: &Value, source: &Value) {
     assert_eq!(copy["status"], "active", "{copy}");
-    for key in ["size", "checksum", "os_hash_algo", "os_hash_value", "disk_format", "container_format"] {
+    for key in [
+        "size",
+        "checksum",
+        "os_hash_algo",
+        "os_hash_value",
+        "disk_format",
+        "container_format",
+    ] {
         assert_eq!(copy[key], source[key], "{key}");
     }
 }
@@ -109,10 +136,21 @@ pub fn assert_same_image(copy: &Value, source: &Value) {
 /// Asserts the image is back to queued with no data and exactly the given formats.
 pub fn assert_reverted(image: &Value, before: &Value) {
     assert_eq!(image["status"], "queued", "{image}");
-    assert!(image["checksum"].is_null() && image["size"].is_null(), "{image}");
+    assert!(
+        image["checksum"].is_null() && image["size"].is_null(),
+        "{image}"
+    );
     let strip = |v: &Value| {
         let mut m = v.as_object().unwrap().clone();
-        for k in ["updated_at", "status", "size", "checksum", "os_hash_algo", "os_hash_value", "virtual_size"] {
+        for k in [
+            "updated_at",
+            "status",
+            "size",
+            "checksum",
+            "os_hash_algo",
+            "os_hash_value",
+            "virtual_size",
+        ] {
             m.remove(k);
         }
         m

@@ -1,0 +1,308 @@
+//! Where the pipeline's frames come from: any HTTP body, or the source Glance with resume.
+//!
+//! [`Resuming`] reads `GET /v2/images/{id}/file` and, when the connection drops, stalls longer
+//! than the read timeout, or the server answers 5xx, reconnects with `Range: bytes=N-` (Glance
+//! answers 206) and carries on from byte N, so the hashers see one continuous stream. Retries are
+//! bounded and spaced by exponential backoff with jitter; 4xx answers are not retried.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::glance::{Glance, GlanceError, ImageId};
+use crate::http::BoxError;
+use crate::keystone::Token;
+
+/// Why the source could not deliver the next frame.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The source answered an error status (not retried when 4xx).
+    #[error("the source answered {status}: {message}")]
+    Status { status: StatusCode, message: String },
+    /// The connection failed (before or during the body).
+    #[error("the source connection failed after {after} bytes: {reason}")]
+    Broken { after: u64, reason: String },
+    /// Nothing arrived for the read timeout.
+    #[error("the source sent nothing for {0:?}")]
+    Stalled(Duration),
+    /// A resumed read did not start where asked.
+    #[error("the source answered a range request with {0}")]
+    BadRange(String),
+    /// Retries ran out; the last error says why.
+    #[error("{last} (gave up after {attempts} attempts)")]
+    Exhausted {
+        attempts: u32,
+        #[source]
+        last: Box<SourceError>,
+    },
+}
+
+impl SourceError {
+    /// Whether another attempt may succeed.
+    fn is_transient(&self) -> bool {
+        match self {
+            SourceError::Status { status, .. } => status.is_server_error(),
+            SourceError::Broken { .. } | SourceError::Stalled(_) => true,
+            SourceError::BadRange(_) | SourceError::Exhausted { .. } => false,
+        }
+    }
+
+    /// The HTTP status behind this error, if the source answered one.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            SourceError::Status { status, .. } => Some(*status),
+            SourceError::Exhausted { last, .. } => last.status(),
+            _ => None,
+        }
+    }
+}
+
+/// A stream of data frames.
+pub trait Source: Send {
+    /// The next frame, `None` at a clean end.
+    fn next_frame(&mut self) -> impl Future<Output = Option<Result<Bytes, SourceError>>> + Send;
+}
+
+/// Any HTTP body as a source, with a read timeout and no resume.
+pub struct BodySource<B> {
+    body: B,
+    read_timeout: Duration,
+    seen: u64,
+}
+
+impl<B> BodySource<B> {
+    pub fn new(body: B, read_timeout: Duration) -> Self {
+        BodySource {
+            body,
+            read_timeout,
+            seen: 0,
+        }
+    }
+}
+
+impl<B> Source for BodySource<B>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin,
+    B::Error: Into<BoxError>,
+{
+    async fn next_frame(&mut self) -> Option<Result<Bytes, SourceError>> {
+        loop {
+            let frame = match tokio::time::timeout(self.read_timeout, self.body.frame()).await {
+                Err(_) => return Some(Err(SourceError::Stalled(self.read_timeout))),
+                Ok(None) => return None,
+                Ok(Some(Err(e))) => {
+                    return Some(Err(SourceError::Broken {
+                        after: self.seen,
+                        reason: describe(e.into().as_ref()),
+                    }))
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            if let Ok(data) = frame.into_data() {
+                self.seen += data.len() as u64;
+                return Some(Ok(data));
+            }
+        }
+    }
+}
+
+/// How often and how patiently to retry the source.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts after the first one.
+    pub max_retries: u32,
+    /// Delay before the first retry; doubled each time, with jitter.
+    pub base_delay: Duration,
+    /// Longest delay between attempts.
+    pub max_delay: Duration,
+    /// Longest silence before a read counts as stalled.
+    pub read_timeout: Duration,
+}
+
+impl RetryPolicy {
+    /// The delay before retry number `attempt` (1-based): exponential, with "equal jitter"
+    /// (half fixed, half random) so many imports do not reconnect in lockstep.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let capped = exp.min(self.max_delay);
+        let half = capped / 2;
+        half + half.mul_f64(fastrand::f64())
+    }
+}
+
+/// The source image's data from its Glance, resumed with `Range` after transient failures.
+pub struct Resuming {
+    glance: Glance,
+    base: String,
+    id: ImageId,
+    token: Token,
+    size: u64,
+    policy: RetryPolicy,
+    body: Option<BodySource<Incoming>>,
+    offset: u64,
+    failures: u32,
+    /// Reconnections made (shared with metrics and the task).
+    pub retries: Arc<AtomicU64>,
+}
+
+impl Resuming {
+    pub fn new(
+        glance: Glance,
+        base: String,
+        id: ImageId,
+        token: Token,
+        size: u64,
+        policy: RetryPolicy,
+    ) -> Self {
+        Resuming {
+            glance,
+            base,
+            id,
+            token,
+            size,
+            policy,
+            body: None,
+            offset: 0,
+            failures: 0,
+            retries: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Opens (or reopens at the current offset) and checks what the server promises.
+    pub async fn open(&mut self) -> Result<(), SourceError> {
+        let response = self
+            .glance
+            .open_file(&self.base, &self.id, &self.token, self.offset)
+            .await
+            .map_err(|e| match e {
+                GlanceError::Status { status, message } => SourceError::Status { status, message },
+                GlanceError::Timeout(d) => SourceError::Stalled(d),
+                other => SourceError::Broken {
+                    after: self.offset,
+                    reason: other.to_string(),
+                },
+            })?;
+        let headers = response.headers();
+        let length = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let remaining = self.size.saturating_sub(self.offset);
+        if self.offset > 0 {
+            let range = headers
+                .get(header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let expected = format!("bytes {}-{}/{}", self.offset, self.size - 1, self.size);
+            if response.status() != StatusCode::PARTIAL_CONTENT || range != expected {
+                return Err(SourceError::BadRange(format!(
+                    "{} and Content-Range {range:?}, expected 206 and {expected:?}",
+                    response.status()
+                )));
+            }
+        }
+        if let Some(length) = length {
+            if length != remaining {
+                return Err(SourceError::BadRange(format!(
+                    "Content-Length {length} where {remaining} bytes remain of a {}-byte image",
+                    self.size
+                )));
+            }
+        }
+        self.body = Some(BodySource::new(
+            response.into_body(),
+            self.policy.read_timeout,
+        ));
+        Ok(())
+    }
+
+    /// Decides whether to retry `error`; waits the backoff if so.
+    async fn retry_after(&mut self, error: SourceError) -> Result<(), SourceError> {
+        self.body = None;
+        if !error.is_transient() {
+            return Err(error);
+        }
+        self.failures += 1;
+        if self.failures > self.policy.max_retries {
+            return Err(SourceError::Exhausted {
+                attempts: self.failures,
+                last: Box::new(error),
+            });
+        }
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(image_id = %self.id, offset = self.offset, attempt = self.failures, %error, "Resuming the source download");
+        tokio::time::sleep(self.policy.delay(self.failures)).await;
+        Ok(())
+    }
+}
+
+impl Source for Resuming {
+    async fn next_frame(&mut self) -> Option<Result<Bytes, SourceError>> {
+        loop {
+            if self.offset == self.size && self.body.is_none() {
+                return None;
+            }
+            if self.body.is_none() {
+                if let Err(error) = self.open().await {
+                    if let Err(fatal) = self.retry_after(error).await {
+                        return Some(Err(fatal));
+                    }
+                    continue;
+                }
+            }
+            let body = self.body.as_mut()?;
+            match body.next_frame().await {
+                Some(Ok(data)) => {
+                    self.offset += data.len() as u64;
+                    return Some(Ok(data));
+                }
+                // A clean end before the size is a short body: resume too.
+                None if self.offset < self.size => {
+                    let error = SourceError::Broken {
+                        after: self.offset,
+                        reason: "the body ended early".into(),
+                    };
+                    if let Err(fatal) = self.retry_after(error).await {
+                        return Some(Err(fatal));
+                    }
+                }
+                None => {
+                    self.body = None;
+                    return None;
+                }
+                Some(Err(error)) => {
+                    let error = match error {
+                        SourceError::Broken { reason, .. } => SourceError::Broken {
+                            after: self.offset,
+                            reason,
+                        },
+                        other => other,
+                    };
+                    if let Err(fatal) = self.retry_after(error).await {
+                        return Some(Err(fatal));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An error and its causes on one line.
+pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,144 @@
+//! Faults on the source side: transient ones are survived by resuming with `Range` and end with
+//! identical hashes; permanent ones fail the task cleanly, the image back to `queued` with its
+//! metadata restored. Never `active` with wrong data.
+
+mod support;
+
+use std::time::Duration;
+
+use glance_download_sidecar::sim::Fault;
+use serde_json::json;
+use support::*;
+
+const SIZE: u64 = 4 << 20;
+
+async fn harness() -> Harness {
+    Harness::with_config(|c| {
+        c.retry_delay = Duration::from_millis(10);
+        c.read_timeout = Duration::from_millis(700);
+        c.source_retries = 4;
+    })
+    .await
+}
+
+fn retries(h: &Harness) -> u64 {
+    h.sidecar
+        .app
+        .metrics
+        .source_retries
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_faults_are_resumed_with_identical_hashes() {
+    let h = harness().await;
+    let cases = [
+        (Fault::DropAfter(SIZE / 3), 1),
+        (Fault::DropAfter(1), 3),
+        (Fault::ShortBody(SIZE / 2), 1),
+        (Fault::Stall(Duration::from_secs(3)), 1),
+        (
+            Fault::StallAfter {
+                bytes: SIZE / 4,
+                duration: Duration::from_secs(3),
+            },
+            1,
+        ),
+        (Fault::Status(503), 2),
+        (Fault::Status(500), 1),
+    ];
+    for (seed, (fault, times)) in cases.into_iter().enumerate() {
+        let before = retries(&h);
+        let src = h.source_image(SIZE, 500 + seed as u64, json!({"hw_a": "1"}));
+        h.source().set_fault_times(&src, fault, times);
+        let dst = h.target_image().await;
+        let task = h.import_and_wait(&dst, &src).await;
+        assert_eq!(task["status"], "success", "{fault:?} x{times}: {task}");
+        assert_same_image(&h.target_state(&dst), &h.source_state(&src));
+        assert_eq!(
+            retries(&h) - before,
+            times as u64,
+            "{fault:?}: one reconnection per fault"
+        );
+        // Every reconnection after the first byte asked for the rest only.
+        let ranges: Vec<String> = h
+            .source()
+            .request_log()
+            .iter()
+            .filter(|r| r.path == format!("/v2/images/{src}/file"))
+            .filter_map(|r| r.header("range").map(str::to_string))
+            .collect();
+        assert!(
+            ranges
+                .iter()
+                .all(|r| r.starts_with("bytes=") && r.ends_with('-')),
+            "{ranges:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_faults_fail_cleanly() {
+    let h = harness().await;
+    let cases = [
+        (Fault::DropAfter(SIZE / 8), "gave up after 5 attempts"),
+        (Fault::Status(503), "gave up after 5 attempts"),
+        (Fault::Status(403), "the source answered 403"),
+        (Fault::WrongContentLength(SIZE - 10), "Content-Length"),
+        (Fault::Corrupt { offset: 7 }, "checksum mismatch"),
+    ];
+    for (seed, (fault, message)) in cases.into_iter().enumerate() {
+        let src = h.source_image(
+            SIZE,
+            600 + seed as u64,
+            json!({"hw_a": "1", "os_distro": "x"}),
+        );
+        h.source().set_fault(&src, fault);
+        let dst = h.target_image().await;
+        let before = h.target_state(&dst);
+        let task = h.import_and_wait(&dst, &src).await;
+        assert_eq!(task["status"], "failure", "{fault:?}: {task}");
+        let text = task["message"].as_str().unwrap();
+        assert!(text.contains(message), "{fault:?}: {text}");
+        assert_reverted(&h.target_state(&dst), &before);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_is_visible_while_running() {
+    let h = harness().await;
+    let src = h.source_image(SIZE, 700, json!({}));
+    h.source().set_fault(
+        &src,
+        Fault::Throttle {
+            bytes_per_sec: 4 << 20,
+        },
+    );
+    let dst = h.target_image().await;
+    assert_eq!(h.import(&dst, &src).await.status, 202);
+    let mut seen_midway = false;
+    for _ in 0..200 {
+        let tasks = h
+            .api
+            .get(&format!("/v2/images/{dst}/tasks"))
+            .await
+            .unwrap()
+            .json();
+        let task = tasks["tasks"].as_array().unwrap().last().unwrap().clone();
+        let done = task["progress"]["bytes_done"].as_u64().unwrap();
+        if task["status"] == "processing" && done > 0 && done < SIZE {
+            assert_eq!(task["progress"]["bytes_total"], SIZE);
+            assert!(task["progress"]["rate_bytes_per_sec"].as_u64().unwrap() > 0);
+            assert!(task["progress"]["eta_seconds"].is_u64());
+            seen_midway = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        seen_midway,
+        "progress was never seen between 0 and the size"
+    );
+    let task = h.api.wait_for_import(&dst, TASK_WAIT).await.unwrap();
+    assert_eq!(task["status"], "success", "{task}");
+}
