@@ -90,29 +90,42 @@ pub async fn run(size: u64) -> Result<Report, DemoError> {
         bind: ([127, 0, 0, 1], 0).into(),
         glance_url: target_region.url(),
         auth_url: cloud.auth_url(),
+        task_journal: None,
         ..Config::default()
     };
-    let sidecar = Server::bind(App::new(config.clone()), config.bind).await?;
+    let app = App::new(config.clone()).map_err(|e| DemoError::Check(e.to_string()))?;
+    let sidecar = Server::bind(app, config.bind).await?;
     let api = ImageApi::new(&sidecar.url(), &token);
 
     let created = api
-        .create_image(&json!({"name": "golden-image-copy", "disk_format": "raw", "container_format": "bare"}))
+        .create_image(
+            &json!({"name": "golden-image-copy", "disk_format": "raw", "container_format": "bare"}),
+        )
         .await?;
     check(created.status.as_u16() == 201, || {
         format!("image create answered {}", created.status)
     })?;
-    let methods = created.header("openstack-image-import-methods").unwrap_or("");
+    let methods = created
+        .header("openstack-image-import-methods")
+        .unwrap_or("");
     check(methods.contains("glance-download"), || {
         format!("image create does not advertise glance-download: {methods:?}")
     })?;
-    let target_id = created.json()["id"].as_str().unwrap_or_default().to_string();
+    let target_id = created.json()["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
 
     let started = Instant::now();
     let accepted = api
         .import_glance_download(&target_id, "REGION1", &source_id)
         .await?;
     check(accepted.status.as_u16() == 202, || {
-        format!("import answered {}: {}", accepted.status, String::from_utf8_lossy(&accepted.body))
+        format!(
+            "import answered {}: {}",
+            accepted.status,
+            String::from_utf8_lossy(&accepted.body)
+        )
     })?;
     let budget = Duration::from_secs(60 + size / (5 * 1024 * 1024));
     let task = api.wait_for_import(&target_id, budget).await?;
@@ -125,7 +138,15 @@ pub async fn run(size: u64) -> Result<Report, DemoError> {
         .image(&source_id)
         .ok_or_else(|| DemoError::Check("source image vanished".into()))?;
     let copy = api.image(&target_id).await?;
-    for key in ["status", "size", "checksum", "os_hash_algo", "os_hash_value", "disk_format", "container_format"] {
+    for key in [
+        "status",
+        "size",
+        "checksum",
+        "os_hash_algo",
+        "os_hash_value",
+        "disk_format",
+        "container_format",
+    ] {
         check(copy[key] == source[key], || {
             format!("{key}: copy has {}, source has {}", copy[key], source[key])
         })?;
@@ -144,13 +165,19 @@ pub async fn run(size: u64) -> Result<Report, DemoError> {
             not_synced.push(key.to_string());
         }
     }
-    sidecar.shutdown().await;
+    sidecar.shutdown(Duration::ZERO).await;
     Ok(Report {
         size,
         elapsed,
         checksum: copy["checksum"].as_str().unwrap_or_default().to_string(),
-        os_hash_algo: copy["os_hash_algo"].as_str().unwrap_or_default().to_string(),
-        os_hash_value: copy["os_hash_value"].as_str().unwrap_or_default().to_string(),
+        os_hash_algo: copy["os_hash_algo"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        os_hash_value: copy["os_hash_value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
         synced,
         not_synced,
         peak_rss: peak_rss(),
@@ -181,7 +208,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "kb" => 1_000,
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (B, KiB, MiB, GiB, KB, MB, GB)")),
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?} (B, KiB, MiB, GiB, KB, MB, GB)"
+            ))
+        }
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("{text:?} is too large"))

@@ -18,11 +18,14 @@ use std::time::Duration;
 
 use http::StatusCode;
 use serde_json::json;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::glance::{Glance, GlanceError, Image, ImageId};
+use crate::glance::{Glance, GlanceError, Image, ImageId, PatchOp};
 use crate::hash::HashAlgo;
+use crate::journal::{Entry, Journal};
 use crate::keystone::{CatalogError, Identity, Token};
 use crate::metadata;
 use crate::metrics::Metrics;
@@ -78,6 +81,8 @@ pub enum ImportError {
     Pipeline(#[from] PipelineError),
     #[error("{0}")]
     Sink(SinkError),
+    #[error("the sidecar is shutting down; the import was stopped before it finished")]
+    ShuttingDown,
     #[error("after upload the target image {0}")]
     PostCheck(String),
 }
@@ -108,24 +113,44 @@ pub struct Importer {
     pub total_timeout: Duration,
     pub prefixes: Vec<String>,
     pub metrics: Arc<Metrics>,
+    /// One permit per running import (`max_concurrent_imports`).
     pub slots: Arc<Semaphore>,
+    pub journal: Option<Journal>,
+    /// Fires when running imports must stop (after the shutdown grace period).
+    pub abort: CancellationToken,
+    /// Every running import, so shutdown can wait for them.
+    pub running: TaskTracker,
 }
 
 // === impl Importer ===
 
 impl Importer {
-    /// Drives the task held by `lock` to `success` or `failure`.
-    pub async fn run(self: Arc<Self>, lock: ImportLock, request: ImportRequest) {
+    /// Drives the task held by `lock` to `success` or `failure`, holding `slot` meanwhile.
+    pub async fn run(
+        self: Arc<Self>,
+        lock: ImportLock,
+        request: ImportRequest,
+        slot: OwnedSemaphorePermit,
+    ) {
         let task = lock.task.clone();
-        let Ok(_slot) = self.slots.clone().acquire_owned().await else {
-            task.fail("The sidecar is shutting down");
-            return;
+        let started = Entry::Started {
+            task_id: task.id.clone(),
+            image_id: request.image_id.to_string(),
+            glance_url: self.glance_url.clone(),
+            task: task.to_json(),
         };
+        if let Err(error) = self.journal(&started).await {
+            task.fail(format!("The import was not started: {error}"));
+            return;
+        }
         task.start(0);
         Metrics::inc(&self.metrics.in_flight);
         info!(task_id = %task.id, image_id = %request.image_id, remote_image_id = %request.remote_image_id, region = %request.region, "Import started");
         let mut synced = None;
-        let result = self.import(&request, &task, &mut synced).await;
+        let result = tokio::select! {
+            result = self.import(&request, &task, &mut synced) => result,
+            _ = self.abort.cancelled() => Err(ImportError::ShuttingDown),
+        };
         match result {
             Ok(verified) => {
                 self.metrics
@@ -154,15 +179,32 @@ impl Importer {
                 task.fail(message);
             }
         }
+        let finished = Entry::Finished {
+            task_id: task.id.clone(),
+            status: task.status().as_str().to_string(),
+            message: task.message(),
+            task: task.to_json(),
+        };
+        if let Err(error) = self.journal(&finished).await {
+            warn!(task_id = %task.id, %error, "Failed to journal the end of a task");
+        }
         self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
         drop(lock);
+        drop(slot);
+    }
+
+    async fn journal(&self, entry: &Entry) -> Result<(), crate::journal::JournalError> {
+        match &self.journal {
+            Some(journal) => journal.append(entry).await,
+            None => Ok(()),
+        }
     }
 
     async fn import(
         &self,
         request: &ImportRequest,
         task: &crate::tasks::Task,
-        synced: &mut Option<Vec<crate::glance::PatchOp>>,
+        synced: &mut Option<Vec<PatchOp>>,
     ) -> Result<Verified, ImportError> {
         let token = &request.token;
         let remote = request
@@ -204,6 +246,15 @@ impl Importer {
                 .await
                 .map_err(target_error)?;
             *synced = Some(sync.revert.clone());
+            let revert =
+                serde_json::Value::Array(sync.revert.iter().map(PatchOp::to_json).collect());
+            let entry = Entry::Synced {
+                task_id: task.id.clone(),
+                revert,
+            };
+            if let Err(error) = self.journal(&entry).await {
+                warn!(task_id = %task.id, %error, "Failed to journal the metadata sync");
+            }
         }
 
         task.note("Copying data");
@@ -330,7 +381,7 @@ impl Importer {
     async fn revert(
         &self,
         request: &ImportRequest,
-        synced: Option<&Vec<crate::glance::PatchOp>>,
+        synced: Option<&Vec<PatchOp>>,
     ) -> Result<(), ImportError> {
         let Some(ops) = synced else {
             return Ok(());

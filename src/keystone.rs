@@ -25,9 +25,8 @@ pub struct Token(String);
 impl Token {
     /// Accepts a header value as a token if it is non-empty, printable ASCII and at most 8 KiB.
     pub fn parse(value: &[u8]) -> Option<Token> {
-        let ok = !value.is_empty()
-            && value.len() <= 8192
-            && value.iter().all(|b| b.is_ascii_graphic());
+        let ok =
+            !value.is_empty() && value.len() <= 8192 && value.iter().all(|b| b.is_ascii_graphic());
         ok.then(|| Token(String::from_utf8_lossy(value).into_owned()))
     }
 
@@ -124,10 +123,9 @@ impl Catalog {
             })?;
         let url = endpoint.url.trim_end_matches('/');
         let url = url.strip_suffix("/v2").unwrap_or(url);
-        let valid = url
-            .parse::<http::Uri>()
-            .ok()
-            .filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some());
+        let valid = url.parse::<http::Uri>().ok().filter(|u| {
+            matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some()
+        });
         match valid {
             Some(_) => Ok(url.to_string()),
             None => Err(CatalogError::BadUrl {
@@ -201,6 +199,65 @@ impl Keystone {
             }
             other => Err(KeystoneError::Unavailable(format!("status {other}"))),
         }
+    }
+}
+
+/// The sidecar's own Keystone user (`[service_credentials]`), used where no caller token is at
+/// hand: reverting images of imports interrupted by a restart.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServiceCredentials {
+    pub username: String,
+    pub password: String,
+    pub project_name: String,
+    pub user_domain_name: String,
+    pub project_domain_name: String,
+}
+
+impl fmt::Debug for ServiceCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceCredentials")
+            .field("username", &self.username)
+            .field("project_name", &self.project_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Keystone {
+    /// Authenticates with a password (`POST /v3/auth/tokens`, project-scoped); returns the token.
+    pub async fn password_token(&self, creds: &ServiceCredentials) -> Result<Token, KeystoneError> {
+        let body = serde_json::json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": creds.username, "password": creds.password,
+                "domain": {"name": creds.user_domain_name}}}},
+            "scope": {"project": {"name": creds.project_name,
+                                  "domain": {"name": creds.project_domain_name}}}}});
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{}/auth/tokens?nocatalog", self.auth_url))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(crate::http::full(
+                serde_json::to_vec(&body).unwrap_or_default(),
+            ))
+            .map_err(|e| KeystoneError::Unavailable(e.to_string()))?;
+        let call = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| KeystoneError::Unavailable(e.to_string()))?;
+            match response.status() {
+                StatusCode::CREATED | StatusCode::OK => response
+                    .headers()
+                    .get("x-subject-token")
+                    .and_then(|v| Token::parse(v.as_bytes()))
+                    .ok_or_else(|| KeystoneError::BadResponse("no X-Subject-Token".into())),
+                StatusCode::UNAUTHORIZED => Err(KeystoneError::InvalidToken),
+                other => Err(KeystoneError::Unavailable(format!("status {other}"))),
+            }
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| KeystoneError::Unavailable("timed out".into()))?
     }
 }
 
@@ -278,11 +335,19 @@ mod tests {
     #[test]
     fn finds_endpoint_case_insensitively() {
         let c = catalog();
-        assert_eq!(c.image_endpoint("region1", "public").unwrap(), "http://g1:9292");
-        assert_eq!(c.image_endpoint("REGION1", "internal").unwrap(), "http://g1i:9292");
+        assert_eq!(
+            c.image_endpoint("region1", "public").unwrap(),
+            "http://g1:9292"
+        );
+        assert_eq!(
+            c.image_endpoint("REGION1", "internal").unwrap(),
+            "http://g1i:9292"
+        );
         assert_eq!(
             c.image_endpoint("REGION3", "public"),
-            Err(CatalogError::UnknownRegion { region: "REGION3".into() })
+            Err(CatalogError::UnknownRegion {
+                region: "REGION3".into()
+            })
         );
         assert!(matches!(
             c.image_endpoint("REGION2", "admin"),

@@ -3,16 +3,19 @@
 
 pub mod api;
 pub mod apiclient;
+pub mod bench;
 pub mod config;
 pub mod demo;
-pub mod hash;
 pub mod glance;
+pub mod hash;
 pub mod http;
-pub mod keystone;
 pub mod import;
+pub mod journal;
+pub mod keystone;
 pub mod metadata;
 pub mod metrics;
 pub mod pipeline;
+pub mod recovery;
 pub mod sim;
 pub mod sink;
 pub mod tasks;

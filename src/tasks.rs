@@ -78,7 +78,9 @@ struct State {
 
 impl Task {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn status(&self) -> Status {
@@ -210,6 +212,9 @@ struct Inner {
     by_id: HashMap<String, Arc<Task>>,
     finished: VecDeque<String>,
     running: HashMap<ImageId, String>,
+    /// Tasks of earlier runs of this sidecar, read back from the journal, by task id.
+    restored: HashMap<String, Value>,
+    restored_order: VecDeque<String>,
 }
 
 /// Holds an image's import lock; dropping it releases the lock and files the task as finished.
@@ -239,7 +244,9 @@ impl Drop for ImportLock {
 
 impl Tasks {
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Creates a `pending` task and takes the image's import lock, or says who holds it.
@@ -307,6 +314,34 @@ impl Tasks {
         tasks
     }
 
+    /// Keeps (or replaces, by id) the record of a task from an earlier run.
+    pub fn restore(&self, task: Value) {
+        let Some(id) = task["id"].as_str().map(str::to_string) else {
+            return;
+        };
+        let mut inner = self.lock();
+        if inner.restored.insert(id.clone(), task).is_none() {
+            inner.restored_order.push_back(id);
+        }
+        while inner.restored_order.len() > MAX_FINISHED {
+            if let Some(old) = inner.restored_order.pop_front() {
+                inner.restored.remove(&old);
+            }
+        }
+    }
+
+    /// Records from earlier runs for one image.
+    pub fn restored_for_image(&self, image_id: &ImageId) -> Vec<Value> {
+        let inner = self.lock();
+        inner
+            .restored_order
+            .iter()
+            .filter_map(|id| inner.restored.get(id))
+            .filter(|t| t["image_id"].as_str() == Some(image_id.as_str()))
+            .cloned()
+            .collect()
+    }
+
     /// Counts of tasks by status (for `/metrics`).
     pub fn counts(&self) -> [(Status, usize); 4] {
         let inner = self.lock();
@@ -354,7 +389,11 @@ mod tests {
         let listed = tasks.for_image(&ImageId::parse(IMAGE).unwrap());
         assert_eq!(listed.len(), 2);
         assert_eq!(listed[0].status(), Status::Success);
-        assert_eq!(listed[1].status(), Status::Failure, "a dropped lock fails its task");
+        assert_eq!(
+            listed[1].status(),
+            Status::Failure,
+            "a dropped lock fails its task"
+        );
     }
 
     #[test]
@@ -374,6 +413,9 @@ mod tests {
         let v = lock.task.to_json();
         assert_eq!(v["message"], "boom");
         assert!(v["expires_at"].is_string());
-        assert_eq!(timestamp(time::macros::datetime!(2020-12-18 05:20:38 UTC)), "2020-12-18T05:20:38.000000");
+        assert_eq!(
+            timestamp(time::macros::datetime!(2020-12-18 05:20:38 UTC)),
+            "2020-12-18T05:20:38.000000"
+        );
     }
 }

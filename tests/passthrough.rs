@@ -207,7 +207,8 @@ async fn health_and_metrics() {
             bind: ([127, 0, 0, 1], 0).into(),
             glance_url: "http://127.0.0.1:9".into(),
             ..h.config.clone()
-        }),
+        })
+        .unwrap(),
         ([127, 0, 0, 1], 0).into(),
     )
     .await

@@ -5,6 +5,9 @@ use serde_json::json;
 
 use crate::http::{json_response, BoxBody};
 
+/// Seconds a client is asked to wait when all import slots are taken.
+const RETRY_AFTER_SECS: &str = "10";
+
 /// What the sidecar answers a client when it does not answer `202` or pass through.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -20,6 +23,12 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// `max_concurrent_imports` imports are running.
+    #[error("Too many imports are running on this node; retry later.")]
+    TooManyImports,
+    /// The client was too slow to send its request.
+    #[error("The request was not received in time.")]
+    RequestTimeout,
     #[error("The request body is larger than {0} bytes.")]
     PayloadTooLarge(usize),
     /// Keystone or the upstream Glance could not be reached or failed; detail is logged, not sent.
@@ -41,6 +50,8 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyImports => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -74,9 +85,17 @@ impl ApiError {
             return response;
         }
         let title = status.canonical_reason().unwrap_or("Error");
-        json_response(
+        let retry_after = matches!(self, ApiError::TooManyImports);
+        let mut response = json_response(
             status,
             &json!({"code": format!("{} {title}", status.as_u16()), "title": title, "message": message}),
-        )
+        );
+        if retry_after {
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
+        response
     }
 }

@@ -179,6 +179,12 @@ pub async fn handle(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     });
+    let slot = app
+        .importer
+        .slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::TooManyImports)?;
     let request_id = format!("req-{}", uuid::Uuid::new_v4());
     let lock = app
         .tasks
@@ -204,7 +210,9 @@ pub async fn handle(
         token,
         identity,
     };
-    tokio::spawn(app.importer.clone().run(lock, import));
+    app.importer
+        .running
+        .spawn(app.importer.clone().run(lock, import, slot));
 
     let mut response = status_response(StatusCode::ACCEPTED);
     if let Ok(value) = HeaderValue::from_str(&request_id) {

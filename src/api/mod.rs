@@ -17,6 +17,7 @@ use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use discovery::{add_method, with_method, METHOD};
 pub use error::ApiError;
@@ -27,6 +28,7 @@ use crate::config::{Config, SinkKind};
 use crate::glance::Glance;
 use crate::http::{client, BoxBody, HttpClient};
 use crate::import::Importer;
+use crate::journal::{Journal, JournalError};
 use crate::keystone::Keystone;
 use crate::metrics::Metrics;
 use crate::pipeline::{Limits, RetryPolicy};
@@ -45,7 +47,8 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(config: Config) -> Arc<App> {
+    /// Builds the shared state; fails only if the task journal cannot be opened.
+    pub fn new(config: Config) -> Result<Arc<App>, JournalError> {
         let client = client(config.connect_timeout);
         let glance = Glance::new(client.clone(), config.request_timeout);
         let keystone = Keystone::new(client.clone(), &config.auth_url, config.request_timeout);
@@ -54,6 +57,10 @@ impl App {
             SinkKind::GlanceUpload => {
                 Arc::new(GlanceUpload::new(glance.clone(), &config.glance_url))
             }
+        };
+        let journal = match &config.task_journal {
+            Some(path) => Some(Journal::open(path)?),
+            None => None,
         };
         let importer = Arc::new(Importer {
             glance: glance.clone(),
@@ -73,8 +80,11 @@ impl App {
             prefixes: config.extra_properties.clone(),
             metrics: metrics.clone(),
             slots: Arc::new(Semaphore::new(config.max_concurrent_imports)),
+            journal,
+            abort: CancellationToken::new(),
+            running: TaskTracker::new(),
         });
-        Arc::new(App {
+        Ok(Arc::new(App {
             config,
             client,
             glance,
@@ -82,7 +92,33 @@ impl App {
             tasks: Arc::new(Tasks::default()),
             importer,
             metrics,
-        })
+        }))
+    }
+}
+
+impl App {
+    /// Reads the task journal: earlier tasks become visible again, and imports interrupted by a
+    /// crash are marked `failure` while their images are restored in the background.
+    pub fn start_recovery(self: &Arc<Self>) -> Result<(), JournalError> {
+        let Some(journal) = self.importer.journal.clone() else {
+            return Ok(());
+        };
+        let interrupted = crate::recovery::replay(&journal, &self.tasks)?;
+        if !interrupted.is_empty() {
+            tracing::warn!(
+                count = interrupted.len(),
+                "Found imports interrupted by a restart"
+            );
+        }
+        tokio::spawn(crate::recovery::restore(
+            interrupted,
+            self.glance.clone(),
+            self.keystone.clone(),
+            self.config.service_credentials.clone(),
+            self.tasks.clone(),
+            journal,
+        ));
+        Ok(())
     }
 }
 
@@ -133,10 +169,24 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting and lets open connections finish.
-    pub async fn shutdown(self) {
+    /// Stops accepting, gives running imports `grace` to finish, then aborts the rest (they
+    /// revert their images) and waits for them to wind down.
+    pub async fn shutdown(self, grace: Duration) {
         self.shutdown.cancel();
         let _ = self.handle.await;
+        let importer = &self.app.importer;
+        importer.running.close();
+        if tokio::time::timeout(grace, importer.running.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                running = importer.running.len(),
+                "Aborting imports still running after the grace period"
+            );
+            importer.abort.cancel();
+            importer.running.wait().await;
+        }
     }
 
     /// Resolves when the accept loop ends.

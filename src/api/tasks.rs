@@ -33,7 +33,8 @@ pub async fn list(
     if response.status() != StatusCode::OK {
         return Ok(response);
     }
-    let ours = app.tasks.for_image(&image_id);
+    let mut ours: Vec<Value> = app.tasks.restored_for_image(&image_id);
+    ours.extend(app.tasks.for_image(&image_id).iter().map(|t| t.to_json()));
     if ours.is_empty() {
         return Ok(response);
     }
@@ -51,8 +52,8 @@ pub async fn list(
     };
     if let Some(list) = doc.get_mut("tasks").and_then(Value::as_array_mut) {
         for task in ours {
-            if identity.is_admin() || task.info.owner == identity.project_id {
-                list.push(task.to_json());
+            if identity.is_admin() || task["owner"].as_str() == Some(identity.project_id.as_str()) {
+                list.push(task);
             }
         }
     }

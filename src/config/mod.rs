@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::keystone::ServiceCredentials;
+
 /// Default values, in one place. The README's configuration table mirrors this module.
 pub mod defaults {
     /// Where the sidecar listens (where clients reach "Glance").
@@ -36,6 +38,12 @@ pub mod defaults {
     pub const RETRY_DELAY_MS: u64 = 250;
     /// Seconds one import's data copy may take in all.
     pub const TOTAL_TIMEOUT_SECS: u64 = 86_400;
+    /// The task journal (JSON lines); an empty value disables it.
+    pub const TASK_JOURNAL: &str = "/var/lib/glance-download-sidecar/tasks.jsonl";
+    /// Seconds running imports may take to finish after SIGTERM before they are aborted.
+    pub const SHUTDOWN_GRACE_SECS: u64 = 30;
+    /// Seconds a validated token is remembered (never longer than the token lives).
+    pub const TOKEN_CACHE_TTL_SECS: u64 = 60;
     /// Property-name prefixes copied from the source image (Glance's own defaults).
     pub const EXTRA_PROPERTIES: [&str; 5] =
         ["hw_", "trait:", "os_distro", "os_secure_boot", "os_type"];
@@ -77,6 +85,14 @@ pub struct Config {
     pub retry_delay: Duration,
     /// `[DEFAULT] total_timeout`: seconds, 1 to 604800.
     pub total_timeout: Duration,
+    /// `[DEFAULT] task_journal`: path of the journal, or `None` (empty value) for none.
+    pub task_journal: Option<PathBuf>,
+    /// `[DEFAULT] shutdown_grace`: seconds, 0 to 86400.
+    pub shutdown_grace: Duration,
+    /// `[DEFAULT] token_cache_ttl`: seconds, 0 (no cache) to 3600.
+    pub token_cache_ttl: Duration,
+    /// `[service_credentials]`: the sidecar's own Keystone user, for recovery after a restart.
+    pub service_credentials: Option<ServiceCredentials>,
     /// `[glance_download_properties] extra_properties`: synced property-name prefixes.
     pub extra_properties: Vec<String>,
 }
@@ -129,6 +145,10 @@ impl Default for Config {
             source_retries: defaults::SOURCE_RETRIES,
             retry_delay: Duration::from_millis(defaults::RETRY_DELAY_MS),
             total_timeout: Duration::from_secs(defaults::TOTAL_TIMEOUT_SECS),
+            task_journal: Some(PathBuf::from(defaults::TASK_JOURNAL)),
+            shutdown_grace: Duration::from_secs(defaults::SHUTDOWN_GRACE_SECS),
+            token_cache_ttl: Duration::from_secs(defaults::TOKEN_CACHE_TTL_SECS),
+            service_credentials: None,
             extra_properties: defaults::EXTRA_PROPERTIES
                 .iter()
                 .map(|p| p.to_string())
@@ -152,9 +172,15 @@ impl Config {
     /// Builds the configuration from INI text and flags (no file system access).
     pub fn from_ini(text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
         let mut config = Config::default();
+        let mut creds = CredentialParts::default();
         for entry in ini::parse(text)? {
-            config.set(&entry.section, &entry.key, &entry.value)?;
+            if entry.section == "service_credentials" {
+                creds.set(&entry.key, &entry.value)?;
+            } else {
+                config.set(&entry.section, &entry.key, &entry.value)?;
+            }
         }
+        config.service_credentials = creds.finish()?;
         if let Some(v) = &overrides.bind {
             config.set("DEFAULT", "bind", v)?;
         }
@@ -209,6 +235,17 @@ impl Config {
                 self.total_timeout =
                     Duration::from_secs(int("total_timeout", value, 1, 604_800)? as u64)
             }
+            ("DEFAULT", "task_journal") => {
+                self.task_journal = (!value.is_empty()).then(|| PathBuf::from(value))
+            }
+            ("DEFAULT", "shutdown_grace") => {
+                self.shutdown_grace =
+                    Duration::from_secs(int("shutdown_grace", value, 0, 86_400)? as u64)
+            }
+            ("DEFAULT", "token_cache_ttl") => {
+                self.token_cache_ttl =
+                    Duration::from_secs(int("token_cache_ttl", value, 0, 3600)? as u64)
+            }
             ("glance_download_properties", "extra_properties" | "extra_properties_prefixes") => {
                 self.extra_properties = ini::list(value);
             }
@@ -220,6 +257,54 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// `[service_credentials]` as read, before it is known to be complete.
+#[derive(Default)]
+struct CredentialParts {
+    username: Option<String>,
+    password: Option<String>,
+    project_name: Option<String>,
+    user_domain_name: Option<String>,
+    project_domain_name: Option<String>,
+}
+
+impl CredentialParts {
+    fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let slot = match key {
+            "username" => &mut self.username,
+            "password" => &mut self.password,
+            "project_name" => &mut self.project_name,
+            "user_domain_name" => &mut self.user_domain_name,
+            "project_domain_name" => &mut self.project_domain_name,
+            _ => {
+                return Err(ConfigError::UnknownKey {
+                    section: "service_credentials".into(),
+                    key: key.to_string(),
+                })
+            }
+        };
+        *slot = Some(value.to_string());
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Option<ServiceCredentials>, ConfigError> {
+        match (self.username, self.password, self.project_name) {
+            (None, None, None) => Ok(None),
+            (Some(username), Some(password), Some(project_name)) => Ok(Some(ServiceCredentials {
+                username,
+                password,
+                project_name,
+                user_domain_name: self.user_domain_name.unwrap_or_else(|| "Default".into()),
+                project_domain_name: self.project_domain_name.unwrap_or_else(|| "Default".into()),
+            })),
+            _ => Err(invalid(
+                "service_credentials",
+                "",
+                "username, password and project_name are all required",
+            )),
+        }
     }
 }
 

@@ -41,10 +41,11 @@ impl Harness {
             bind: ([127, 0, 0, 1], 0).into(),
             glance_url: cloud.region("REGION2").url(),
             auth_url: cloud.auth_url(),
+            task_journal: None,
             ..Config::default()
         };
         adjust(&mut config);
-        let sidecar = Server::bind(App::new(config.clone()), config.bind)
+        let sidecar = Server::bind(App::new(config.clone()).unwrap(), config.bind)
             .await
             .unwrap();
         let api = ImageApi::new(&sidecar.url(), &token);
