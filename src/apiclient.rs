@@ -98,7 +98,8 @@ impl ImageApi {
 
     /// `GET path`.
     pub async fn get(&self, path: &str) -> Result<Answer, CallError> {
-        self.call(Method::GET, path, None, crate::http::empty()).await
+        self.call(Method::GET, path, None, crate::http::empty())
+            .await
     }
 
     /// `POST path` with a JSON body.
@@ -111,8 +112,13 @@ impl ImageApi {
     /// `PATCH /v2/images/{id}` with JSON-patch operations.
     pub async fn patch(&self, id: &str, ops: &Value) -> Result<Answer, CallError> {
         let bytes = serde_json::to_vec(ops).unwrap_or_default();
-        self.call(Method::PATCH, &format!("/v2/images/{id}"), Some(JSON_PATCH), full(bytes))
-            .await
+        self.call(
+            Method::PATCH,
+            &format!("/v2/images/{id}"),
+            Some(JSON_PATCH),
+            full(bytes),
+        )
+        .await
     }
 
     /// Creates an image record; returns the answer (201 with the image on success).

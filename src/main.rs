@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use glance_download_sidecar::api::{App, Server};
+use glance_download_sidecar::bench;
 use glance_download_sidecar::config::{Config, Overrides};
 use glance_download_sidecar::demo;
 use tracing_subscriber::EnvFilter;
@@ -30,6 +31,8 @@ enum Command {
     Serve(ServeArgs),
     /// Import a generated image between two simulated regions through the real sidecar code.
     Demo(DemoArgs),
+    /// Measure the hash-only ceiling, the pipeline and a full import side by side.
+    Bench(BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -55,11 +58,35 @@ struct DemoArgs {
     size: u64,
 }
 
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Measure on a simulated cloud in this process (required: measuring a real cloud is not
+    /// built yet).
+    #[arg(long)]
+    simulated: bool,
+    /// Size of the generated image (B, KiB, MiB, GiB; KB, MB, GB).
+    #[arg(long, default_value = "1GiB", value_parser = demo::parse_size)]
+    size: u64,
+    /// Times each phase is measured; the report gives medians.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Pipeline frame size [default: the sidecar's chunk_size, 1MiB].
+    #[arg(long, value_parser = demo::parse_size)]
+    chunk_size: Option<u64>,
+    /// Frames buffered per pipeline stage [default: the sidecar's buffer_chunks, 8].
+    #[arg(long)]
+    buffer_chunks: Option<usize>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Demo(args) => run_demo(args),
+        Command::Bench(args) => run_bench(args),
     }
 }
 
@@ -72,7 +99,9 @@ fn init_logging(default: &str) {
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -90,16 +119,23 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let app = match App::new(config.clone()) {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("glance-download-sidecar: configuration refused: task_journal: {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let result = runtime().and_then(|rt| {
         rt.block_on(async {
-            let bind = config.bind;
             let glance_url = config.glance_url.clone();
-            let mut server = Server::bind(App::new(config), bind).await?;
+            app.start_recovery().map_err(std::io::Error::other)?;
+            let mut server = Server::bind(app, config.bind).await?;
             tracing::info!(addr = %server.addr, upstream = %glance_url, "Listening");
             tokio::select! {
                 _ = shutdown_signal() => {
                     tracing::info!("Shutting down");
-                    server.shutdown().await;
+                    server.shutdown(config.shutdown_grace).await;
                 }
                 _ = server.wait() => {}
             }
@@ -132,20 +168,39 @@ async fn shutdown_signal() {
 
 fn run_demo(args: DemoArgs) -> ExitCode {
     init_logging("warn");
-    let report = runtime().map_err(demo::DemoError::from).and_then(|rt| rt.block_on(demo::run(args.size)));
+    let report = runtime()
+        .map_err(demo::DemoError::from)
+        .and_then(|rt| rt.block_on(demo::run(args.size)));
     match report {
         Ok(report) => {
             let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
             println!("glance-download demo: REGION1 -> REGION2 through the sidecar");
-            println!("  image size        {} bytes ({:.1} MiB)", report.size, mib(report.size));
-            println!("  import time       {:.2} s (202 to verified active)", report.elapsed.as_secs_f64());
+            println!(
+                "  image size        {} bytes ({:.1} MiB)",
+                report.size,
+                mib(report.size)
+            );
+            println!(
+                "  import time       {:.2} s (202 to verified active)",
+                report.elapsed.as_secs_f64()
+            );
             println!("  throughput        {:.1} MB/s", report.mb_per_s());
-            println!("  checksum (md5)    {}  verified: source = stream = target", report.checksum);
-            println!("  {:<17} {}  verified: source = stream = target", format!("os_hash ({})", report.os_hash_algo), report.os_hash_value);
+            println!(
+                "  checksum (md5)    {}  verified: source = stream = target",
+                report.checksum
+            );
+            println!(
+                "  {:<17} {}  verified: source = stream = target",
+                format!("os_hash ({})", report.os_hash_algo),
+                report.os_hash_value
+            );
             println!("  synced properties {}", report.synced.join(", "));
             println!("  not synced        {}", report.not_synced.join(", "));
             match report.peak_rss {
-                Some(rss) => println!("  peak memory       {:.1} MiB resident (whole process: fake cloud + sidecar)", mib(rss)),
+                Some(rss) => println!(
+                    "  peak memory       {:.1} MiB resident (whole process: fake cloud + sidecar)",
+                    mib(rss)
+                ),
                 None => println!("  peak memory       not reported by this platform"),
             }
             println!("result: OK");
@@ -153,6 +208,47 @@ fn run_demo(args: DemoArgs) -> ExitCode {
         }
         Err(error) => {
             eprintln!("demo failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_bench(args: BenchArgs) -> ExitCode {
+    if !args.simulated {
+        eprintln!(
+            "glance-download-sidecar bench: only --simulated is implemented; \
+             measuring a real cloud (--auth-url/--os-cloud) is not available yet"
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
+    init_logging("warn");
+    let defaults = bench::Options::default();
+    let options = bench::Options {
+        target: bench::Target::Simulated,
+        size: args.size,
+        runs: args.runs,
+        limits: glance_download_sidecar::pipeline::Limits {
+            chunk_size: args.chunk_size.map_or(defaults.limits.chunk_size, |c| {
+                usize::try_from(c).unwrap_or(usize::MAX)
+            }),
+            buffer_chunks: args.buffer_chunks.unwrap_or(defaults.limits.buffer_chunks),
+        },
+    };
+    if let Err(error) = options.validate() {
+        eprintln!("glance-download-sidecar bench: {error}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    match bench::run(&options, &mut |line| eprintln!("{line}")) {
+        Ok(report) if args.json => {
+            println!("{:#}", report.to_json());
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            print!("{}", report.table());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("bench failed: {error}");
             ExitCode::FAILURE
         }
     }

@@ -126,21 +126,39 @@ mod tests {
         names.sort();
         assert_eq!(
             names,
-            ["hw_disk_bus", "os_distro", "os_secure_boot", "os_type", "trait:CUSTOM_X"]
+            [
+                "hw_disk_bus",
+                "os_distro",
+                "os_secure_boot",
+                "os_type",
+                "trait:CUSTOM_X"
+            ]
         );
         assert!(sync
             .apply
             .contains(&PatchOp::Replace("disk_format".into(), json!("qcow2"))));
-        assert!(!sync.apply.iter().any(|op| matches!(op, PatchOp::Replace(n, _) if n == "container_format")));
-        assert!(sync.revert.contains(&PatchOp::Add("hw_disk_bus".into(), json!("virtio"))));
+        assert!(!sync
+            .apply
+            .iter()
+            .any(|op| matches!(op, PatchOp::Replace(n, _) if n == "container_format")));
+        assert!(sync
+            .revert
+            .contains(&PatchOp::Add("hw_disk_bus".into(), json!("virtio"))));
         assert!(sync.revert.contains(&PatchOp::Remove("os_distro".into())));
-        assert!(sync.revert.contains(&PatchOp::Replace("disk_format".into(), json!("raw"))));
+        assert!(sync
+            .revert
+            .contains(&PatchOp::Replace("disk_format".into(), json!("raw"))));
     }
 
     #[test]
     fn broad_prefix_never_touches_reserved_or_core_names() {
         let prefixes = vec!["os_".to_string()];
-        for name in ["os_glance_import_task", "os_hash_value", "os_hash_algo", "os_hidden"] {
+        for name in [
+            "os_glance_import_task",
+            "os_hash_value",
+            "os_hash_algo",
+            "os_hidden",
+        ] {
             assert!(!is_synced(name, &prefixes), "{name}");
         }
         assert!(is_synced("os_distro", &prefixes));

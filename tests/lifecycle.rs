@@ -8,7 +8,6 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use glance_download_sidecar::api::{App, Server};
 use glance_download_sidecar::apiclient::ImageApi;
 use glance_download_sidecar::glance::ImageId;
 use glance_download_sidecar::sim::Fault;

@@ -21,6 +21,8 @@ pub enum Fault {
     Corrupt { offset: u64 },
     /// Send the headers, then wait this long before the first body byte.
     Stall(Duration),
+    /// Wait this long before sending anything, headers included (a response-timeout test).
+    StallHeaders(Duration),
     /// Send this many body bytes, then pause for `duration` (a read-timeout test mid-stream).
     StallAfter { bytes: u64, duration: Duration },
     /// Answer this status with a Glance-style error body instead of the data.

@@ -51,7 +51,9 @@ pub(crate) struct GlanceState {
 
 impl GlanceState {
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -89,7 +91,10 @@ impl FakeGlance {
                 faults: HashMap::new(),
                 log: Vec::new(),
                 hashing: HashAlgo::Sha512,
-                import_methods: DEFAULT_IMPORT_METHODS.iter().map(|m| (*m).to_owned()).collect(),
+                import_methods: DEFAULT_IMPORT_METHODS
+                    .iter()
+                    .map(|m| (*m).to_owned())
+                    .collect(),
                 keep_limit: DEFAULT_KEEP_UPLOADS,
             }),
         });
@@ -141,7 +146,10 @@ impl FakeGlance {
         let algo = self.state.lock().hashing;
         let digests = spec.data.as_ref().map(|d| d.digests(algo));
         let mut inner = self.state.lock();
-        let id = spec.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let id = spec
+            .id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         assert!(!inner.images.contains_key(&id), "image {id} already exists");
         let seq = inner.next_seq();
         let mut image = Image::new(id.clone(), Some(spec.owner), seq);
@@ -187,7 +195,9 @@ impl FakeGlance {
     pub fn set_property(&self, id: &str, key: &str, value: Option<&str>) {
         if let Some(image) = self.state.lock().images.get_mut(id) {
             match value {
-                Some(v) => image.properties.insert(key.to_owned(), Value::String(v.to_owned())),
+                Some(v) => image
+                    .properties
+                    .insert(key.to_owned(), Value::String(v.to_owned())),
                 None => image.properties.remove(key),
             };
             image.touch();
@@ -238,7 +248,11 @@ impl FakeGlance {
 /// Glance's error body: webob's JSON rendering (`{"message", "code", "title"}`), where
 /// `message` is webob's body template `"{explanation}<br /><br />\n{detail}\n{comment}\n"`, so a
 /// message carries the suffix `<br /><br />\n\n\n` exactly as real Glance sends it.
-pub(crate) fn glance_error_detail(status: StatusCode, explanation: &str, detail: &str) -> Response<BoxBody> {
+pub(crate) fn glance_error_detail(
+    status: StatusCode,
+    explanation: &str,
+    detail: &str,
+) -> Response<BoxBody> {
     let title = match status.as_u16() {
         413 => "Request Entity Too Large",
         416 => "Request Range Not Satisfiable",
@@ -261,7 +275,10 @@ pub(crate) fn glance_error(status: StatusCode, explanation: &str) -> Response<Bo
 
 /// 404 for an image the caller cannot see, with Glance's message.
 pub(crate) fn not_found(id: &str) -> Response<BoxBody> {
-    glance_error(StatusCode::NOT_FOUND, &format!("No image found with ID {id}"))
+    glance_error(
+        StatusCode::NOT_FOUND,
+        &format!("No image found with ID {id}"),
+    )
 }
 
 /// keystonemiddleware's 401 (it answers before Glance sees the request).
@@ -306,13 +323,21 @@ pub(crate) fn forbidden(action: &str) -> Response<BoxBody> {
 
 impl GlanceState {
     fn keystone_uri(&self) -> String {
-        let v3 = super::FakeKeystone { state: self.keystone.clone() }.url();
+        let v3 = super::FakeKeystone {
+            state: self.keystone.clone(),
+        }
+        .url();
         v3.trim_end_matches("/v3").to_owned()
     }
 }
 
 async fn handle(state: Arc<GlanceState>, req: Request<Incoming>) -> Response<BoxBody> {
-    let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_owned();
     let logged = LoggedRequest::new(req.method(), &path, req.headers());
     state.lock().log.push(logged);
     with_request_id(route(&state, req).await)
@@ -327,8 +352,10 @@ async fn route(state: &Arc<GlanceState>, req: Request<Incoming>) -> Response<Box
         (&Method::GET, ["versions"]) => return routes::versions(state, &req, StatusCode::OK),
         (&Method::GET, ["healthcheck"]) => {
             let mut resp = Response::new(full("OK"));
-            resp.headers_mut()
-                .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain"),
+            );
             return resp;
         }
         (_, ["v2", ..]) => {}
@@ -338,7 +365,10 @@ async fn route(state: &Arc<GlanceState>, req: Request<Incoming>) -> Response<Box
     else {
         return unauthorized(state);
     };
-    let rest: Vec<String> = segments[1..].iter().map(|s| super::wire::percent_decode(s)).collect();
+    let rest: Vec<String> = segments[1..]
+        .iter()
+        .map(|s| super::wire::percent_decode(s))
+        .collect();
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
     match (method, rest.as_slice()) {
         (Method::GET, ["images"]) => routes::list(state, &caller, &req),
@@ -347,7 +377,7 @@ async fn route(state: &Arc<GlanceState>, req: Request<Incoming>) -> Response<Box
         (Method::PATCH, ["images", id]) => patch::update(state, &caller, id, req).await,
         (Method::DELETE, ["images", id]) => routes::delete(state, &caller, id),
         (Method::PUT, ["images", id, "file"]) => transfer::upload(state, &caller, id, req).await,
-        (Method::GET, ["images", id, "file"]) => transfer::download(state, &caller, id, &req),
+        (Method::GET, ["images", id, "file"]) => transfer::download(state, &caller, id, &req).await,
         (Method::GET, ["images", id, "tasks"]) => routes::tasks(state, &caller, id),
         (Method::POST, ["images", id, "import"]) => routes::import(state, &caller, id, req).await,
         (Method::GET, ["images", id, "members"]) => routes::members(state, &caller, id),
@@ -355,10 +385,13 @@ async fn route(state: &Arc<GlanceState>, req: Request<Incoming>) -> Response<Box
             routes::tag(state, &caller, id, tag, m == Method::PUT)
         }
         (Method::GET, ["info", "import"]) => routes::info_import(state),
-        (Method::GET, ["info", "stores"]) => {
-            glance_error(StatusCode::NOT_FOUND, "Multi backend is not supported at this site.")
+        (Method::GET, ["info", "stores"]) => glance_error(
+            StatusCode::NOT_FOUND,
+            "Multi backend is not supported at this site.",
+        ),
+        (Method::GET, ["schemas", "image"]) => {
+            json_response(StatusCode::OK, &routes::image_schema())
         }
-        (Method::GET, ["schemas", "image"]) => json_response(StatusCode::OK, &routes::image_schema()),
         (_, ["images"]) => method_not_allowed("GET, POST"),
         (_, ["images", _]) => method_not_allowed("DELETE, GET, PATCH"),
         (_, ["images", _, "file"]) => method_not_allowed("GET, PUT"),
@@ -373,6 +406,7 @@ fn method_not_allowed(allow: &'static str) -> Response<BoxBody> {
         StatusCode::METHOD_NOT_ALLOWED,
         "The method specified is not allowed for this resource.",
     );
-    resp.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static(allow));
+    resp.headers_mut()
+        .insert(http::header::ALLOW, HeaderValue::from_static(allow));
     resp
 }

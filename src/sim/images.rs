@@ -9,12 +9,21 @@ use super::data::ImageData;
 use super::wire::glance_time;
 
 /// Glance's default `[image_format] disk_formats`.
-pub const DISK_FORMATS: [&str; 11] =
-    ["ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"];
+pub const DISK_FORMATS: [&str; 11] = [
+    "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop",
+];
 
 /// Glance's default `[image_format] container_formats`.
-pub const CONTAINER_FORMATS: [&str; 8] =
-    ["bare", "ovf", "ami", "ari", "aki", "ova", "docker", "compressed"];
+pub const CONTAINER_FORMATS: [&str; 8] = [
+    "bare",
+    "ovf",
+    "ami",
+    "ari",
+    "aki",
+    "ova",
+    "docker",
+    "compressed",
+];
 
 /// An image status, as Glance names it (`glance/domain/__init__.py`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -217,7 +226,14 @@ impl Image {
 
     /// Records a finished upload: size, digests, `active`; and `virtual_size` as Glance's format
     /// inspector reports it for raw data (other formats are not inspected by the fake).
-    pub(crate) fn set_data(&mut self, size: u64, md5: String, algo: &str, hash: String, data: Stored) {
+    pub(crate) fn set_data(
+        &mut self,
+        size: u64,
+        md5: String,
+        algo: &str,
+        hash: String,
+        data: Stored,
+    ) {
         self.size = Some(size);
         self.virtual_size = (self.disk_format.as_deref() == Some("raw")).then_some(size);
         self.checksum = Some(md5);
@@ -256,7 +272,10 @@ pub(crate) fn py_repr(v: &Value) -> String {
         Value::Bool(true) => "True".to_owned(),
         Value::Bool(false) => "False".to_owned(),
         Value::String(s) => format!("'{s}'"),
-        Value::Array(items) => format!("[{}]", items.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(py_repr).collect::<Vec<_>>().join(", ")
+        ),
         other => other.to_string(),
     }
 }
@@ -278,7 +297,11 @@ fn check_enum(v: &Value, allowed: &[&str], nullable: bool) -> Result<(), String>
     if nullable {
         options.insert(0, "None".to_owned());
     }
-    Err(schema_error(format!("{} is not one of [{}]", py_repr(v), options.join(", "))))
+    Err(schema_error(format!(
+        "{} is not one of [{}]",
+        py_repr(v),
+        options.join(", ")
+    )))
 }
 
 fn type_error(v: &Value, kind: &str) -> String {
@@ -299,7 +322,10 @@ pub(crate) fn validate_value(key: &str, v: &Value) -> Result<(), String> {
         "visibility" => check_enum(v, &["community", "public", "private", "shared"], false),
         "disk_format" => check_enum(v, &DISK_FORMATS, true),
         "container_format" => check_enum(v, &CONTAINER_FORMATS, true),
-        "protected" | "os_hidden" => v.is_boolean().then_some(()).ok_or_else(|| type_error(v, "boolean")),
+        "protected" | "os_hidden" => v
+            .is_boolean()
+            .then_some(())
+            .ok_or_else(|| type_error(v, "boolean")),
         "min_disk" | "min_ram" => match v.as_u64() {
             Some(_) => Ok(()),
             None if v.is_i64() => Err(schema_error(format!("{} is less than the minimum of 0", v))),
@@ -313,7 +339,9 @@ pub(crate) fn validate_value(key: &str, v: &Value) -> Result<(), String> {
             None => Err(type_error(v, "array")),
         },
         "id" => {
-            let ok = v.as_str().is_some_and(|s| uuid::Uuid::try_parse(s).is_ok() && s.len() == 36);
+            let ok = v
+                .as_str()
+                .is_some_and(|s| uuid::Uuid::try_parse(s).is_ok() && s.len() == 36);
             ok.then_some(()).ok_or_else(|| {
                 schema_error(format!(
                     "{} does not match '^([0-9a-fA-F]){{8}}-([0-9a-fA-F]){{4}}-([0-9a-fA-F]){{4}}-([0-9a-fA-F]){{4}}-([0-9a-fA-F]){{12}}$'",
@@ -321,7 +349,10 @@ pub(crate) fn validate_value(key: &str, v: &Value) -> Result<(), String> {
                 ))
             })
         }
-        _ => v.is_string().then_some(()).ok_or_else(|| type_error(v, "string")),
+        _ => v
+            .is_string()
+            .then_some(())
+            .ok_or_else(|| type_error(v, "string")),
     }
 }
 
@@ -358,9 +389,24 @@ pub(crate) fn set_core(image: &mut Image, key: &str, v: &Value) -> bool {
 pub(crate) fn is_core(key: &str) -> bool {
     matches!(
         key,
-        "name" | "disk_format" | "container_format" | "visibility" | "protected" | "os_hidden"
-            | "min_disk" | "min_ram" | "owner" | "tags" | "status" | "size" | "virtual_size"
-            | "checksum" | "os_hash_algo" | "os_hash_value" | "created_at" | "updated_at"
+        "name"
+            | "disk_format"
+            | "container_format"
+            | "visibility"
+            | "protected"
+            | "os_hidden"
+            | "min_disk"
+            | "min_ram"
+            | "owner"
+            | "tags"
+            | "status"
+            | "size"
+            | "virtual_size"
+            | "checksum"
+            | "os_hash_algo"
+            | "os_hash_value"
+            | "created_at"
+            | "updated_at"
             | "locations"
     )
 }

@@ -9,15 +9,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use http::{HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::wire::{header, keystone_time, query_pairs, with_request_id};
-use crate::http::{json_response, read_limited, status_response, BoxBody};
+use super::wire::keystone_time;
 
 /// Lifetime of issued tokens unless changed with [`FakeKeystone::set_token_ttl`] (Keystone's
 /// `[token] expiration` default).
@@ -58,25 +55,25 @@ pub(crate) enum TokenError {
 }
 
 #[derive(Clone, Debug)]
-struct Token {
-    user_id: String,
-    user_name: String,
-    project_id: Option<String>,
-    roles: Vec<String>,
-    methods: Vec<&'static str>,
-    audit_id: String,
-    issued_at: OffsetDateTime,
-    expires_at: OffsetDateTime,
-    revoked: bool,
+pub(super) struct Token {
+    pub(super) user_id: String,
+    pub(super) user_name: String,
+    pub(super) project_id: Option<String>,
+    pub(super) roles: Vec<String>,
+    pub(super) methods: Vec<&'static str>,
+    pub(super) audit_id: String,
+    pub(super) issued_at: OffsetDateTime,
+    pub(super) expires_at: OffsetDateTime,
+    pub(super) revoked: bool,
 }
 
 #[derive(Clone, Debug)]
-struct User {
-    id: String,
-    name: String,
-    password: String,
-    project: String,
-    roles: Vec<String>,
+pub(super) struct User {
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) password: String,
+    pub(super) project: String,
+    pub(super) roles: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -95,9 +92,9 @@ struct Service {
     endpoints: Vec<Endpoint>,
 }
 
-struct Inner {
-    tokens: HashMap<String, Token>,
-    users: Vec<User>,
+pub(super) struct Inner {
+    pub(super) tokens: HashMap<String, Token>,
+    pub(super) users: Vec<User>,
     services: Vec<Service>,
     role_ids: HashMap<String, String>,
     token_ttl: Duration,
@@ -105,7 +102,7 @@ struct Inner {
 
 /// The fake Keystone's state, shared with every fake Glance of the cloud.
 pub(crate) struct KeystoneState {
-    addr: SocketAddr,
+    pub(super) addr: SocketAddr,
     inner: Mutex<Inner>,
 }
 
@@ -152,7 +149,7 @@ impl FakeKeystone {
         let served = state.clone();
         tokio::spawn(crate::http::serve(
             listener,
-            move |req, _peer| handle(served.clone(), req),
+            move |req, _peer| super::keystone_api::handle(served.clone(), req),
             shutdown,
         ));
         Ok(FakeKeystone { state })
@@ -166,7 +163,13 @@ impl FakeKeystone {
     /// Issues a project-scoped token for `user_id` (also used as the user name) in `project_id`
     /// (also the project name) with `roles` (implied roles added, as Keystone does).
     pub fn issue_token(&self, user_id: &str, project_id: &str, roles: &[&str]) -> String {
-        self.state.mint(user_id, user_id, Some(project_id), effective_roles(roles), "password")
+        self.state.mint(
+            user_id,
+            user_id,
+            Some(project_id),
+            effective_roles(roles),
+            "password",
+        )
     }
 
     /// Revokes `token`: validation then fails as Keystone's does for a revoked token.
@@ -204,7 +207,8 @@ impl FakeKeystone {
 
     /// Adds or replaces the `image` endpoint of `region` for `interface` in the catalog.
     pub fn set_endpoint(&self, region: &str, interface: &str, url: &str) {
-        self.state.set_service_endpoint("image", "glance", region, interface, url);
+        self.state
+            .set_service_endpoint("image", "glance", region, interface, url);
     }
 
     /// Removes the `image` endpoint of `region` for `interface` from the catalog.
@@ -218,8 +222,16 @@ impl FakeKeystone {
     }
 
     /// Adds or replaces an endpoint of any service type (e.g. `identity`) in the catalog.
-    pub fn set_service_endpoint(&self, kind: &str, name: &str, region: &str, interface: &str, url: &str) {
-        self.state.set_service_endpoint(kind, name, region, interface, url);
+    pub fn set_service_endpoint(
+        &self,
+        kind: &str,
+        name: &str,
+        region: &str,
+        interface: &str,
+        url: &str,
+    ) {
+        self.state
+            .set_service_endpoint(kind, name, region, interface, url);
     }
 
     /// The v3 catalog exactly as token bodies carry it.
@@ -236,11 +248,20 @@ impl FakeKeystone {
 // === impl KeystoneState ===
 
 impl KeystoneState {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn mint(&self, user_id: &str, user_name: &str, project: Option<&str>, roles: Vec<String>, method: &'static str) -> String {
+    pub(super) fn mint(
+        &self,
+        user_id: &str,
+        user_name: &str,
+        project: Option<&str>,
+        roles: Vec<String>,
+        method: &'static str,
+    ) -> String {
         let id = format!("gAAAAAB{}{}", hex_id(), hex_id());
         let mut inner = self.lock();
         let now = OffsetDateTime::now_utc();
@@ -263,7 +284,7 @@ impl KeystoneState {
         id
     }
 
-    fn check(&self, token: &str) -> Result<Token, TokenError> {
+    pub(super) fn check(&self, token: &str) -> Result<Token, TokenError> {
         let inner = self.lock();
         let t = inner.tokens.get(token).ok_or(TokenError::Unknown)?;
         if t.expires_at <= OffsetDateTime::now_utc() {
@@ -284,7 +305,14 @@ impl KeystoneState {
         })
     }
 
-    pub(crate) fn set_service_endpoint(&self, kind: &str, name: &str, region: &str, interface: &str, url: &str) {
+    pub(crate) fn set_service_endpoint(
+        &self,
+        kind: &str,
+        name: &str,
+        region: &str,
+        interface: &str,
+        url: &str,
+    ) {
         let mut inner = self.lock();
         let idx = match inner.services.iter().position(|s| s.kind == kind) {
             Some(i) => i,
@@ -299,7 +327,10 @@ impl KeystoneState {
             }
         };
         let endpoints = &mut inner.services[idx].endpoints;
-        match endpoints.iter_mut().find(|e| e.region == region && e.interface == interface) {
+        match endpoints
+            .iter_mut()
+            .find(|e| e.region == region && e.interface == interface)
+        {
             Some(e) => e.url = url.to_owned(),
             None => endpoints.push(Endpoint {
                 id: hex_id(),
@@ -310,7 +341,7 @@ impl KeystoneState {
         }
     }
 
-    fn catalog_json(&self) -> Value {
+    pub(super) fn catalog_json(&self) -> Value {
         let inner = self.lock();
         Value::Array(
             inner
@@ -332,7 +363,7 @@ impl KeystoneState {
     }
 
     /// The token body Keystone renders (`render_token_response_from_model`).
-    fn token_body(&self, t: &Token, include_catalog: bool) -> Value {
+    pub(super) fn token_body(&self, t: &Token, include_catalog: bool) -> Value {
         let domain = json!({"id": "default", "name": "Default"});
         let mut body = json!({
             "methods": t.methods,
@@ -358,174 +389,10 @@ impl KeystoneState {
         json!({ "token": body })
     }
 
-    fn version_doc(&self) -> Value {
+    pub(super) fn version_doc(&self) -> Value {
         json!({"id": "v3.14", "status": "stable", "updated": "2020-04-07T00:00:00Z",
                "links": [{"rel": "self", "href": format!("http://{}/v3/", self.addr)}],
                "media-types": [{"base": "application/json",
                                 "type": "application/vnd.openstack.identity-v3+json"}]})
     }
-}
-
-// === HTTP ===
-
-/// Keystone's error body: `{"error": {"code", "message", "title"}}`.
-fn ks_error(state: &KeystoneState, status: StatusCode, message: &str) -> Response<BoxBody> {
-    let title = status.canonical_reason().unwrap_or("Error");
-    let mut resp = json_response(
-        status,
-        &json!({"error": {"code": status.as_u16(), "message": message, "title": title}}),
-    );
-    if status == StatusCode::UNAUTHORIZED {
-        if let Ok(v) = HeaderValue::from_str(&format!("Keystone uri=\"http://{}\"", state.addr)) {
-            resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
-        }
-    }
-    resp
-}
-
-const UNAUTHORIZED: &str = "The request you have made requires authentication.";
-
-async fn handle(state: Arc<KeystoneState>, req: Request<Incoming>) -> Response<BoxBody> {
-    with_request_id(route(&state, req).await)
-}
-
-async fn route(state: &KeystoneState, req: Request<Incoming>) -> Response<BoxBody> {
-    let path = req.uri().path().trim_end_matches('/').to_owned();
-    let method = req.method().clone();
-    match (method, path.as_str()) {
-        (Method::GET, "") => json_response(
-            StatusCode::MULTIPLE_CHOICES,
-            &json!({"versions": {"values": [state.version_doc()]}}),
-        ),
-        (Method::GET, "/v3") => json_response(StatusCode::OK, &json!({"version": state.version_doc()})),
-        (Method::GET | Method::HEAD, "/v3/auth/tokens") => validate(state, &req),
-        (Method::DELETE, "/v3/auth/tokens") => revoke(state, &req),
-        (Method::POST, "/v3/auth/tokens") => issue(state, req).await,
-        (Method::GET, "/v3/auth/catalog") => match header(req.headers(), "x-auth-token").map(|t| state.check(t)) {
-            Some(Ok(_)) => json_response(
-                StatusCode::OK,
-                &json!({"catalog": state.catalog_json(),
-                        "links": {"self": format!("http://{}/v3/auth/catalog", state.addr)}}),
-            ),
-            _ => ks_error(state, StatusCode::UNAUTHORIZED, UNAUTHORIZED),
-        },
-        _ => ks_error(state, StatusCode::NOT_FOUND, "The resource could not be found."),
-    }
-}
-
-/// Checks `X-Auth-Token`, then `X-Subject-Token`: Keystone's 401, its three 404 messages, and
-/// the `identity:validate_token` policy (admin, service, or the token's own user).
-fn subject(state: &KeystoneState, req: &Request<Incoming>) -> Result<(String, Token), Response<BoxBody>> {
-    let auth = header(req.headers(), "x-auth-token")
-        .and_then(|t| state.check(t).ok())
-        .ok_or_else(|| ks_error(state, StatusCode::UNAUTHORIZED, UNAUTHORIZED))?;
-    let Some(id) = header(req.headers(), "x-subject-token").filter(|t| !t.is_empty()) else {
-        return Err(ks_error(state, StatusCode::NOT_FOUND, "No token in the request"));
-    };
-    let token = state.check(id).map_err(|e| {
-        let message = match e {
-            TokenError::Unknown => "Could not recognize Fernet token",
-            TokenError::Expired | TokenError::Revoked => "Failed to validate token",
-        };
-        ks_error(state, StatusCode::NOT_FOUND, message)
-    })?;
-    let allowed = auth.roles.iter().any(|r| r == "admin" || r == "service") || auth.user_id == token.user_id;
-    if !allowed {
-        return Err(ks_error(
-            state,
-            StatusCode::FORBIDDEN,
-            "You are not authorized to perform the requested action: identity:validate_token.",
-        ));
-    }
-    Ok((id.to_owned(), token))
-}
-
-fn validate(state: &KeystoneState, req: &Request<Incoming>) -> Response<BoxBody> {
-    let (id, token) = match subject(state, req) {
-        Ok(pair) => pair,
-        Err(resp) => return resp,
-    };
-    let include_catalog = !query_pairs(req.uri().query()).iter().any(|(k, _)| k == "nocatalog");
-    let mut resp = if req.method() == Method::HEAD {
-        status_response(StatusCode::OK)
-    } else {
-        json_response(StatusCode::OK, &state.token_body(&token, include_catalog))
-    };
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("x-subject-token", v);
-    }
-    resp
-}
-
-fn revoke(state: &KeystoneState, req: &Request<Incoming>) -> Response<BoxBody> {
-    match subject(state, req) {
-        Ok((id, _)) => {
-            if let Some(t) = state.lock().tokens.get_mut(&id) {
-                t.revoked = true;
-            }
-            status_response(StatusCode::NO_CONTENT)
-        }
-        Err(resp) => resp,
-    }
-}
-
-/// `POST /v3/auth/tokens` with the `password` or `token` method and an optional project scope.
-async fn issue(state: &KeystoneState, req: Request<Incoming>) -> Response<BoxBody> {
-    let include_catalog = !query_pairs(req.uri().query()).iter().any(|(k, _)| k == "nocatalog");
-    let body = match read_limited(req.into_body(), 64 * 1024).await {
-        Ok(b) => b,
-        Err(_) => return ks_error(state, StatusCode::BAD_REQUEST, "Request body too large or unreadable."),
-    };
-    let Ok(doc) = serde_json::from_slice::<Value>(&body) else {
-        return ks_error(state, StatusCode::BAD_REQUEST, "Malformed JSON in request body.");
-    };
-    let identity = &doc["auth"]["identity"];
-    if !identity.is_object() {
-        return ks_error(
-            state,
-            StatusCode::BAD_REQUEST,
-            "Expecting to find identity in auth. The server could not comply with the request since \
-             it is either malformed or otherwise incorrect. The client is assumed to be in error.",
-        );
-    }
-    let scope = &doc["auth"]["scope"]["project"];
-    let scope_project = scope["id"].as_str().or_else(|| scope["name"].as_str());
-    let methods = identity["methods"].as_array().cloned().unwrap_or_default();
-    let minted = if methods.iter().any(|m| m == "password") {
-        let user = &identity["password"]["user"];
-        let found = state.lock().users.iter().find(|u| {
-            (user["id"].as_str() == Some(u.id.as_str()) || user["name"].as_str() == Some(u.name.as_str()))
-                && user["password"].as_str() == Some(u.password.as_str())
-        }).cloned();
-        found.filter(|u| match scope_project {
-            Some(p) => p == u.project,
-            None => true,
-        }).map(|u| {
-            state.mint(&u.id, &u.name, Some(&u.project), u.roles.clone(), "password")
-        })
-    } else if methods.iter().any(|m| m == "token") {
-        identity["token"]["id"]
-            .as_str()
-            .and_then(|t| state.check(t).ok())
-            .and_then(|t| match scope_project {
-                None => Some(state.mint(&t.user_id, &t.user_name, None, Vec::new(), "token")),
-                Some(p) if t.project_id.as_deref() == Some(p) => {
-                    Some(state.mint(&t.user_id, &t.user_name, Some(p), t.roles.clone(), "token"))
-                }
-                Some(_) => None,
-            })
-    } else {
-        None
-    };
-    let Some(id) = minted else {
-        return ks_error(state, StatusCode::UNAUTHORIZED, UNAUTHORIZED);
-    };
-    let Ok(token) = state.check(&id) else {
-        return ks_error(state, StatusCode::UNAUTHORIZED, UNAUTHORIZED);
-    };
-    let mut resp = json_response(StatusCode::CREATED, &state.token_body(&token, include_catalog));
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("x-subject-token", v);
-    }
-    resp
 }

@@ -26,6 +26,7 @@ mod faults;
 mod glance;
 mod images;
 mod keystone;
+mod keystone_api;
 mod patch;
 mod routes;
 mod transfer;
@@ -68,14 +69,25 @@ impl Cloud {
         let keystone = FakeKeystone::start(shutdown.clone()).await?;
         let mut glances = Vec::with_capacity(regions.len());
         for region in regions {
-            let glance = FakeGlance::start(region, keystone.state.clone(), shutdown.clone()).await?;
+            let glance =
+                FakeGlance::start(region, keystone.state.clone(), shutdown.clone()).await?;
             for interface in INTERFACES {
                 keystone.set_endpoint(region, interface, &glance.url());
-                keystone.set_service_endpoint("identity", "keystone", region, interface, &keystone.url());
+                keystone.set_service_endpoint(
+                    "identity",
+                    "keystone",
+                    region,
+                    interface,
+                    &keystone.url(),
+                );
             }
             glances.push(glance);
         }
-        Ok(Cloud { keystone, regions: glances, shutdown })
+        Ok(Cloud {
+            keystone,
+            regions: glances,
+            shutdown,
+        })
     }
 
     /// The Glance of region `name`; panics on an unknown name (a broken test).

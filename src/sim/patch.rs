@@ -8,7 +8,9 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::Value;
 
-use super::glance::{can_modify, forbidden, glance_error, glance_error_detail, not_found, visible, GlanceState};
+use super::glance::{
+    can_modify, forbidden, glance_error, glance_error_detail, not_found, visible, GlanceState,
+};
 use super::images::{is_core, set_core, validate_value, ImageStatus};
 use super::keystone::Caller;
 use super::routes::json_body;
@@ -20,8 +22,19 @@ const V21: &str = "application/openstack-images-v2.1-json-patch";
 
 /// Attributes PATCH refuses as read-only (`RequestDeserializer._readonly_properties`).
 const READONLY: [&str; 13] = [
-    "created_at", "updated_at", "status", "checksum", "size", "virtual_size", "direct_url", "self",
-    "file", "schema", "id", "os_hash_algo", "os_hash_value",
+    "created_at",
+    "updated_at",
+    "status",
+    "checksum",
+    "size",
+    "virtual_size",
+    "direct_url",
+    "self",
+    "file",
+    "schema",
+    "id",
+    "os_hash_algo",
+    "os_hash_value",
 ];
 /// Attributes PATCH refuses as reserved (plus the `os_glance` namespace).
 const RESERVED: [&str; 3] = ["location", "deleted", "deleted_at"];
@@ -41,38 +54,62 @@ struct Change {
 
 type Reply = Response<BoxBody>;
 
-fn bad(message: &str) -> Reply {
-    glance_error(StatusCode::BAD_REQUEST, message)
+/// A refused operation: the status and Glance's message (rendered by [`glance_error`]).
+type Refusal = (StatusCode, String);
+
+fn bad(message: &str) -> Refusal {
+    (StatusCode::BAD_REQUEST, message.to_owned())
+}
+
+fn refuse(status: StatusCode, message: &str) -> Refusal {
+    (status, message.to_owned())
 }
 
 /// Decodes a JSON pointer as Glance accepts it (`_decode_json_pointer`): the pointer checks, then
 /// `~1`/`~0` unescaping; depth is checked by the caller.
-fn decode_pointer(pointer: &str) -> Result<Vec<String>, Reply> {
+fn decode_pointer(pointer: &str) -> Result<Vec<String>, Refusal> {
     if !pointer.starts_with('/') {
-        return Err(bad(&format!("Pointer `{pointer}` does not start with \"/\".")));
+        return Err(bad(&format!(
+            "Pointer `{pointer}` does not start with \"/\"."
+        )));
     }
     let parts: Vec<&str> = pointer[1..].split('/').collect();
     if parts.len() > 1 && parts.iter().any(|p| p.trim().is_empty()) {
-        let why = if pointer.ends_with('/') { "end with \"/\"" } else { "contains adjacent \"/\"" };
+        let why = if pointer.ends_with('/') {
+            "end with \"/\""
+        } else {
+            "contains adjacent \"/\""
+        };
         return Err(bad(&format!("Pointer `{pointer}` {why}.")));
     }
     let bad_tilde = pointer.ends_with('~')
-        || pointer.match_indices('~').any(|(i, _)| !matches!(pointer.as_bytes().get(i + 1), Some(b'0' | b'1')));
+        || pointer
+            .match_indices('~')
+            .any(|(i, _)| !matches!(pointer.as_bytes().get(i + 1), Some(b'0' | b'1')));
     if bad_tilde {
-        return Err(bad(&format!("Pointer `{pointer}` contains \"~\" not part of a recognized escape sequence.")));
+        return Err(bad(&format!(
+            "Pointer `{pointer}` contains \"~\" not part of a recognized escape sequence."
+        )));
     }
-    Ok(parts.iter().map(|p| p.replace("~1", "/").replace("~0", "~").trim().to_owned()).collect())
+    Ok(parts
+        .iter()
+        .map(|p| p.replace("~1", "/").replace("~0", "~").trim().to_owned())
+        .collect())
 }
 
 /// One raw operation → a checked [`Change`] (`_parse_json_schema_change`, `_validate_path`,
 /// `_get_change_value`, `_validate_change`).
-fn parse_change(raw: &Value, draft4: bool) -> Result<Change, Reply> {
+fn parse_change(raw: &Value, draft4: bool) -> Result<Change, Refusal> {
     let Some(obj) = raw.as_object() else {
         return Err(bad("Operations must be JSON objects."));
     };
     let names = ["add", "remove", "replace"];
     let (op_name, pointer) = if draft4 {
-        let present: Vec<&str> = names.iter().copied().filter(|n| obj.contains_key(*n)).collect();
+        let present: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| obj.contains_key(*n))
+            .collect();
         match present.as_slice() {
             [one] => (*one, obj[*one].clone()),
             [] => return Err(bad("Operation objects must contain exactly one member named \"add\", \"remove\", or \"replace\".")),
@@ -84,7 +121,9 @@ fn parse_change(raw: &Value, draft4: bool) -> Result<Change, Reply> {
             Some(op) => op.as_str().unwrap_or_default(),
         };
         if !names.contains(&op) {
-            return Err(bad(&format!("Invalid operation: `{op}`. It must be one of the following: add, remove, replace.")));
+            return Err(bad(&format!(
+                "Invalid operation: `{op}`. It must be one of the following: add, remove, replace."
+            )));
         }
         let Some(path) = obj.get("path") else {
             return Err(bad("Unable to find 'path' in JSON Schema change"));
@@ -98,66 +137,112 @@ fn parse_change(raw: &Value, draft4: bool) -> Result<Change, Reply> {
         "remove" => Op::Remove,
         _ => Op::Replace,
     };
-    let depth = if path[0] == "locations" && op != Op::Replace { 2 } else { 1 };
+    let depth = if path[0] == "locations" && op != Op::Replace {
+        2
+    } else {
+        1
+    };
     if path.len() != depth {
-        return Err(bad(&format!("Invalid JSON pointer for this resource: '/{}'", path.join("/"))));
+        return Err(bad(&format!(
+            "Invalid JSON pointer for this resource: '/{}'",
+            path.join("/")
+        )));
     }
     let value = if op == Op::Remove {
         Value::Null
     } else {
         match obj.get("value") {
             Some(v) => v.clone(),
-            None => return Err(bad(&format!("Operation \"{op_name}\" requires a member named \"value\"."))),
+            None => {
+                return Err(bad(&format!(
+                    "Operation \"{op_name}\" requires a member named \"value\"."
+                )))
+            }
         }
     };
     let root = path[0].clone();
     if READONLY.contains(&root.as_str()) {
-        return Err(glance_error(StatusCode::FORBIDDEN, &format!("Attribute '{root}' is read-only.")));
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            &format!("Attribute '{root}' is read-only."),
+        ));
     }
     if RESERVED.contains(&root.as_str()) || root.starts_with("os_glance") {
-        return Err(glance_error(StatusCode::FORBIDDEN, &format!("Attribute '{root}' is reserved.")));
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            &format!("Attribute '{root}' is reserved."),
+        ));
     }
     if op != Op::Remove && root != "locations" {
         validate_value(&root, &value).map_err(|m| bad(&m))?;
     }
-    Ok(Change { op, path: root, value })
+    Ok(Change {
+        op,
+        path: root,
+        value,
+    })
 }
 
 /// Applies one change to the image copy (`_do_add`, `_do_replace`, `_do_remove` and the domain
 /// setters), with the controller's 403/409 answers.
-fn apply(image: &mut super::images::Image, caller: &Caller, change: &Change, draft4: bool) -> Result<(), Reply> {
+fn apply(
+    image: &mut super::images::Image,
+    caller: &Caller,
+    change: &Change,
+    draft4: bool,
+) -> Result<(), Refusal> {
     let key = change.path.as_str();
     if key == "locations" {
-        return Err(glance_error(
+        return Err(refuse(
             StatusCode::FORBIDDEN,
             "It's not allowed to update locations if locations are invisible.",
         ));
     }
     if change.op == Op::Remove {
         if is_core(key) {
-            return Err(glance_error(StatusCode::FORBIDDEN, &format!("Property {key} may not be removed.")));
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                &format!("Property {key} may not be removed."),
+            ));
         }
         return match image.properties.remove(key) {
             Some(_) => Ok(()),
-            None => Err(glance_error(StatusCode::CONFLICT, &format!("Property {key} does not exist."))),
+            None => Err(refuse(
+                StatusCode::CONFLICT,
+                &format!("Property {key} does not exist."),
+            )),
         };
     }
     let exists = is_core(key) || image.properties.contains_key(key);
     if change.op == Op::Replace && !exists {
-        return Err(glance_error(StatusCode::CONFLICT, &format!("Property {key} does not exist.")));
+        return Err(refuse(
+            StatusCode::CONFLICT,
+            &format!("Property {key} does not exist."),
+        ));
     }
     if change.op == Op::Add && draft4 && exists {
-        return Err(glance_error(StatusCode::CONFLICT, &format!("Property {key} already present.")));
+        return Err(refuse(
+            StatusCode::CONFLICT,
+            &format!("Property {key} already present."),
+        ));
     }
     match key {
         "owner" if !caller.is_admin() => {
-            return Err(glance_error(StatusCode::FORBIDDEN, "Owner can't be updated by non admin."))
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                "Owner can't be updated by non admin.",
+            ))
         }
-        "visibility" if change.value == "public" && !caller.is_admin() => return Err(forbidden("publicize_image")),
+        "visibility" if change.value == "public" && !caller.is_admin() => {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                "You are not authorized to complete publicize_image action.",
+            ))
+        }
         "disk_format" | "container_format"
             if !matches!(image.status, ImageStatus::Queued | ImageStatus::Importing) =>
         {
-            return Err(glance_error(
+            return Err(refuse(
                 StatusCode::FORBIDDEN,
                 &format!("Attribute {key} can be only replaced for a queued image."),
             ));
@@ -165,16 +250,28 @@ fn apply(image: &mut super::images::Image, caller: &Caller, change: &Change, dra
         _ => {}
     }
     if !set_core(image, key, &change.value) {
-        image.properties.insert(key.to_owned(), change.value.clone());
+        image
+            .properties
+            .insert(key.to_owned(), change.value.clone());
     }
     Ok(())
 }
 
 /// `PATCH /v2/images/{id}`: 200 with the updated image, or the first failing check's answer with
 /// nothing changed.
-pub(crate) async fn update(state: &Arc<GlanceState>, caller: &Caller, id: &str, req: Request<Incoming>) -> Reply {
+pub(crate) async fn update(
+    state: &Arc<GlanceState>,
+    caller: &Caller,
+    id: &str,
+    req: Request<Incoming>,
+) -> Reply {
     let content_type = header(req.headers(), "content-type").unwrap_or_default();
-    let content_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let content_type = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     let draft4 = match content_type.as_str() {
         V21 => false,
         V20 => true,
@@ -195,13 +292,14 @@ pub(crate) async fn update(state: &Arc<GlanceState>, caller: &Caller, id: &str, 
         Err(resp) => return resp,
     };
     let Some(ops) = body.as_array() else {
-        return bad("Request body must be a JSON array of operation objects.");
+        let message = "Request body must be a JSON array of operation objects.";
+        return glance_error(StatusCode::BAD_REQUEST, message);
     };
     let mut changes = Vec::with_capacity(ops.len());
     for raw in ops {
         match parse_change(raw, draft4) {
             Ok(c) => changes.push(c),
-            Err(resp) => return resp,
+            Err((status, message)) => return glance_error(status, &message),
         }
     }
     let mut inner = state.lock();
@@ -213,8 +311,8 @@ pub(crate) async fn update(state: &Arc<GlanceState>, caller: &Caller, id: &str, 
     }
     let mut image = current.clone();
     for change in &changes {
-        if let Err(resp) = apply(&mut image, caller, change, draft4) {
-            return resp;
+        if let Err((status, message)) = apply(&mut image, caller, change, draft4) {
+            return glance_error(status, &message);
         }
     }
     if !changes.is_empty() {

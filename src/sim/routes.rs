@@ -27,17 +27,30 @@ pub(crate) async fn json_body(req: Request<Incoming>) -> Result<Value, Response<
         .await
         .map_err(|_| glance_error(StatusCode::BAD_REQUEST, "Malformed JSON in request body."))?;
     if bytes.is_empty() {
-        return Err(glance_error(StatusCode::BAD_REQUEST, "Body expected in request."));
+        return Err(glance_error(
+            StatusCode::BAD_REQUEST,
+            "Body expected in request.",
+        ));
     }
     serde_json::from_slice(&bytes)
         .map_err(|_| glance_error(StatusCode::BAD_REQUEST, "Malformed JSON in request body."))
 }
 
 /// `GET /` (300) and `GET /versions` (200): Glance 33's version list without an image cache.
-pub(crate) fn versions(state: &GlanceState, req: &Request<Incoming>, status: StatusCode) -> Response<BoxBody> {
-    let host = header(req.headers(), "host").map(str::to_owned).unwrap_or_else(|| state.addr.to_string());
+pub(crate) fn versions(
+    state: &GlanceState,
+    req: &Request<Incoming>,
+    status: StatusCode,
+) -> Response<BoxBody> {
+    let host = header(req.headers(), "host")
+        .map(str::to_owned)
+        .unwrap_or_else(|| state.addr.to_string());
     let href = format!("http://{host}/v2/");
-    let mut list = vec![("2.15", "SUPPORTED"), ("2.9", "SUPPORTED"), ("2.17", "CURRENT")];
+    let mut list = vec![
+        ("2.15", "SUPPORTED"),
+        ("2.9", "SUPPORTED"),
+        ("2.17", "CURRENT"),
+    ];
     list.extend(["2.7", "2.6", "2.5", "2.4", "2.3", "2.2", "2.1", "2.0"].map(|v| (v, "SUPPORTED")));
     let versions: Vec<Value> = list
         .into_iter()
@@ -47,7 +60,11 @@ pub(crate) fn versions(state: &GlanceState, req: &Request<Incoming>, status: Sta
 }
 
 /// `GET /v2/images`: what the caller may list, newest first, with Glance's filters and paging.
-pub(crate) fn list(state: &GlanceState, caller: &Caller, req: &Request<Incoming>) -> Response<BoxBody> {
+pub(crate) fn list(
+    state: &GlanceState,
+    caller: &Caller,
+    req: &Request<Incoming>,
+) -> Response<BoxBody> {
     let params = query_pairs(req.uri().query());
     let mut limit = LIMIT_DEFAULT;
     let mut marker = None;
@@ -57,9 +74,13 @@ pub(crate) fn list(state: &GlanceState, caller: &Caller, req: &Request<Incoming>
     for (k, v) in &params {
         match k.as_str() {
             "limit" => match v.parse::<i64>() {
-                Ok(n) if n < 0 => return glance_error(StatusCode::BAD_REQUEST, "limit param must be positive"),
+                Ok(n) if n < 0 => {
+                    return glance_error(StatusCode::BAD_REQUEST, "limit param must be positive")
+                }
                 Ok(n) => limit = (n as usize).min(LIMIT_MAX),
-                Err(_) => return glance_error(StatusCode::BAD_REQUEST, "limit param must be an integer"),
+                Err(_) => {
+                    return glance_error(StatusCode::BAD_REQUEST, "limit param must be an integer")
+                }
             },
             "marker" => marker = Some(v.as_str()),
             "visibility" => visibility = Some(v.as_str()),
@@ -77,11 +98,16 @@ pub(crate) fn list(state: &GlanceState, caller: &Caller, req: &Request<Incoming>
         .filter(|i| filters.iter().all(|(k, v)| matches_filter(i, k, v)))
         .filter(|i| filters.iter().any(|(k, _)| *k == "os_hidden") || !i.os_hidden)
         .collect();
-    images.sort_by(|a, b| b.seq.cmp(&a.seq));
+    images.sort_by_key(|i| std::cmp::Reverse(i.seq));
     if let Some(m) = marker {
         match images.iter().position(|i| i.id == m) {
             Some(p) => images.drain(..=p).for_each(drop),
-            None => return glance_error(StatusCode::BAD_REQUEST, &format!("No image found with ID {m}")),
+            None => {
+                return glance_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("No image found with ID {m}"),
+                )
+            }
         }
     }
     images.truncate(limit);
@@ -128,23 +154,43 @@ fn matches_filter(image: &Image, key: &str, want: &str) -> bool {
 /// Keys `POST /v2/images` refuses as read-only before anything else (`_check_allowed`).
 const DISALLOWED: [&str; 5] = ["direct_url", "self", "file", "schema", "stores"];
 /// Core attributes `ImageFactory` refuses as read-only.
-const READONLY: [&str; 8] =
-    ["created_at", "updated_at", "status", "checksum", "size", "virtual_size", "os_hash_algo", "os_hash_value"];
+const READONLY: [&str; 8] = [
+    "created_at",
+    "updated_at",
+    "status",
+    "checksum",
+    "size",
+    "virtual_size",
+    "os_hash_algo",
+    "os_hash_value",
+];
 /// Keys refused as reserved.
 const RESERVED: [&str; 4] = ["location", "locations", "deleted", "deleted_at"];
 
 /// `POST /v2/images`: 201 with the image, `Location` and `OpenStack-image-import-methods`.
-pub(crate) async fn create(state: &Arc<GlanceState>, caller: &Caller, req: Request<Incoming>) -> Response<BoxBody> {
-    let host = header(req.headers(), "host").map(str::to_owned).unwrap_or_else(|| state.addr.to_string());
+pub(crate) async fn create(
+    state: &Arc<GlanceState>,
+    caller: &Caller,
+    req: Request<Incoming>,
+) -> Response<BoxBody> {
+    let host = header(req.headers(), "host")
+        .map(str::to_owned)
+        .unwrap_or_else(|| state.addr.to_string());
     let body = match json_body(req).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };
     let Value::Object(body) = body else {
-        return glance_error(StatusCode::BAD_REQUEST, "Unexpected body type. Expected list/dict.");
+        return glance_error(
+            StatusCode::BAD_REQUEST,
+            "Unexpected body type. Expected list/dict.",
+        );
     };
     if let Some(key) = DISALLOWED.iter().find(|k| body.contains_key(**k)) {
-        return glance_error(StatusCode::FORBIDDEN, &format!("Attribute '{key}' is read-only."));
+        return glance_error(
+            StatusCode::FORBIDDEN,
+            &format!("Attribute '{key}' is read-only."),
+        );
     }
     for (k, v) in &body {
         if READONLY.contains(&k.as_str()) || RESERVED.contains(&k.as_str()) {
@@ -156,29 +202,47 @@ pub(crate) async fn create(state: &Arc<GlanceState>, caller: &Caller, req: Reque
     }
     for k in body.keys() {
         if k.chars().count() > 255 {
-            return glance_error(StatusCode::BAD_REQUEST, "Custom property should not be greater than 255 characters.");
+            return glance_error(
+                StatusCode::BAD_REQUEST,
+                "Custom property should not be greater than 255 characters.",
+            );
         }
         if RESERVED.contains(&k.as_str()) || k.starts_with("os_glance") {
-            return glance_error(StatusCode::FORBIDDEN, &format!("Attribute '{k}' is reserved."));
+            return glance_error(
+                StatusCode::FORBIDDEN,
+                &format!("Attribute '{k}' is reserved."),
+            );
         }
     }
     let owner = match body.get("owner") {
         Some(v) => v.as_str().map(str::to_owned),
         None => caller.project_id.clone(),
     };
-    if !caller.is_admin() && !(caller.has_role("member") && owner.is_some() && owner == caller.project_id) {
+    let own_project = owner.is_some() && owner == caller.project_id;
+    let may_create = caller.is_admin() || caller.has_role("member") && own_project;
+    if !may_create {
         return forbidden("add_image");
     }
     if body.get("visibility").and_then(Value::as_str) == Some("public") && !caller.is_admin() {
         return forbidden("publicize_image");
     }
     if let Some(key) = READONLY.iter().find(|k| body.contains_key(**k)) {
-        return glance_error(StatusCode::FORBIDDEN, &format!("Attribute '{key}' is read-only."));
+        return glance_error(
+            StatusCode::FORBIDDEN,
+            &format!("Attribute '{key}' is read-only."),
+        );
     }
     let mut inner = state.lock();
-    let id = body.get("id").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let id = body
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     if inner.images.contains_key(&id) {
-        return glance_error(StatusCode::CONFLICT, &format!("Image with identifier {id} already exists!"));
+        return glance_error(
+            StatusCode::CONFLICT,
+            &format!("Image with identifier {id} already exists!"),
+        );
     }
     let seq = inner.next_seq();
     let mut image = Image::new(id.clone(), owner, seq);
@@ -199,7 +263,8 @@ pub(crate) async fn create(state: &Arc<GlanceState>, caller: &Caller, req: Reque
     }
     if !methods.is_empty() {
         if let Ok(v) = HeaderValue::from_str(&methods) {
-            resp.headers_mut().insert("openstack-image-import-methods", v);
+            resp.headers_mut()
+                .insert("openstack-image-import-methods", v);
         }
     }
     resp
@@ -223,7 +288,10 @@ pub(crate) fn delete(state: &GlanceState, caller: &Caller, id: &str) -> Response
         return forbidden("delete_image");
     }
     if image.protected {
-        return glance_error(StatusCode::FORBIDDEN, &format!("Image {id} is protected and cannot be deleted."));
+        return glance_error(
+            StatusCode::FORBIDDEN,
+            &format!("Image {id} is protected and cannot be deleted."),
+        );
     }
     inner.images.remove(id);
     inner.faults.remove(id);
@@ -241,7 +309,12 @@ pub(crate) fn tasks(state: &GlanceState, caller: &Caller, id: &str) -> Response<
 /// `POST /v2/images/{id}/import`: Glance's synchronous checks in its order; when they pass the
 /// fake answers 202 and runs nothing (no task, no status change): enough for discovery and
 /// pass-through tests, honest about not importing.
-pub(crate) async fn import(state: &GlanceState, caller: &Caller, id: &str, req: Request<Incoming>) -> Response<BoxBody> {
+pub(crate) async fn import(
+    state: &GlanceState,
+    caller: &Caller,
+    id: &str,
+    req: Request<Incoming>,
+) -> Response<BoxBody> {
     let body = match json_body(req).await {
         Ok(v) => v,
         Err(resp) => return resp,
@@ -275,7 +348,9 @@ pub(crate) async fn import(state: &GlanceState, caller: &Caller, id: &str, req: 
         return conflict("Only images with status active can be targeted for copying");
     }
     if status != "queued" && (name == "web-download" || name == "glance-download") {
-        return conflict(&format!("Image needs to be in 'queued' state to use '{name}' method"));
+        return conflict(&format!(
+            "Image needs to be in 'queued' state to use '{name}' method"
+        ));
     }
     if status != "uploading" && name == "glance-direct" {
         return conflict("Image needs to be staged before 'glance-direct' method can be used");
@@ -289,12 +364,16 @@ pub(crate) async fn import(state: &GlanceState, caller: &Caller, id: &str, req: 
     if name == "glance-download" {
         for key in ["glance_region", "glance_image_id"] {
             if method.get(key).is_none() {
-                return bad(&format!("'{key}' needs to be set for glance-download import method"));
+                return bad(&format!(
+                    "'{key}' needs to be set for glance-download import method"
+                ));
             }
         }
         if let Some(remote) = method["glance_image_id"].as_str() {
             if uuid::Uuid::try_parse(remote).is_err() {
-                return bad(&format!("Remote image id does not look like a UUID: {remote}"));
+                return bad(&format!(
+                    "Remote image id does not look like a UUID: {remote}"
+                ));
             }
         }
     }
@@ -306,7 +385,9 @@ pub(crate) async fn import(state: &GlanceState, caller: &Caller, id: &str, req: 
     }
     if body.get("all_stores_must_succeed") == Some(&Value::Bool(false)) {
         let uri = method.get("uri").and_then(Value::as_str).unwrap_or("None");
-        return bad(&format!("All_stores_must_succeed can only be set with enabled_backends {uri}"));
+        return bad(&format!(
+            "All_stores_must_succeed can only be set with enabled_backends {uri}"
+        ));
     }
     status_response(StatusCode::ACCEPTED)
 }
@@ -314,24 +395,39 @@ pub(crate) async fn import(state: &GlanceState, caller: &Caller, id: &str, req: 
 /// `GET /v2/images/{id}/members`: the fake has no members.
 pub(crate) fn members(state: &GlanceState, caller: &Caller, id: &str) -> Response<BoxBody> {
     match state.lock().images.get(id).filter(|i| visible(i, caller)) {
-        Some(_) => json_response(StatusCode::OK, &json!({"members": [], "schema": "/v2/schemas/members"})),
+        Some(_) => json_response(
+            StatusCode::OK,
+            &json!({"members": [], "schema": "/v2/schemas/members"}),
+        ),
         None => not_found(id),
     }
 }
 
 /// `PUT`/`DELETE /v2/images/{id}/tags/{tag}`: 204.
-pub(crate) fn tag(state: &GlanceState, caller: &Caller, id: &str, tag: &str, add: bool) -> Response<BoxBody> {
+pub(crate) fn tag(
+    state: &GlanceState,
+    caller: &Caller,
+    id: &str,
+    tag: &str,
+    add: bool,
+) -> Response<BoxBody> {
     let mut inner = state.lock();
     let Some(image) = inner.images.get_mut(id).filter(|i| visible(i, caller)) else {
         return glance_error(StatusCode::NOT_FOUND, &format!("Image {id} not found."));
     };
     if !can_modify(image, caller) {
         let verb = if add { "update" } else { "delete" };
-        return glance_error(StatusCode::FORBIDDEN, &format!("Not allowed to {verb} tags for image {id}."));
+        return glance_error(
+            StatusCode::FORBIDDEN,
+            &format!("Not allowed to {verb} tags for image {id}."),
+        );
     }
     if add {
         if tag.chars().count() > 255 {
-            return glance_error(StatusCode::BAD_REQUEST, &format!("Provided object does not match schema 'image': '{tag}' is too long"));
+            return glance_error(
+                StatusCode::BAD_REQUEST,
+                &format!("Provided object does not match schema 'image': '{tag}' is too long"),
+            );
         }
         if !image.tags.iter().any(|t| t == tag) {
             image.tags.push(tag.to_owned());

@@ -25,7 +25,8 @@ struct Reply {
 
 impl Reply {
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
 
     fn header(&self, name: &str) -> Option<&str> {
@@ -35,7 +36,9 @@ impl Reply {
     /// The Glance error message without webob's suffix (asserting the suffix is there).
     fn glance_message(&self) -> String {
         let body = self.json();
-        let message = body["message"].as_str().unwrap_or_else(|| panic!("no message: {body}"));
+        let message = body["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no message: {body}"));
         message
             .strip_suffix(super::WEBOB_SUFFIX)
             .unwrap_or_else(|| panic!("no webob suffix: {message:?}"))
@@ -48,7 +51,13 @@ fn http() -> HttpClient {
 }
 
 /// Sends one request and returns the response head with its streaming body.
-async fn raw(method: Method, url: &str, token: Option<&str>, headers: &[(&str, &str)], body: Bytes) -> Response<Incoming> {
+async fn raw(
+    method: Method,
+    url: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Response<Incoming> {
     let mut req = Request::builder().method(method).uri(url);
     if let Some(t) = token {
         req = req.header("x-auth-token", t);
@@ -60,11 +69,21 @@ async fn raw(method: Method, url: &str, token: Option<&str>, headers: &[(&str, &
 }
 
 /// Sends one request and reads the whole answer.
-async fn call(method: Method, url: &str, token: Option<&str>, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
+async fn call(
+    method: Method,
+    url: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
     let resp = raw(method, url, token, headers, body.into()).await;
     let (parts, body) = resp.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
-    Reply { status: parts.status, headers: parts.headers, body }
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
 }
 
 async fn get(url: &str, token: &str) -> Reply {
@@ -80,5 +99,7 @@ async fn cloud() -> (Cloud, String) {
 
 /// An active raw/bare image of `demo` in REGION1 holding `data`.
 fn active_image(cloud: &Cloud, data: ImageData) -> String {
-    cloud.region("REGION1").create_image(ImageSpec::active("demo", data))
+    cloud
+        .region("REGION1")
+        .create_image(ImageSpec::active("demo", data))
 }

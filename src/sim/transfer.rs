@@ -10,7 +10,9 @@ use hyper::body::Incoming;
 
 use super::data::{DataBody, Source};
 use super::faults::Fault;
-use super::glance::{can_modify, glance_error, glance_error_detail, not_found, visible, GlanceState};
+use super::glance::{
+    can_modify, glance_error, glance_error_detail, not_found, visible, GlanceState,
+};
 use super::images::{ImageStatus, Stored};
 use super::keystone::Caller;
 use super::wire::header;
@@ -20,15 +22,26 @@ use crate::http::{boxed, status_response, BoxBody};
 type Reply = Response<BoxBody>;
 
 /// webob's explanation for a 500.
-const INTERNAL: &str = "The server has either erred or is incapable of performing the requested operation.";
+const INTERNAL: &str =
+    "The server has either erred or is incapable of performing the requested operation.";
 
 // === upload ===
 
 /// `PUT /v2/images/{id}/file`: 204 once every declared byte arrived and was hashed; otherwise
 /// the image goes back to `queued` (size and hashes null) as Glance's `_restore` does.
-pub(crate) async fn upload(state: &Arc<GlanceState>, caller: &Caller, id: &str, req: Request<Incoming>) -> Reply {
+pub(crate) async fn upload(
+    state: &Arc<GlanceState>,
+    caller: &Caller,
+    id: &str,
+    req: Request<Incoming>,
+) -> Reply {
     let content_type = header(req.headers(), "content-type").unwrap_or_default();
-    let content_type = content_type.split(';').next().unwrap_or_default().trim().to_owned();
+    let content_type = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
     if content_type != "application/octet-stream" {
         return glance_error_detail(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -43,7 +56,10 @@ pub(crate) async fn upload(state: &Arc<GlanceState>, caller: &Caller, id: &str, 
         None => None,
         Some(Ok(n)) => Some(n),
         Some(Err(_)) => {
-            return glance_error(StatusCode::BAD_REQUEST, "Invalid or missing image size in request headers.")
+            return glance_error(
+                StatusCode::BAD_REQUEST,
+                "Invalid or missing image size in request headers.",
+            )
         }
     };
     let (seq, algo, keep_limit) = {
@@ -53,7 +69,10 @@ pub(crate) async fn upload(state: &Arc<GlanceState>, caller: &Caller, id: &str, 
             return not_found(id);
         };
         if !can_modify(image, caller) {
-            return glance_error(StatusCode::FORBIDDEN, &format!("Not allowed to upload image data for image {id}"));
+            return glance_error(
+                StatusCode::FORBIDDEN,
+                &format!("Not allowed to upload image data for image {id}"),
+            );
         }
         if image.status != ImageStatus::Queued {
             let cur = image.status.as_str();
@@ -62,14 +81,24 @@ pub(crate) async fn upload(state: &Arc<GlanceState>, caller: &Caller, id: &str, 
                 &format!("Image status transition from {cur} to saving is not allowed"),
             );
         }
-        let missing: Vec<&str> = [("disk_format", &image.disk_format), ("container_format", &image.container_format)]
-            .iter()
-            .filter(|(_, v)| v.is_none())
-            .map(|(k, _)| *k)
-            .collect();
+        let missing: Vec<&str> = [
+            ("disk_format", &image.disk_format),
+            ("container_format", &image.container_format),
+        ]
+        .iter()
+        .filter(|(_, v)| v.is_none())
+        .map(|(k, _)| *k)
+        .collect();
         if !missing.is_empty() {
-            let noun = if missing.len() == 1 { "Property" } else { "Properties" };
-            let message = format!("{noun} {} must be set prior to saving data.", missing.join(", "));
+            let noun = if missing.len() == 1 {
+                "Property"
+            } else {
+                "Properties"
+            };
+            let message = format!(
+                "{noun} {} must be set prior to saving data.",
+                missing.join(", ")
+            );
             return glance_error(StatusCode::BAD_REQUEST, &message);
         }
         image.status = ImageStatus::Saving;
@@ -94,7 +123,9 @@ pub(crate) async fn upload(state: &Arc<GlanceState>, caller: &Caller, id: &str, 
                 break Some(glance_error(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL));
             }
             Some(Ok(frame)) => {
-                let Ok(data) = frame.into_data() else { continue };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
                 total += data.len() as u64;
                 if let Some(n) = expected.filter(|n| total > *n) {
                     let message = format!("Size exceeds: expected {n} bytes, got {total} bytes");
@@ -102,7 +133,10 @@ pub(crate) async fn upload(state: &Arc<GlanceState>, caller: &Caller, id: &str, 
                 }
                 md5.update(&data);
                 other.update(&data);
-                if kept.as_ref().is_some_and(|k| k.len() as u64 + data.len() as u64 > keep_limit) {
+                if kept
+                    .as_ref()
+                    .is_some_and(|k| k.len() as u64 + data.len() as u64 > keep_limit)
+                {
                     kept = None;
                 }
                 if let Some(k) = kept.as_mut() {
@@ -120,7 +154,10 @@ pub(crate) async fn upload(state: &Arc<GlanceState>, caller: &Caller, id: &str, 
     });
 
     let mut inner = state.lock();
-    let current = inner.images.get_mut(id).filter(|i| i.seq == seq && i.status == ImageStatus::Saving);
+    let current = inner
+        .images
+        .get_mut(id)
+        .filter(|i| i.seq == seq && i.status == ImageStatus::Saving);
     let Some(image) = current else {
         let message = format!(
             "Image {id} could not be found after upload. The image may have been deleted during the upload, \
@@ -155,25 +192,40 @@ pub(crate) struct ByteRange {
 /// trailing text ignored; `None` when unparseable or `start >= end`.
 pub(crate) fn parse_range(value: &str) -> Option<ByteRange> {
     let rest = value.get(..5).filter(|p| p.eq_ignore_ascii_case("bytes"))?;
-    let rest = value[rest.len()..].trim_start_matches(' ').strip_prefix('=')?.trim_start_matches(' ');
+    let rest = value[rest.len()..]
+        .trim_start_matches(' ')
+        .strip_prefix('=')?
+        .trim_start_matches(' ');
     let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
     let n1 = digits(rest);
     let (first, rest) = rest.split_at(n1);
-    let rest = rest.trim_start_matches(' ').strip_prefix('-')?.trim_start_matches(' ');
+    let rest = rest
+        .trim_start_matches(' ')
+        .strip_prefix('-')?
+        .trim_start_matches(' ');
     let second = &rest[..digits(rest)];
     let num = |s: &str| s.parse::<u64>().unwrap_or(u64::MAX);
     if first.is_empty() {
         if second.is_empty() {
             return None; // webob raises ValueError here (a 500 upstream): refuse it as unparseable
         }
-        return Some(ByteRange { start: -i128::from(num(second)), end: None });
+        return Some(ByteRange {
+            start: -i128::from(num(second)),
+            end: None,
+        });
     }
     let start = num(first);
     if second.is_empty() {
-        return Some(ByteRange { start: i128::from(start), end: None });
+        return Some(ByteRange {
+            start: i128::from(start),
+            end: None,
+        });
     }
     let end = num(second).saturating_add(1);
-    (start < end).then_some(ByteRange { start: i128::from(start), end: Some(end) })
+    (start < end).then_some(ByteRange {
+        start: i128::from(start),
+        end: Some(end),
+    })
 }
 
 /// webob's default explanation for a status used by [`Fault::Status`].
@@ -191,7 +243,12 @@ fn explanation(status: StatusCode) -> &'static str {
 
 /// `GET /v2/images/{id}/file`: 200 (or 206 for a single Range) streaming the data with
 /// `Content-Length` and `Content-MD5`; 204 when the image has no data; faults applied.
-pub(crate) fn download(state: &GlanceState, caller: &Caller, id: &str, req: &Request<Incoming>) -> Reply {
+pub(crate) async fn download(
+    state: &GlanceState,
+    caller: &Caller,
+    id: &str,
+    req: &Request<Incoming>,
+) -> Reply {
     let (source, size, checksum, fault) = {
         let mut inner = state.lock();
         let Some(image) = inner.images.get(id).filter(|i| visible(i, caller)) else {
@@ -221,9 +278,13 @@ pub(crate) fn download(state: &GlanceState, caller: &Caller, id: &str, req: &Req
         };
         (source, size, checksum, fault)
     };
-    if let Some(Fault::Status(code)) = fault {
-        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return glance_error(status, explanation(status));
+    match fault {
+        Some(Fault::Status(code)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return glance_error(status, explanation(status));
+        }
+        Some(Fault::StallHeaders(pause)) => tokio::time::sleep(pause).await,
+        _ => {}
     }
 
     let (mut offset, mut len, mut content_range) = (0u64, size, None);
@@ -237,7 +298,11 @@ pub(crate) fn download(state: &GlanceState, caller: &Caller, id: &str, req: &Req
             );
         }
         let not_satisfiable = |detail: &str| {
-            glance_error_detail(StatusCode::RANGE_NOT_SATISFIABLE, "The Range requested is not available.", detail)
+            glance_error_detail(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "The Range requested is not available.",
+                detail,
+            )
         };
         let Some(range) = parse_range(&value) else {
             return not_satisfiable("Invalid Range header.");
@@ -271,7 +336,10 @@ pub(crate) fn download(state: &GlanceState, caller: &Caller, id: &str, req: &Req
         *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
     }
     let headers = resp.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(declared));
     if let Some(v) = content_range.and_then(|r| HeaderValue::from_str(&r).ok()) {
         headers.insert(http::header::CONTENT_RANGE, v);

@@ -1,0 +1,285 @@
+//! The bench's result: every run's samples, medians per phase, the ratios to the ceiling, and its
+//! two renderings (a table for people, one JSON document for scripts).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::measure::{Machine, Sample};
+use super::sim::ImportTimes;
+use super::Options;
+use crate::hash::HashAlgo;
+
+/// One run: each phase once, measured back to back.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub generator: Sample,
+    pub ceiling: Sample,
+    pub pipeline: Sample,
+    /// Its `seconds` are `POST /import` → task `success`.
+    pub import: Sample,
+    pub import_times: ImportTimes,
+}
+
+/// One phase over all runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseSummary {
+    /// `generator`, `ceiling`, `pipeline` or `import`.
+    pub key: &'static str,
+    pub label: &'static str,
+    /// Median MB/s (10^6 bytes per second).
+    pub mb_per_s: f64,
+    /// Every run's MB/s, in run order.
+    pub mb_per_s_runs: Vec<f64>,
+    /// Median CPU seconds per GiB, whole process.
+    pub cpu_s_per_gib: Option<f64>,
+    /// Median CPU seconds per GiB per thread group, largest first.
+    pub cpu_s_per_gib_by_thread: Vec<(String, f64)>,
+    /// Largest peak RSS over the runs, bytes.
+    pub peak_rss: Option<u64>,
+}
+
+/// Medians of the import's timings, seconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportSummary {
+    pub accepted: f64,
+    pub to_store: Option<f64>,
+    pub storing: Option<f64>,
+    pub total: f64,
+}
+
+/// Everything one `bench` invocation measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub target: &'static str,
+    pub size: u64,
+    pub runs: usize,
+    pub chunk_size: usize,
+    pub buffer_chunks: usize,
+    pub os_hash_algo: &'static str,
+    pub machine: Machine,
+    pub phases: Vec<PhaseSummary>,
+    /// Median over runs of (b)/(a), each run's phases side by side.
+    pub pipeline_over_ceiling: f64,
+    /// Median over runs of (c)/(a).
+    pub import_over_ceiling: f64,
+    pub import: ImportSummary,
+    /// Whether each peak RSS is the phase's own (reset at its start) or the process's lifetime.
+    pub peak_rss_per_phase: bool,
+    pub notes: Vec<String>,
+    pub samples: Vec<Run>,
+}
+
+// === impl Report ===
+
+impl Report {
+    pub(super) fn new(options: &Options, algo: HashAlgo, machine: Machine, runs: Vec<Run>) -> Self {
+        let phase = |key, label, pick: fn(&Run) -> &Sample| summarize(key, label, &runs, pick);
+        let phases = vec![
+            phase("generator", "generator alone", |r| &r.generator),
+            phase("ceiling", "(a) hash-only ceiling", |r| &r.ceiling),
+            phase("pipeline", "(b) pipeline alone", |r| &r.pipeline),
+            phase("import", "(c) full import", |r| &r.import),
+        ];
+        let ratio = |pick: fn(&Run) -> &Sample| {
+            median(
+                runs.iter()
+                    .map(|r| pick(r).mb_per_s() / r.ceiling.mb_per_s().max(1e-9)),
+            )
+        };
+        let times = |pick: fn(&ImportTimes) -> Option<f64>| {
+            let values: Vec<f64> = runs.iter().filter_map(|r| pick(&r.import_times)).collect();
+            (!values.is_empty()).then(|| median(values))
+        };
+        let per_phase = runs.iter().all(|r| {
+            [&r.generator, &r.ceiling, &r.pipeline, &r.import]
+                .iter()
+                .all(|s| s.peak_rss_per_phase)
+        });
+        Report {
+            target: "simulated",
+            size: options.size,
+            runs: runs.len(),
+            chunk_size: options.limits.chunk_size,
+            buffer_chunks: options.limits.buffer_chunks,
+            os_hash_algo: algo.name(),
+            machine,
+            phases,
+            pipeline_over_ceiling: ratio(|r| &r.pipeline),
+            import_over_ceiling: ratio(|r| &r.import),
+            import: ImportSummary {
+                accepted: times(|t| Some(t.accepted)).unwrap_or(0.0),
+                to_store: times(|t| t.to_store),
+                storing: times(|t| t.storing),
+                total: times(|t| Some(t.total)).unwrap_or(0.0),
+            },
+            peak_rss_per_phase: per_phase,
+            notes: notes(algo, per_phase),
+            samples: runs,
+        }
+    }
+
+    /// The report as one JSON document.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The report as a table for a terminal.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "bench --simulated: {} image, {} run(s), chunk {}, buffer {} frames, os_hash {}",
+            bytes(self.size),
+            self.runs,
+            bytes(self.chunk_size as u64),
+            self.buffer_chunks,
+            self.os_hash_algo
+        );
+        let m = &self.machine;
+        let load = |l: Option<f64>| l.map_or("?".to_string(), |l| format!("{l:.1}"));
+        let _ = writeln!(
+            out,
+            "machine: {} CPU(s), {}, load average {} at start, {} at end\n",
+            m.cpus,
+            m.cpu_model.as_deref().unwrap_or("unknown CPU"),
+            load(m.load_before),
+            load(m.load_after)
+        );
+        let _ = writeln!(
+            out,
+            "{:<24} {:>7}  {:<22} {:>9}  {:<36} {:>9}",
+            "phase", "MB/s", "runs (MB/s)", "CPU-s/GiB", "by thread (CPU-s/GiB)", "peak RSS"
+        );
+        for p in &self.phases {
+            let runs: Vec<String> = p.mb_per_s_runs.iter().map(|r| format!("{r:.0}")).collect();
+            let threads: Vec<String> = p
+                .cpu_s_per_gib_by_thread
+                .iter()
+                .map(|(name, cpu)| format!("{} {cpu:.2}", name.trim_start_matches("gds-")))
+                .collect();
+            let _ = writeln!(
+                out,
+                "{:<24} {:>7.0}  {:<22} {:>9}  {:<36} {:>9}",
+                p.label,
+                p.mb_per_s,
+                runs.join(" "),
+                p.cpu_s_per_gib.map_or("?".into(), |c| format!("{c:.2}")),
+                threads.join(", "),
+                p.peak_rss
+                    .map_or("?".into(), |b| format!("{:.1} MiB", mib(b)))
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nratios (median of per-run ratios): (b)/(a) {:.2}   (c)/(a) {:.2}",
+            self.pipeline_over_ceiling, self.import_over_ceiling
+        );
+        let secs =
+            |s: Option<f64>| s.map_or("not seen".to_string(), |s| format!("{:.0} ms", s * 1e3));
+        let _ = writeln!(
+            out,
+            "(c) medians: POST /import → 202 {}; 202 → PUT /file at the store {}; store saving → active {:.2} s; POST /import → task success {:.2} s",
+            secs(Some(self.import.accepted)),
+            secs(self.import.to_store),
+            self.import.storing.unwrap_or(f64::NAN),
+            self.import.total
+        );
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+        out
+    }
+}
+
+fn summarize(
+    key: &'static str,
+    label: &'static str,
+    runs: &[Run],
+    pick: fn(&Run) -> &Sample,
+) -> PhaseSummary {
+    let samples: Vec<&Sample> = runs.iter().map(pick).collect();
+    let mb_per_s_runs: Vec<f64> = samples.iter().map(|s| s.mb_per_s()).collect();
+    let cpu: Vec<f64> = samples.iter().filter_map(|s| s.cpu_per_gib()).collect();
+    let mut groups: Vec<String> = samples
+        .iter()
+        .flat_map(|s| s.cpu_by_thread.iter().map(|(name, _)| name.clone()))
+        .collect();
+    groups.sort();
+    groups.dedup();
+    let mut by_thread: Vec<(String, f64)> = groups
+        .into_iter()
+        .map(|group| {
+            let per_run = samples
+                .iter()
+                .map(|s| s.group_cpu_per_gib(&group).unwrap_or(0.0));
+            let cpu = median(per_run);
+            (group, cpu)
+        })
+        .filter(|(_, cpu)| *cpu >= 0.005)
+        .collect();
+    by_thread.sort_by(|a, b| b.1.total_cmp(&a.1));
+    PhaseSummary {
+        key,
+        label,
+        mb_per_s: median(mb_per_s_runs.iter().copied()),
+        mb_per_s_runs,
+        cpu_s_per_gib: (!cpu.is_empty()).then(|| median(cpu)),
+        cpu_s_per_gib_by_thread: by_thread,
+        peak_rss: samples.iter().filter_map(|s| s.peak_rss).max(),
+    }
+}
+
+fn notes(algo: HashAlgo, per_phase: bool) -> Vec<String> {
+    let mut notes = vec![
+        "MB = 10^6 bytes; CPU-s/GiB = user+system CPU seconds of this whole process per GiB moved; \
+         all phases share the same cores, so compare figures from the same run only"
+            .to_string(),
+        "every phase includes generating the source bytes (see 'generator alone'); in (b) and (c) \
+         the fake source Glance generates them (threads 'sim')"
+            .to_string(),
+        format!(
+            "(c) includes the fake target Glance hashing every byte again (md5 + {algo}, threads \
+             'sim') on the same cores, as a real Glance would"
+        ),
+    ];
+    if !per_phase {
+        notes.push(
+            "peak RSS could not be reset per phase here: it is the process's lifetime peak".into(),
+        );
+    }
+    notes
+}
+
+/// The median (the mean of the middle two for an even count); 0 when empty.
+pub(crate) fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.into_iter().collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / (1u64 << 20) as f64
+}
+
+/// A byte count in the largest binary unit that divides it evenly (else MiB with decimals).
+fn bytes(b: u64) -> String {
+    for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if b >= 1 << shift && b % (1 << shift) == 0 {
+            return format!("{} {unit}", b >> shift);
+        }
+    }
+    if b >= 1 << 20 {
+        format!("{:.2} MiB", mib(b))
+    } else {
+        format!("{b} B")
+    }
+}
