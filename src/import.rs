@@ -26,7 +26,7 @@ use tracing::{info, warn};
 use crate::glance::{Glance, GlanceError, Image, ImageId, PatchOp};
 use crate::hash::HashAlgo;
 use crate::journal::{Entry, Journal};
-use crate::keystone::{CatalogError, Identity, Token};
+use crate::keystone::{CatalogError, Identity, Keystone, ServiceCredentials, Token};
 use crate::metadata;
 use crate::metrics::Metrics;
 use crate::pipeline::{
@@ -120,6 +120,8 @@ pub struct Importer {
     pub abort: CancellationToken,
     /// Every running import, so shutdown can wait for them.
     pub running: TaskTracker,
+    /// The sidecar's own Keystone user, to restore an image when the caller's token expired.
+    pub service: Option<(Keystone, ServiceCredentials)>,
 }
 
 // === impl Importer ===
@@ -386,9 +388,36 @@ impl Importer {
         let Some(ops) = synced else {
             return Ok(());
         };
+        match self.revert_with(&request.token, request, ops).await {
+            // The caller's token ran out: the sidecar's own credentials can still put it back.
+            Err(ImportError::TokenExpired) => match &self.service {
+                Some((keystone, creds)) => {
+                    let token = keystone.password_token(creds).await.map_err(|e| {
+                        ImportError::Target(GlanceError::Transport(format!(
+                            "the caller's token expired and the service credentials failed: {e}"
+                        )))
+                    })?;
+                    self.revert_with(&token, request, ops).await
+                }
+                None => Err(ImportError::TokenExpired),
+            },
+            other => other,
+        }
+    }
+
+    async fn revert_with(
+        &self,
+        token: &Token,
+        request: &ImportRequest,
+        ops: &[PatchOp],
+    ) -> Result<(), ImportError> {
         let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
         loop {
-            let image = self.target_image(request).await?;
+            let image = self
+                .glance
+                .get_image(&self.glance_url, &request.image_id, token)
+                .await
+                .map_err(target_error)?;
             match image.status() {
                 Some("queued") => break,
                 Some("saving" | "importing" | "uploading")
@@ -405,7 +434,7 @@ impl Importer {
         }
         if !ops.is_empty() {
             self.glance
-                .patch_image(&self.glance_url, &request.image_id, &request.token, ops)
+                .patch_image(&self.glance_url, &request.image_id, token, ops)
                 .await
                 .map_err(target_error)?;
         }

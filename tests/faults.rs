@@ -142,3 +142,59 @@ async fn progress_is_visible_while_running() {
     let task = h.api.wait_for_import(&dst, TASK_WAIT).await.unwrap();
     assert_eq!(task["status"], "success", "{task}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_is_named_and_the_image_restored_with_service_credentials() {
+    let h = Harness::with_config(|c| {
+        c.retry_delay = Duration::from_millis(600);
+        c.service_credentials = Some(glance_download_sidecar::keystone::ServiceCredentials {
+            username: "gds-service".into(),
+            password: "pw".into(),
+            project_name: "service".into(),
+            user_domain_name: "Default".into(),
+            project_domain_name: "Default".into(),
+        });
+    })
+    .await;
+    h.cloud
+        .keystone
+        .add_user("gds-service", "pw", "service", &["admin"]);
+    let short = h
+        .cloud
+        .keystone
+        .issue_token(USER, PROJECT, &["member", "reader"]);
+    let caller = glance_download_sidecar::apiclient::ImageApi::new(&h.sidecar.url(), &short);
+    let src = h.source_image(SIZE, 800, json!({"hw_a": "1", "os_type": "linux"}));
+    h.source().set_fault_times(&src, Fault::Status(503), 1);
+    let dst = h.target_image().await;
+    let before = h.target_state(&dst);
+    assert_eq!(
+        caller
+            .import_glance_download(&dst, "REGION1", &src)
+            .await
+            .unwrap()
+            .status,
+        202
+    );
+    // Revoke once the first data request has been answered 503 (the retry waits 600 ms).
+    let file = format!("/v2/images/{src}/file");
+    for _ in 0..200 {
+        if h.source().request_log().iter().any(|r| r.path == file) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    h.cloud.keystone.revoke_token(&short);
+    let task = h.api.wait_for_import(&dst, TASK_WAIT).await.unwrap();
+    assert_eq!(task["status"], "failure", "{task}");
+    let message = task["message"].as_str().unwrap();
+    assert!(
+        message.contains("token expired or was revoked"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("restoring the target image failed"),
+        "{message}"
+    );
+    assert_reverted(&h.target_state(&dst), &before);
+}

@@ -51,7 +51,12 @@ impl App {
     pub fn new(config: Config) -> Result<Arc<App>, JournalError> {
         let client = client(config.connect_timeout);
         let glance = Glance::new(client.clone(), config.request_timeout);
-        let keystone = Keystone::new(client.clone(), &config.auth_url, config.request_timeout);
+        let keystone = Keystone::new(
+            client.clone(),
+            &config.auth_url,
+            config.request_timeout,
+            config.token_cache_ttl,
+        );
         let metrics = Arc::new(Metrics::default());
         let sink: Arc<dyn StoreSink> = match config.store_sink {
             SinkKind::GlanceUpload => {
@@ -83,6 +88,10 @@ impl App {
             journal,
             abort: CancellationToken::new(),
             running: TaskTracker::new(),
+            service: config
+                .service_credentials
+                .clone()
+                .map(|creds| (keystone.clone(), creds)),
         });
         Ok(Arc::new(App {
             config,

@@ -6,8 +6,13 @@
 //! carries the user, project, roles, expiry and the v3 catalog; the catalog is the only place the
 //! remote Glance endpoint is ever taken from.
 
+mod cache;
+
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+pub use cache::TokenCache;
 
 use http::{header, Method, Request, StatusCode};
 use serde::Deserialize;
@@ -156,19 +161,32 @@ pub struct Keystone {
     client: HttpClient,
     auth_url: String,
     timeout: Duration,
+    cache: Arc<TokenCache>,
 }
 
 impl Keystone {
-    pub fn new(client: HttpClient, auth_url: &str, timeout: Duration) -> Self {
+    /// A client for Keystone at `auth_url`, remembering validated tokens for `cache_ttl`.
+    pub fn new(client: HttpClient, auth_url: &str, timeout: Duration, cache_ttl: Duration) -> Self {
         Keystone {
             client,
             auth_url: auth_url.trim_end_matches('/').to_string(),
             timeout,
+            cache: Arc::new(TokenCache::new(cache_ttl)),
         }
     }
 
-    /// Validates `token` and returns its identity and catalog.
+    /// Validates `token` (or finds it validated recently) and returns its identity and catalog.
     pub async fn validate(&self, token: &Token) -> Result<Identity, KeystoneError> {
+        if let Some(identity) = self.cache.get(token) {
+            return Ok(identity);
+        }
+        let identity = self.validate_remote(token).await?;
+        self.cache.insert(token, &identity);
+        tracing::debug!(user_id = %identity.user_id, project_id = %identity.project_id, "Token validated");
+        Ok(identity)
+    }
+
+    async fn validate_remote(&self, token: &Token) -> Result<Identity, KeystoneError> {
         let request = Request::builder()
             .method(Method::GET)
             .uri(format!("{}/auth/tokens", self.auth_url))
