@@ -51,8 +51,13 @@ pub struct ImageApi {
 
 impl ImageApi {
     pub fn new(base: &str, token: &str) -> Self {
+        ImageApi::with_client(base, token, client(Duration::from_secs(10)))
+    }
+
+    /// A client using `client` (e.g. one trusting a private CA).
+    pub fn with_client(base: &str, token: &str, client: HttpClient) -> Self {
         ImageApi {
-            client: client(Duration::from_secs(10)),
+            client,
             base: base.trim_end_matches('/').to_string(),
             token: token.to_string(),
         }

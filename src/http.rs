@@ -4,15 +4,18 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
 use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 /// The error type carried by every boxed body.
@@ -21,8 +24,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The one body type used for requests we send and responses we serve.
 pub type BoxBody = UnsyncBoxBody<Bytes, BoxError>;
 
-/// Outbound HTTP/1.1 client with connection pooling.
-pub type HttpClient = Client<HttpConnector, BoxBody>;
+/// Outbound HTTP/1.1 client (plain or TLS) with connection pooling.
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, BoxBody>;
 
 /// Content type of Glance's image PATCH body (JSON patch, API v2.1 flavour).
 pub const JSON_PATCH: &str = "application/openstack-images-v2.1-json-patch";
@@ -30,11 +33,22 @@ pub const JSON_PATCH: &str = "application/openstack-images-v2.1-json-patch";
 /// Request-id header Glance and Keystone send back on every response.
 pub const REQUEST_ID: &str = "x-openstack-request-id";
 
-/// Builds the pooled outbound client with a bounded connect timeout.
+/// Builds the pooled outbound client trusting the platform's roots.
 pub fn client(connect_timeout: Duration) -> HttpClient {
+    client_with_tls(connect_timeout, crate::tls::system_roots())
+}
+
+/// Builds the pooled outbound client (http and https) with a bounded connect timeout.
+pub fn client_with_tls(connect_timeout: Duration, tls: Arc<rustls::ClientConfig>) -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(connect_timeout));
     connector.set_nodelay(true);
+    connector.enforce_http(false);
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config((*tls).clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(16)
@@ -115,11 +129,19 @@ where
     Ok(out.freeze())
 }
 
-/// Serves `service` on `listener` until `shutdown` fires, one task per connection.
+/// How long a client has to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `service` on `listener` until `shutdown` fires, one task per connection, over TLS when
+/// `tls` is given.
 ///
 /// Connections in progress are asked to finish gracefully when `shutdown` fires.
-pub async fn serve<S, F>(listener: TcpListener, service: S, shutdown: CancellationToken)
-where
+pub async fn serve<S, F>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    service: S,
+    shutdown: CancellationToken,
+) where
     S: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<BoxBody>> + Send + 'static,
 {
@@ -138,28 +160,54 @@ where
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let fut = service(req, peer);
-                async move { Ok::<_, Infallible>(fut.await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30))
-                .max_buf_size(256 * 1024)
-                .serve_connection(TokioIo::new(stream), svc);
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::debug!(%error, %peer, "Connection ended with an error");
+            match tls {
+                None => serve_connection(stream, peer, service, shutdown).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => serve_connection(stream, peer, service, shutdown).await,
+                        Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
-                }
-                _ = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
                 }
             }
         });
     }
 }
+
+async fn serve_connection<I, S, F>(io: I, peer: SocketAddr, service: S, shutdown: CancellationToken)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<BoxBody>> + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let fut = service(req, peer);
+        async move { Ok::<_, Infallible>(fut.await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BUF)
+        .serve_connection(TokioIo::new(io), svc);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%error, %peer, "Connection ended with an error");
+            }
+        }
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// How long a client may take to send its request headers (slow clients are cut off).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest request head (line and headers) accepted; larger ones are refused by hyper.
+pub const MAX_HEADER_BUF: usize = 256 * 1024;

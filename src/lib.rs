@@ -19,3 +19,4 @@ pub mod recovery;
 pub mod sim;
 pub mod sink;
 pub mod tasks;
+pub mod tls;

@@ -122,7 +122,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     let app = match App::new(config.clone()) {
         Ok(app) => app,
         Err(error) => {
-            eprintln!("glance-download-sidecar: configuration refused: task_journal: {error}");
+            eprintln!("glance-download-sidecar: configuration refused: {error}");
             return ExitCode::from(EXIT_USAGE);
         }
     };

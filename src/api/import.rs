@@ -20,6 +20,9 @@ use super::{error::ApiError, proxy, App};
 /// Largest import request body accepted (DESIGN §2).
 pub const MAX_IMPORT_BODY: usize = 64 * 1024;
 
+/// How long a client may take to send the import body (slow clients get 408).
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// An import body, classified.
 #[derive(Debug, PartialEq)]
 pub enum Classified {
@@ -132,8 +135,9 @@ pub async fn handle(
     image_id: &str,
 ) -> Result<Response<BoxBody>, ApiError> {
     let (parts, body) = request.into_parts();
-    let bytes = read_limited(body, MAX_IMPORT_BODY)
+    let bytes = tokio::time::timeout(BODY_TIMEOUT, read_limited(body, MAX_IMPORT_BODY))
         .await
+        .map_err(|_| ApiError::RequestTimeout)?
         .map_err(|e| match e {
             ReadError::TooLarge { limit } => ApiError::PayloadTooLarge(limit),
             ReadError::Io(e) => {

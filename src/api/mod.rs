@@ -26,7 +26,7 @@ pub use proxy::{strip_hop_by_hop, upstream_uri};
 
 use crate::config::{Config, SinkKind};
 use crate::glance::Glance;
-use crate::http::{client, BoxBody, HttpClient};
+use crate::http::{client_with_tls, BoxBody, HttpClient};
 use crate::import::Importer;
 use crate::journal::{Journal, JournalError};
 use crate::keystone::Keystone;
@@ -35,9 +35,20 @@ use crate::pipeline::{Limits, RetryPolicy};
 use crate::sink::{GlanceUpload, StoreSink};
 use crate::tasks::Tasks;
 
+/// Why the sidecar could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("task_journal: {0}")]
+    Journal(#[from] JournalError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+}
+
 /// Everything a request handler needs, shared by all connections.
 pub struct App {
     pub config: Config,
+    /// The server identity when serving HTTPS.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     pub client: HttpClient,
     pub glance: Glance,
     pub keystone: Keystone,
@@ -47,9 +58,14 @@ pub struct App {
 }
 
 impl App {
-    /// Builds the shared state; fails only if the task journal cannot be opened.
-    pub fn new(config: Config) -> Result<Arc<App>, JournalError> {
-        let client = client(config.connect_timeout);
+    /// Builds the shared state; fails if the task journal or the TLS files cannot be used.
+    pub fn new(config: Config) -> Result<Arc<App>, StartError> {
+        let trust = crate::tls::client_config(config.ca_file.as_deref())?;
+        let client = client_with_tls(config.connect_timeout, trust);
+        let tls = match &config.tls {
+            Some((cert, key)) => Some(crate::tls::server_config(cert, key)?),
+            None => None,
+        };
         let glance = Glance::new(client.clone(), config.request_timeout);
         let keystone = Keystone::new(
             client.clone(),
@@ -95,6 +111,7 @@ impl App {
         });
         Ok(Arc::new(App {
             config,
+            tls,
             client,
             glance,
             keystone,
@@ -164,7 +181,8 @@ impl Server {
         let shutdown = CancellationToken::new();
         let service_app = app.clone();
         let service = move |request, _peer| route(service_app.clone(), request);
-        let handle = tokio::spawn(crate::http::serve(listener, service, shutdown.clone()));
+        let tls = app.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        let handle = tokio::spawn(crate::http::serve(listener, tls, service, shutdown.clone()));
         Ok(Server {
             addr,
             app,
@@ -175,7 +193,12 @@ impl Server {
 
     /// The base URL clients use.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.app.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Stops accepting, gives running imports `grace` to finish, then aborts the rest (they

@@ -85,6 +85,10 @@ pub struct Config {
     pub retry_delay: Duration,
     /// `[DEFAULT] total_timeout`: seconds, 1 to 604800.
     pub total_timeout: Duration,
+    /// `[DEFAULT] ca_file`: extra CA certificates (PEM) trusted for outbound TLS.
+    pub ca_file: Option<PathBuf>,
+    /// `[DEFAULT] tls_cert_file` and `tls_key_file`: serve HTTPS with this PEM chain and key.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// `[DEFAULT] task_journal`: path of the journal, or `None` (empty value) for none.
     pub task_journal: Option<PathBuf>,
     /// `[DEFAULT] shutdown_grace`: seconds, 0 to 86400.
@@ -145,6 +149,8 @@ impl Default for Config {
             source_retries: defaults::SOURCE_RETRIES,
             retry_delay: Duration::from_millis(defaults::RETRY_DELAY_MS),
             total_timeout: Duration::from_secs(defaults::TOTAL_TIMEOUT_SECS),
+            ca_file: None,
+            tls: None,
             task_journal: Some(PathBuf::from(defaults::TASK_JOURNAL)),
             shutdown_grace: Duration::from_secs(defaults::SHUTDOWN_GRACE_SECS),
             token_cache_ttl: Duration::from_secs(defaults::TOKEN_CACHE_TTL_SECS),
@@ -173,14 +179,31 @@ impl Config {
     pub fn from_ini(text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
         let mut config = Config::default();
         let mut creds = CredentialParts::default();
+        let (mut tls_cert, mut tls_key) = (None, None);
         for entry in ini::parse(text)? {
+            let path = || (!entry.value.is_empty()).then(|| PathBuf::from(&entry.value));
             if entry.section == "service_credentials" {
                 creds.set(&entry.key, &entry.value)?;
+            } else if entry.section == "DEFAULT" && entry.key == "tls_cert_file" {
+                tls_cert = path();
+            } else if entry.section == "DEFAULT" && entry.key == "tls_key_file" {
+                tls_key = path();
             } else {
                 config.set(&entry.section, &entry.key, &entry.value)?;
             }
         }
         config.service_credentials = creds.finish()?;
+        config.tls = match (tls_cert, tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some((cert, key)),
+            _ => {
+                return Err(invalid(
+                    "tls_cert_file",
+                    "",
+                    "tls_cert_file and tls_key_file go together",
+                ))
+            }
+        };
         if let Some(v) = &overrides.bind {
             config.set("DEFAULT", "bind", v)?;
         }
@@ -234,6 +257,9 @@ impl Config {
             ("DEFAULT", "total_timeout") => {
                 self.total_timeout =
                     Duration::from_secs(int("total_timeout", value, 1, 604_800)? as u64)
+            }
+            ("DEFAULT", "ca_file") => {
+                self.ca_file = (!value.is_empty()).then(|| PathBuf::from(value))
             }
             ("DEFAULT", "task_journal") => {
                 self.task_journal = (!value.is_empty()).then(|| PathBuf::from(value))
@@ -342,20 +368,16 @@ fn seconds(key: &'static str, value: &str) -> Result<Duration, ConfigError> {
     int(key, value, 1, 3600).map(|s| Duration::from_secs(s as u64))
 }
 
-/// Accepts `http://host[:port][/path]`; returns it without a trailing slash.
+/// Accepts `http(s)://host[:port][/path]`; returns it without a trailing slash.
 fn http_url(key: &'static str, value: &str) -> Result<String, ConfigError> {
     let uri: http::Uri = value
         .parse()
         .map_err(|_| invalid(key, value, "not a URL"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(invalid(key, value, "https is not supported by this build"));
-        }
-        _ => return Err(invalid(key, value, "expected an http:// URL")),
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(invalid(key, value, "expected an http:// or https:// URL"));
     }
     if uri.authority().is_none() || uri.query().is_some() {
-        return Err(invalid(key, value, "expected http://host[:port][/path]"));
+        return Err(invalid(key, value, "expected http(s)://host[:port][/path]"));
     }
     Ok(value.trim_end_matches('/').to_string())
 }

@@ -65,3 +65,48 @@ fn list_values() {
     assert_eq!(ini::list("['trait:', 'hw_']"), vec!["trait:", "hw_"]);
     assert!(ini::list("[]").is_empty());
 }
+
+#[test]
+fn tls_and_journal_options() {
+    let text = "ca_file = /etc/ssl/ca.pem\ntls_cert_file = /c.pem\ntls_key_file = /k.pem\ntask_journal =\n";
+    let config = Config::from_ini(text, &Overrides::default()).unwrap();
+    assert_eq!(
+        config.ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/ssl/ca.pem"))
+    );
+    assert!(config.tls.is_some());
+    assert!(
+        config.task_journal.is_none(),
+        "an empty value disables the journal"
+    );
+    let error = Config::from_ini("tls_cert_file = /c.pem\n", &Overrides::default()).unwrap_err();
+    assert!(error.to_string().contains("tls_key_file"), "{error}");
+    let flags = Overrides {
+        auth_url: Some("https://keystone.example/v3/".into()),
+        ..Overrides::default()
+    };
+    assert_eq!(
+        Config::from_ini("", &flags).unwrap().auth_url,
+        "https://keystone.example/v3"
+    );
+}
+
+#[test]
+fn service_credentials_must_be_complete() {
+    let text = "[service_credentials]\nusername = gds\npassword = pw\nproject_name = service\n";
+    let creds = Config::from_ini(text, &Overrides::default())
+        .unwrap()
+        .service_credentials
+        .unwrap();
+    assert_eq!(creds.user_domain_name, "Default");
+    assert!(
+        !format!("{creds:?}").contains("pw"),
+        "Debug must not show the password"
+    );
+    let error = Config::from_ini(
+        "[service_credentials]\nusername = gds\n",
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("service_credentials"), "{error}");
+}

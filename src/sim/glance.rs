@@ -101,6 +101,7 @@ impl FakeGlance {
         let served = state.clone();
         tokio::spawn(crate::http::serve(
             listener,
+            None,
             move |req, _peer| handle(served.clone(), req),
             shutdown,
         ));

@@ -149,6 +149,7 @@ impl FakeKeystone {
         let served = state.clone();
         tokio::spawn(crate::http::serve(
             listener,
+            None,
             move |req, _peer| super::keystone_api::handle(served.clone(), req),
             shutdown,
         ));
