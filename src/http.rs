@@ -145,6 +145,20 @@ pub async fn serve<S, F>(
     S: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<BoxBody>> + Send + 'static,
 {
+    serve_with(listener, tls, HEADER_READ_TIMEOUT, service, shutdown).await
+}
+
+/// [`serve`] with a chosen limit on how long a client may take to send its request head.
+pub async fn serve_with<S, F>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    header_timeout: Duration,
+    service: S,
+    shutdown: CancellationToken,
+) where
+    S: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<BoxBody>> + Send + 'static,
+{
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -163,11 +177,13 @@ pub async fn serve<S, F>(
         let tls = tls.clone();
         tokio::spawn(async move {
             match tls {
-                None => serve_connection(stream, peer, service, shutdown).await,
+                None => serve_connection(stream, peer, header_timeout, service, shutdown).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
-                        Ok(Ok(stream)) => serve_connection(stream, peer, service, shutdown).await,
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, peer, header_timeout, service, shutdown).await
+                        }
                         Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -177,8 +193,13 @@ pub async fn serve<S, F>(
     }
 }
 
-async fn serve_connection<I, S, F>(io: I, peer: SocketAddr, service: S, shutdown: CancellationToken)
-where
+async fn serve_connection<I, S, F>(
+    io: I,
+    peer: SocketAddr,
+    header_timeout: Duration,
+    service: S,
+    shutdown: CancellationToken,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     S: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<BoxBody>> + Send + 'static,
@@ -189,7 +210,7 @@ where
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(header_timeout)
         .max_buf_size(MAX_HEADER_BUF)
         .serve_connection(TokioIo::new(io), svc);
     let mut conn = std::pin::pin!(conn);
@@ -206,7 +227,7 @@ where
     }
 }
 
-/// How long a client may take to send its request headers (slow clients are cut off).
+/// How long a client may take to send its request headers by default (slow clients are cut off).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Largest request head (line and headers) accepted; larger ones are refused by hyper.

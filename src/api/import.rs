@@ -20,9 +20,6 @@ use super::{error::ApiError, proxy, App};
 /// Largest import request body accepted (DESIGN §2).
 pub const MAX_IMPORT_BODY: usize = 64 * 1024;
 
-/// How long a client may take to send the import body (slow clients get 408).
-pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// An import body, classified.
 #[derive(Debug, PartialEq)]
 pub enum Classified {
@@ -135,15 +132,18 @@ pub async fn handle(
     image_id: &str,
 ) -> Result<Response<BoxBody>, ApiError> {
     let (parts, body) = request.into_parts();
-    let bytes = tokio::time::timeout(BODY_TIMEOUT, read_limited(body, MAX_IMPORT_BODY))
-        .await
-        .map_err(|_| ApiError::RequestTimeout)?
-        .map_err(|e| match e {
-            ReadError::TooLarge { limit } => ApiError::PayloadTooLarge(limit),
-            ReadError::Io(e) => {
-                ApiError::BadRequest(format!("The request body could not be read: {e}"))
-            }
-        })?;
+    let bytes = tokio::time::timeout(
+        app.config.client_timeout,
+        read_limited(body, MAX_IMPORT_BODY),
+    )
+    .await
+    .map_err(|_| ApiError::RequestTimeout)?
+    .map_err(|e| match e {
+        ReadError::TooLarge { limit } => ApiError::PayloadTooLarge(limit),
+        ReadError::Io(e) => {
+            ApiError::BadRequest(format!("The request body could not be read: {e}"))
+        }
+    })?;
     let body = match classify(&bytes) {
         Classified::NotOurs => {
             return proxy::send(app, Request::from_parts(parts, full(bytes))).await;

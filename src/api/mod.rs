@@ -182,7 +182,13 @@ impl Server {
         let service_app = app.clone();
         let service = move |request, _peer| route(service_app.clone(), request);
         let tls = app.tls.clone().map(tokio_rustls::TlsAcceptor::from);
-        let handle = tokio::spawn(crate::http::serve(listener, tls, service, shutdown.clone()));
+        let handle = tokio::spawn(crate::http::serve_with(
+            listener,
+            tls,
+            app.config.client_timeout,
+            service,
+            shutdown.clone(),
+        ));
         Ok(Server {
             addr,
             app,

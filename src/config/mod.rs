@@ -32,6 +32,8 @@ pub mod defaults {
     pub const REQUEST_TIMEOUT_SECS: u64 = 60;
     /// Seconds the source image stream may stay silent before the import fails.
     pub const READ_TIMEOUT_SECS: u64 = 120;
+    /// Seconds a client may take to send its request head, or an import body (then 408).
+    pub const CLIENT_TIMEOUT_SECS: u64 = 30;
     /// Reconnections allowed to a source Glance during one import (resumed with `Range`).
     pub const SOURCE_RETRIES: u32 = 5;
     /// Milliseconds before the first reconnection; doubled each time (with jitter), at most 10 s.
@@ -77,6 +79,8 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// `[DEFAULT] request_timeout`: seconds, 1 to 3600.
     pub request_timeout: Duration,
+    /// `[DEFAULT] client_timeout`: seconds, 1 to 3600.
+    pub client_timeout: Duration,
     /// `[DEFAULT] read_timeout`: seconds, 1 to 3600.
     pub read_timeout: Duration,
     /// `[DEFAULT] source_retries`: 0 to 100.
@@ -145,6 +149,7 @@ impl Default for Config {
             buffer_chunks: defaults::BUFFER_CHUNKS,
             connect_timeout: Duration::from_secs(defaults::CONNECT_TIMEOUT_SECS),
             request_timeout: Duration::from_secs(defaults::REQUEST_TIMEOUT_SECS),
+            client_timeout: Duration::from_secs(defaults::CLIENT_TIMEOUT_SECS),
             read_timeout: Duration::from_secs(defaults::READ_TIMEOUT_SECS),
             source_retries: defaults::SOURCE_RETRIES,
             retry_delay: Duration::from_millis(defaults::RETRY_DELAY_MS),
@@ -247,6 +252,9 @@ impl Config {
                 self.request_timeout = seconds("request_timeout", value)?
             }
             ("DEFAULT", "read_timeout") => self.read_timeout = seconds("read_timeout", value)?,
+            ("DEFAULT", "client_timeout") => {
+                self.client_timeout = seconds("client_timeout", value)?
+            }
             ("DEFAULT", "source_retries") => {
                 self.source_retries = int("source_retries", value, 0, 100)? as u32
             }
