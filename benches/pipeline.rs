@@ -1,1 +1,175 @@
-fn main() {}
+//! The pipeline between an in-memory source and a null sink, next to the hash-only ceiling (the
+//! same frames through two hasher threads, nothing around them), so `pipeline / ceiling` reads
+//! off one run. Sweeps the chunk size and the frames buffered per stage, and runs the pipeline
+//! with slow ends (seeded pauses at the source and at the sink).
+//!
+//! `cargo bench --bench pipeline` (BENCHMARKS.md has the figures).
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
+    Throughput,
+};
+use glance_download_sidecar::bench::{drain, hash_two_threads, slices, FramesBody, Jitter};
+use glance_download_sidecar::hash::HashAlgo;
+use glance_download_sidecar::pipeline::{self, BodySource, Expected, Limits};
+use glance_download_sidecar::sim::generated_bytes;
+use tokio::runtime::Runtime;
+
+/// Bytes per iteration.
+const SIZE: usize = 128 << 20;
+/// Frames the fake source serves; the pipeline splits them into `chunk_size` pieces (no copy).
+const SOURCE_FRAME: usize = 4 << 20;
+/// The sidecar's defaults.
+const CHUNK: usize = 1 << 20;
+const BUFFER: usize = 8;
+
+const KIB: usize = 1 << 10;
+const MIB: usize = 1 << 20;
+
+/// One image in memory, its digests, and the runtime the pipeline runs on (built once).
+struct Fixture {
+    data: Bytes,
+    expected: Expected,
+    rt: Runtime,
+}
+
+/// The two ends of one pipeline run.
+#[derive(Clone, Copy)]
+struct Ends {
+    source_frame: usize,
+    /// Pause 1 ms before about one frame in this many, at the source and at the sink (0: never).
+    jitter_one_in: u64,
+}
+
+const SMOOTH: Ends = Ends {
+    source_frame: SOURCE_FRAME,
+    jitter_one_in: 0,
+};
+
+impl Fixture {
+    fn new() -> Fixture {
+        let data = generated_bytes(21, 0, SIZE);
+        let digests = hash_two_threads(slices(&data, CHUNK), HashAlgo::Sha512, BUFFER).unwrap();
+        let expected = Expected {
+            size: SIZE as u64,
+            checksum: Some(digests.md5),
+            os_hash: Some((HashAlgo::Sha512, digests.other)),
+        };
+        // As the sidecar runs: a multi-thread runtime with one worker per CPU.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        Fixture { data, expected, rt }
+    }
+
+    /// Source → pipeline → null sink, on the runtime's workers, joined as the import joins them.
+    fn pipeline(&self, limits: Limits, ends: Ends) {
+        let (data, expected) = (self.data.clone(), self.expected.clone());
+        let jitter = move |seed| {
+            (ends.jitter_one_in > 0)
+                .then(|| Jitter::new(seed, ends.jitter_one_in, Duration::from_millis(1)))
+        };
+        let run = self.rt.spawn(async move {
+            let body = FramesBody::new(data, ends.source_frame, jitter(1));
+            let source = BodySource::new(body, Duration::from_secs(60));
+            let progress = Arc::new(AtomicU64::new(0));
+            let (body, pump) = pipeline::start(source, expected, limits, progress);
+            let (drained, verified) = tokio::join!(drain(body, jitter(2)), pump);
+            assert_eq!(drained.unwrap(), SIZE as u64);
+            verified.unwrap();
+        });
+        self.rt.block_on(run).unwrap();
+    }
+
+    /// The same frames, cut to `chunk`, through two hasher threads and nothing else.
+    fn ceiling(&self, chunk: usize, depth: usize) {
+        let digests = hash_two_threads(slices(&self.data, chunk), HashAlgo::Sha512, depth).unwrap();
+        assert_eq!(
+            Some(digests.md5.as_str()),
+            self.expected.checksum.as_deref()
+        );
+    }
+}
+
+fn configure(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    group
+        .throughput(Throughput::Bytes(SIZE as u64))
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+}
+
+fn size_label(bytes: usize) -> String {
+    if bytes >= MIB {
+        format!("{}MiB", bytes / MIB)
+    } else {
+        format!("{}KiB", bytes / KIB)
+    }
+}
+
+fn pipeline_vs_ceiling(c: &mut Criterion) {
+    let fx = Fixture::new();
+    let mut group = c.benchmark_group("pipeline");
+    configure(&mut group);
+    for chunk in [64 * KIB, 256 * KIB, MIB, 4 * MIB] {
+        let label = format!("chunk={}", size_label(chunk));
+        group.bench_function(BenchmarkId::new("ceiling", &label), |b| {
+            b.iter(|| fx.ceiling(chunk, BUFFER))
+        });
+        let limits = Limits {
+            chunk_size: chunk,
+            buffer_chunks: BUFFER,
+        };
+        group.bench_function(BenchmarkId::new("pipeline", &label), |b| {
+            b.iter(|| fx.pipeline(limits, SMOOTH))
+        });
+    }
+    // buffer=8 at 1 MiB is `pipeline/chunk=1MiB` above.
+    for buffer in [1, 4, 32] {
+        let limits = Limits {
+            chunk_size: CHUNK,
+            buffer_chunks: buffer,
+        };
+        let id = BenchmarkId::new("pipeline", format!("buffer={buffer}"));
+        group.bench_function(id, |b| b.iter(|| fx.pipeline(limits, SMOOTH)));
+    }
+    group.finish();
+
+    // Slow ends: 256 KiB source frames (hyper-sized), 1 ms pauses before ~1 frame in 8 at both
+    // the source and the sink. Does buffering absorb them?
+    let mut group = c.benchmark_group("pipeline_slow_ends");
+    configure(&mut group);
+    let frame = 256 * KIB;
+    let smooth = Ends {
+        source_frame: frame,
+        jitter_one_in: 0,
+    };
+    let jittery = Ends {
+        source_frame: frame,
+        jitter_one_in: 8,
+    };
+    for (name, ends, buffer) in [
+        ("smooth", smooth, BUFFER),
+        ("jitter", jittery, 1),
+        ("jitter", jittery, BUFFER),
+        ("jitter", jittery, 32),
+    ] {
+        let limits = Limits {
+            chunk_size: CHUNK,
+            buffer_chunks: buffer,
+        };
+        let id = BenchmarkId::new(name, format!("buffer={buffer}"));
+        group.bench_function(id, |b| b.iter(|| fx.pipeline(limits, ends)));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, pipeline_vs_ceiling);
+criterion_main!(benches);

@@ -269,6 +269,10 @@ impl Importer {
             self.retry,
         );
         let retries = source.retries.clone();
+        let mut source = source;
+        if let Err(error) = source.connect().await {
+            return Err(self.pipeline_error(error.into(), request));
+        }
         let (body, pump) = pipeline::start(
             source,
             expected.clone(),

@@ -19,6 +19,9 @@ const USER_HZ: f64 = 100.0;
 /// main thread, a criterion thread) counts as `other`.
 pub const THREAD_PREFIX: &str = "gds-";
 
+/// The group under which CPU of threads that exited during a phase is reported.
+pub const EXITED: &str = "exited threads";
+
 /// The cost of one measured phase.
 #[derive(Debug, Clone, Serialize)]
 pub struct Sample {
@@ -96,6 +99,14 @@ impl Meter {
             let delta = (after - before).max(0.0);
             if delta > 0.0 {
                 *groups.entry(group_of(&name)).or_default() += delta;
+            }
+        }
+        // Threads that ended during the phase (the ceiling's hashers) are gone from the task list
+        // but not from the process's total: report the difference under their own name.
+        let live: f64 = groups.values().sum();
+        if let Some(exited) = cpu_seconds.map(|total| total - live) {
+            if exited > 0.02_f64.max(0.02 * live) {
+                groups.insert(EXITED.to_string(), exited);
             }
         }
         let mut cpu_by_thread: Vec<(String, f64)> = groups.into_iter().collect();

@@ -224,6 +224,17 @@ impl Resuming {
         Ok(())
     }
 
+    /// Opens the source (retrying transient failures) before any byte is needed, so the store is
+    /// not touched until the source has answered.
+    pub async fn connect(&mut self) -> Result<(), SourceError> {
+        while self.body.is_none() {
+            if let Err(error) = self.open().await {
+                self.retry_after(error).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Decides whether to retry `error`; waits the backoff if so.
     async fn retry_after(&mut self, error: SourceError) -> Result<(), SourceError> {
         self.body = None;

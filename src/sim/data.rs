@@ -29,7 +29,12 @@ pub enum ImageData {
     Bytes(Bytes),
     /// `size` bytes of the deterministic stream for `seed` (see [`generated_bytes`]); never held
     /// in memory whole, so demo and bench images can be GiBs.
-    Generated { seed: u64, size: u64 },
+    Generated {
+        /// Selects the stream: same seed, same bytes.
+        seed: u64,
+        /// Length of the image in bytes.
+        size: u64,
+    },
 }
 
 impl ImageData {

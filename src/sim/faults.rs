@@ -11,27 +11,39 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// Send this many body bytes, then abort the connection (the client sees an incomplete
-    /// message: Content-Length was promised).
+    /// message: Content-Length was promised). A response with no more than this many bytes (e.g.
+    /// a Range resume from the drop point) completes normally.
     DropAfter(u64),
     /// Send this many body bytes and end the body; with Content-Length declared this is still an
     /// incomplete message on the wire (hyper closes the connection).
     ShortBody(u64),
     /// Flip (xor 0xff) the byte at this image offset in transit; headers, Content-Length and
     /// Content-MD5 stay those of the true data.
-    Corrupt { offset: u64 },
+    Corrupt {
+        /// Offset of the flipped byte in the image.
+        offset: u64,
+    },
     /// Send the headers, then wait this long before the first body byte.
     Stall(Duration),
     /// Wait this long before sending anything, headers included (a response-timeout test).
     StallHeaders(Duration),
     /// Send this many body bytes, then pause for `duration` (a read-timeout test mid-stream).
-    StallAfter { bytes: u64, duration: Duration },
+    StallAfter {
+        /// Body bytes sent before the pause.
+        bytes: u64,
+        /// Length of the pause.
+        duration: Duration,
+    },
     /// Answer this status with a Glance-style error body instead of the data.
     Status(u16),
     /// Declare this Content-Length and send exactly that many bytes (the true data, truncated or
     /// padded with zeros): a well-formed HTTP message whose length disagrees with the image size.
     WrongContentLength(u64),
     /// Serve at about this many bytes per second (progress and backpressure tests).
-    Throttle { bytes_per_sec: u64 },
+    Throttle {
+        /// Target rate.
+        bytes_per_sec: u64,
+    },
 }
 
 /// A fault set on an image, with how many more responses it applies to.

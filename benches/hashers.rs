@@ -1,0 +1,51 @@
+//! Each hasher alone over an in-memory buffer, then MD5 ‖ SHA-512 as the pipeline runs them (two
+//! threads fed `Bytes` slices through bounded channels) and one after the other on one thread.
+//!
+//! `cargo bench --bench hashers` (BENCHMARKS.md has the figures and the md-5 `asm` comparison).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{black_box, criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use glance_download_sidecar::bench::{hash_one_thread, hash_two_threads, slices};
+use glance_download_sidecar::hash::{to_hex, HashAlgo};
+use glance_download_sidecar::sim::generated_bytes;
+
+/// Bytes hashed per iteration.
+const SIZE: usize = 64 << 20;
+/// Bytes per `update()` call (the pipeline's default chunk size).
+const UPDATE: usize = 1 << 20;
+/// Frames buffered per hasher in the two-thread case (the pipeline's default).
+const DEPTH: usize = 8;
+
+fn hash(algo: HashAlgo, data: &[u8]) -> String {
+    let mut hasher = algo.hasher();
+    for piece in data.chunks(UPDATE) {
+        hasher.update(piece);
+    }
+    to_hex(&hasher.finalize())
+}
+
+fn hashers(c: &mut Criterion) {
+    let data: Bytes = generated_bytes(11, 0, SIZE);
+    let mut group = c.benchmark_group("hashers");
+    group
+        .throughput(Throughput::Bytes(SIZE as u64))
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    for algo in [HashAlgo::Md5, HashAlgo::Sha512, HashAlgo::Sha256] {
+        group.bench_function(algo.name(), |b| b.iter(|| hash(algo, black_box(&data))));
+    }
+    group.bench_function("md5+sha512/two-threads", |b| {
+        b.iter(|| hash_two_threads(slices(&data, UPDATE), HashAlgo::Sha512, DEPTH).unwrap())
+    });
+    group.bench_function("md5+sha512/one-thread", |b| {
+        b.iter(|| hash_one_thread(slices(&data, UPDATE), HashAlgo::Sha512))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, hashers);
+criterion_main!(benches);
