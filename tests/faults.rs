@@ -198,3 +198,49 @@ async fn an_expired_token_is_named_and_the_image_restored_with_service_credentia
     );
     assert_reverted(&h.target_state(&dst), &before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_side_faults_fail_cleanly() {
+    use glance_download_sidecar::sim::UploadFault;
+    let h = harness().await;
+    let cases = [
+        (
+            UploadFault::Refuse(403),
+            "the target Glance refused the upload: glance answered 403",
+        ),
+        (UploadFault::Refuse(503), "glance answered 503"),
+        (
+            UploadFault::FailAfter {
+                bytes: SIZE / 2,
+                status: 413,
+            },
+            "Image exceeds the storage quota",
+        ),
+        (
+            UploadFault::FailAfter {
+                bytes: 1,
+                status: 500,
+            },
+            "glance answered 500",
+        ),
+    ];
+    for (seed, (fault, message)) in cases.into_iter().enumerate() {
+        let src = h.source_image(
+            SIZE,
+            900 + seed as u64,
+            json!({"hw_a": "1", "os_distro": "x"}),
+        );
+        let dst = h.target_image().await;
+        h.target().set_upload_fault(&dst, fault);
+        let before = h.target_state(&dst);
+        let task = h.import_and_wait(&dst, &src).await;
+        assert_eq!(task["status"], "failure", "{fault:?}: {task}");
+        let text = task["message"].as_str().unwrap();
+        assert!(text.contains(message), "{fault:?}: {text}");
+        assert_reverted(&h.target_state(&dst), &before);
+        // The image can be imported again once the fault is gone.
+        let again = h.import_and_wait(&dst, &src).await;
+        assert_eq!(again["status"], "success", "{fault:?}: {again}");
+        assert_same_image(&h.target_state(&dst), &h.source_state(&src));
+    }
+}

@@ -46,6 +46,18 @@ pub enum Fault {
     },
 }
 
+/// One way the fake Glance misbehaves when receiving an image's data (`PUT /file`): the
+/// target-side faults an import must survive without leaving a half-written image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UploadFault {
+    /// Refuse the upload with this status before reading any of it (the image stays `queued`).
+    Refuse(u16),
+    /// Read this many bytes, then answer this status and put the image back to `queued` — as
+    /// Glance does when its store fails (500), is full or over quota (413), or is unavailable
+    /// (503) mid-upload.
+    FailAfter { bytes: u64, status: u16 },
+}
+
 /// A fault set on an image, with how many more responses it applies to.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ArmedFault {

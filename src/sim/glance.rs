@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::data::{generated_bytes, ImageData};
-use super::faults::{ArmedFault, Fault};
+use super::faults::{ArmedFault, Fault, UploadFault};
 use super::images::{Image, ImageSpec, ImageStatus, Stored};
 use super::keystone::{Caller, KeystoneState};
 use super::wire::{header, with_request_id, LoggedRequest};
@@ -35,6 +35,7 @@ pub(crate) struct Inner {
     pub(crate) images: HashMap<String, Image>,
     pub(crate) seq: u64,
     pub(crate) faults: HashMap<String, ArmedFault>,
+    pub(crate) upload_faults: HashMap<String, UploadFault>,
     pub(crate) log: Vec<LoggedRequest>,
     pub(crate) hashing: HashAlgo,
     pub(crate) import_methods: Vec<String>,
@@ -89,6 +90,7 @@ impl FakeGlance {
                 images: HashMap::new(),
                 seq: 0,
                 faults: HashMap::new(),
+                upload_faults: HashMap::new(),
                 log: Vec::new(),
                 hashing: HashAlgo::Sha512,
                 import_methods: DEFAULT_IMPORT_METHODS
@@ -221,6 +223,14 @@ impl FakeGlance {
     /// Applies `fault` to the next `times` downloads of that image only (retry tests).
     pub fn set_fault_times(&self, image_id: &str, fault: Fault, times: u32) {
         self.arm(image_id, fault, Some(times));
+    }
+
+    /// Applies `fault` to the next upload into that image (one-shot).
+    pub fn set_upload_fault(&self, image_id: &str, fault: UploadFault) {
+        self.state
+            .lock()
+            .upload_faults
+            .insert(image_id.to_owned(), fault);
     }
 
     /// Removes any fault on that image.

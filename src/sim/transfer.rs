@@ -9,7 +9,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::data::{DataBody, Source};
-use super::faults::Fault;
+use super::faults::{Fault, UploadFault};
 use super::glance::{
     can_modify, glance_error, glance_error_detail, not_found, visible, GlanceState,
 };
@@ -62,9 +62,17 @@ pub(crate) async fn upload(
             )
         }
     };
-    let (seq, algo, keep_limit) = {
+    let (seq, algo, keep_limit, fault) = {
         let mut inner = state.lock();
         let (algo, keep_limit) = (inner.hashing, inner.keep_limit);
+        let fault = inner.upload_faults.remove(id);
+        if let Some(UploadFault::Refuse(code)) = fault {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return glance_error(
+                status,
+                &format!("Upload refused ({code}) by fault injection"),
+            );
+        }
         let Some(image) = inner.images.get_mut(id).filter(|i| visible(i, caller)) else {
             return not_found(id);
         };
@@ -103,7 +111,11 @@ pub(crate) async fn upload(
         }
         image.status = ImageStatus::Saving;
         image.touch();
-        (image.seq, algo, keep_limit)
+        (image.seq, algo, keep_limit, fault)
+    };
+    let fail_after = match fault {
+        Some(UploadFault::FailAfter { bytes, status }) => Some((bytes, status)),
+        _ => None,
     };
 
     let mut md5 = HashAlgo::Md5.hasher();
@@ -127,6 +139,17 @@ pub(crate) async fn upload(
                     continue;
                 };
                 total += data.len() as u64;
+                if let Some((bytes, code)) = fail_after.filter(|(bytes, _)| total >= *bytes) {
+                    let status =
+                        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    let message = match status {
+                        StatusCode::PAYLOAD_TOO_LARGE => format!(
+                            "Image exceeds the storage quota: {bytes} bytes stored, the quota is exhausted"
+                        ),
+                        _ => format!("Error in store after {bytes} bytes ({code}) by fault injection"),
+                    };
+                    break Some(glance_error(status, &message));
+                }
                 if let Some(n) = expected.filter(|n| total > *n) {
                     let message = format!("Size exceeds: expected {n} bytes, got {total} bytes");
                     break Some(glance_error(StatusCode::BAD_REQUEST, &message));
