@@ -187,17 +187,22 @@ impl Glance {
         self.json_call(request).await
     }
 
-    /// `GET {base}/v2/images/{id}/file`, optionally from byte `offset`; the body is not read.
+    /// `GET {base}/v2/images/{id}/file`, optionally only bytes `first..=last` (`last` `None`:
+    /// to the end); the body is not read.
     pub async fn open_file(
         &self,
         base: &str,
         id: &ImageId,
         token: &Token,
-        offset: u64,
+        range: Option<(u64, Option<u64>)>,
     ) -> Result<Response<Incoming>, GlanceError> {
         let mut b = builder(Method::GET, format!("{base}/v2/images/{id}/file"), token);
-        if offset > 0 {
-            b = b.header(header::RANGE, format!("bytes={offset}-"));
+        match range {
+            None => {}
+            Some((first, None)) => b = b.header(header::RANGE, format!("bytes={first}-")),
+            Some((first, Some(last))) => {
+                b = b.header(header::RANGE, format!("bytes={first}-{last}"))
+            }
         }
         let request = b
             .body(empty())

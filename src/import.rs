@@ -30,7 +30,8 @@ use crate::keystone::{CatalogError, Identity, Keystone, ServiceCredentials, Toke
 use crate::metadata;
 use crate::metrics::Metrics;
 use crate::pipeline::{
-    self, Expected, Limits, PipelineError, Resuming, RetryPolicy, SourceError, Verified,
+    self, Expected, Limits, PipelineError, Remote, RemoteSource, RetryPolicy, SourceError, Streams,
+    Verified,
 };
 use crate::sink::{SinkError, StoreSink, Target};
 use crate::tasks::ImportLock;
@@ -110,6 +111,8 @@ pub struct Importer {
     pub sink: Arc<dyn StoreSink>,
     pub limits: Limits,
     pub retry: RetryPolicy,
+    /// How the source is read (one stream or parallel ranges).
+    pub streams: Streams,
     pub total_timeout: Duration,
     pub prefixes: Vec<String>,
     pub metrics: Arc<Metrics>,
@@ -260,16 +263,15 @@ impl Importer {
         }
 
         task.note("Copying data");
-        let source = Resuming::new(
-            self.glance.clone(),
-            remote.clone(),
-            request.remote_image_id.clone(),
-            token.clone(),
-            expected.size,
-            self.retry,
-        );
-        let retries = source.retries.clone();
-        let mut source = source;
+        let remote = Remote {
+            glance: self.glance.clone(),
+            base: remote.clone(),
+            id: request.remote_image_id.clone(),
+            token: token.clone(),
+            size: expected.size,
+        };
+        let mut source = RemoteSource::new(remote, self.retry, self.streams);
+        let retries = source.retries();
         if let Err(error) = source.connect().await {
             return Err(self.pipeline_error(error.into(), request));
         }

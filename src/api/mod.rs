@@ -31,7 +31,7 @@ use crate::import::Importer;
 use crate::journal::{Journal, JournalError};
 use crate::keystone::Keystone;
 use crate::metrics::Metrics;
-use crate::pipeline::{Limits, RetryPolicy};
+use crate::pipeline::{Limits, RetryPolicy, Streams};
 use crate::sink::{GlanceUpload, StoreSink};
 use crate::tasks::Tasks;
 
@@ -96,6 +96,10 @@ impl App {
                 base_delay: config.retry_delay,
                 max_delay: Duration::from_secs(10),
                 read_timeout: config.read_timeout,
+            },
+            streams: Streams {
+                streams: config.source_streams,
+                segment_size: config.segment_size,
             },
             total_timeout: config.total_timeout,
             prefixes: config.extra_properties.clone(),

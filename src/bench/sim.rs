@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::glance::{Glance, ImageId};
 use crate::hash::HashAlgo;
 use crate::keystone::Token;
-use crate::pipeline::{self, Expected, Limits, Resuming, RetryPolicy};
+use crate::pipeline::{self, Expected, Limits, Remote, Resuming, RetryPolicy};
 use crate::sim::{Cloud, FakeGlance, ImageData, ImageSpec};
 
 /// The source region (holds the generated image).
@@ -135,14 +135,14 @@ impl SimRig {
             max_delay: Duration::from_secs(1),
             read_timeout: Duration::from_secs(60),
         };
-        let source = Resuming::new(
+        let remote = Remote {
             glance,
-            self.source.url(),
+            base: self.source.url(),
             id,
             token,
-            self.expected.size,
-            policy,
-        );
+            size: self.expected.size,
+        };
+        let source = Resuming::new(remote, policy);
         let (expected, limits) = (self.expected.clone(), self.limits);
         let bytes = run_on(&self.sidecar_rt, async move {
             let progress = Arc::new(AtomicU64::new(0));

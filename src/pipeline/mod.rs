@@ -10,6 +10,7 @@
 
 mod body;
 mod hasher;
+mod ranged;
 mod source;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +21,8 @@ use tokio::sync::mpsc;
 
 pub use body::{Aborted, SinkBody};
 pub use hasher::{HasherGone, HasherThread};
-pub use source::{describe, BodySource, Resuming, RetryPolicy, Source, SourceError};
+pub use ranged::{ParallelRanges, RemoteSource, Streams};
+pub use source::{describe, BodySource, Remote, Resuming, RetryPolicy, Source, SourceError};
 
 use crate::hash::HashAlgo;
 

@@ -138,13 +138,22 @@ impl RetryPolicy {
     }
 }
 
-/// The source image's data from its Glance, resumed with `Range` after transient failures.
+/// Where a source image lives and how to ask for it.
+#[derive(Clone)]
+pub struct Remote {
+    pub glance: Glance,
+    pub base: String,
+    pub id: ImageId,
+    pub token: Token,
+    /// The image's size.
+    pub size: u64,
+}
+
+/// Bytes `start..end` of the source image's data from its Glance, resumed with `Range` after
+/// transient failures.
 pub struct Resuming {
-    glance: Glance,
-    base: String,
-    id: ImageId,
-    token: Token,
-    size: u64,
+    remote: Remote,
+    end: u64,
     policy: RetryPolicy,
     body: Option<BodySource<Incoming>>,
     offset: u64,
@@ -154,33 +163,47 @@ pub struct Resuming {
 }
 
 impl Resuming {
-    pub fn new(
-        glance: Glance,
-        base: String,
-        id: ImageId,
-        token: Token,
-        size: u64,
+    /// The whole image.
+    pub fn new(remote: Remote, policy: RetryPolicy) -> Self {
+        let size = remote.size;
+        Resuming::range(remote, 0..size, policy, Arc::new(AtomicU64::new(0)))
+    }
+
+    /// Bytes `range` of the image, counting reconnections into `retries`.
+    pub fn range(
+        remote: Remote,
+        range: std::ops::Range<u64>,
         policy: RetryPolicy,
+        retries: Arc<AtomicU64>,
     ) -> Self {
         Resuming {
-            glance,
-            base,
-            id,
-            token,
-            size,
+            remote,
+            end: range.end,
             policy,
             body: None,
-            offset: 0,
+            offset: range.start,
             failures: 0,
-            retries: Arc::new(AtomicU64::new(0)),
+            retries,
         }
     }
 
     /// Opens (or reopens at the current offset) and checks what the server promises.
     pub async fn open(&mut self) -> Result<(), SourceError> {
+        let size = self.remote.size;
+        let whole = self.offset == 0 && self.end == size;
+        let range = (!whole).then(|| {
+            let last = (self.end < size).then(|| self.end - 1);
+            (self.offset, last)
+        });
         let response = self
+            .remote
             .glance
-            .open_file(&self.base, &self.id, &self.token, self.offset)
+            .open_file(
+                &self.remote.base,
+                &self.remote.id,
+                &self.remote.token,
+                range,
+            )
             .await
             .map_err(|e| match e {
                 GlanceError::Status { status, message } => SourceError::Status { status, message },
@@ -195,13 +218,17 @@ impl Resuming {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        let remaining = self.size.saturating_sub(self.offset);
-        if self.offset > 0 {
+        let remaining = self.end.saturating_sub(self.offset);
+        if !whole {
             let range = headers
                 .get(header::CONTENT_RANGE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            let expected = format!("bytes {}-{}/{}", self.offset, self.size - 1, self.size);
+            let expected = format!(
+                "bytes {}-{}/{size}",
+                self.offset,
+                self.end.saturating_sub(1)
+            );
             if response.status() != StatusCode::PARTIAL_CONTENT || range != expected {
                 return Err(SourceError::BadRange(format!(
                     "{} and Content-Range {range:?}, expected 206 and {expected:?}",
@@ -212,8 +239,7 @@ impl Resuming {
         if let Some(length) = length {
             if length != remaining {
                 return Err(SourceError::BadRange(format!(
-                    "Content-Length {length} where {remaining} bytes remain of a {}-byte image",
-                    self.size
+                    "Content-Length {length} where {remaining} bytes remain of a {size}-byte image"
                 )));
             }
         }
@@ -249,7 +275,7 @@ impl Resuming {
             });
         }
         self.retries.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(image_id = %self.id, offset = self.offset, attempt = self.failures, %error, "Resuming the source download");
+        tracing::info!(image_id = %self.remote.id, offset = self.offset, attempt = self.failures, %error, "Resuming the source download");
         tokio::time::sleep(self.policy.delay(self.failures)).await;
         Ok(())
     }
@@ -258,7 +284,7 @@ impl Resuming {
 impl Source for Resuming {
     async fn next_frame(&mut self) -> Option<Result<Bytes, SourceError>> {
         loop {
-            if self.offset == self.size && self.body.is_none() {
+            if self.offset >= self.end && self.body.is_none() {
                 return None;
             }
             if self.body.is_none() {
@@ -276,7 +302,7 @@ impl Source for Resuming {
                     return Some(Ok(data));
                 }
                 // A clean end before the size is a short body: resume too.
-                None if self.offset < self.size => {
+                None if self.offset < self.end => {
                     let error = SourceError::Broken {
                         after: self.offset,
                         reason: "the body ended early".into(),
