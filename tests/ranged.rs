@@ -88,3 +88,41 @@ async fn corruption_in_any_segment_is_refused() {
     );
     assert_reverted(&h.target_state(&dst), &before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_cross_an_emulated_wan_link_with_stalls() {
+    use glance_download_sidecar::sim::{LinkSpec, WanLink};
+    let h = harness().await;
+    let upstream: std::net::SocketAddr = h
+        .source()
+        .url()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let link = WanLink::start(
+        upstream,
+        LinkSpec {
+            one_way_delay: Duration::from_millis(5),
+            bandwidth: 200_000_000,
+            window: 256 << 10,
+            stall: Some((3 << 20, Duration::from_millis(50))),
+        },
+    )
+    .await
+    .unwrap();
+    for interface in ["public", "internal", "admin"] {
+        h.cloud
+            .keystone
+            .set_endpoint("REGION1", interface, &link.url());
+    }
+    let src = h.source_image(SIZE, 4, json!({"hw_a": "1"}));
+    let dst = h.target_image().await;
+    let task = h.import_and_wait(&dst, &src).await;
+    assert_eq!(task["status"], "success", "{task}");
+    assert_same_image(&h.target_state(&dst), &h.source_state(&src));
+    assert!(h.target().image_data(&dst).unwrap() == generated_bytes(4, 0, SIZE as usize));
+    assert!(
+        link.connections() >= 4,
+        "the source was read across the link, in parallel"
+    );
+}

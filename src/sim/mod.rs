@@ -30,6 +30,7 @@ mod keystone_api;
 mod patch;
 mod routes;
 mod transfer;
+mod wan;
 mod wire;
 
 #[cfg(test)]
@@ -42,6 +43,7 @@ pub use faults::{Fault, UploadFault};
 pub use glance::{FakeGlance, DEFAULT_IMPORT_METHODS, DEFAULT_KEEP_UPLOADS};
 pub use images::{ImageSpec, ImageStatus, CONTAINER_FORMATS, DISK_FORMATS};
 pub use keystone::{Caller, FakeKeystone, DEFAULT_TOKEN_TTL};
+pub use wan::{LinkSpec, WanLink};
 pub use wire::LoggedRequest;
 
 /// The suffix webob appends to every Glance error `message` (its body template), kept so clients
