@@ -231,7 +231,45 @@ impl Glance {
         store: Option<&str>,
         body: BoxBody,
     ) -> Result<(), GlanceError> {
-        let mut b = builder(Method::PUT, format!("{base}/v2/images/{id}/file"), token)
+        self.put_data(
+            format!("{base}/v2/images/{id}/file"),
+            token,
+            size,
+            store,
+            body,
+        )
+        .await
+    }
+
+    /// `PUT {base}/v2/images/{id}/stage`: the data into Glance's staging area, aborted the same
+    /// way (Glance then deletes the partial file and returns the image to `queued`).
+    pub async fn put_stage(
+        &self,
+        base: &str,
+        id: &ImageId,
+        token: &Token,
+        size: u64,
+        body: BoxBody,
+    ) -> Result<(), GlanceError> {
+        self.put_data(
+            format!("{base}/v2/images/{id}/stage"),
+            token,
+            size,
+            None,
+            body,
+        )
+        .await
+    }
+
+    async fn put_data(
+        &self,
+        uri: String,
+        token: &Token,
+        size: u64,
+        store: Option<&str>,
+        body: BoxBody,
+    ) -> Result<(), GlanceError> {
+        let mut b = builder(Method::PUT, uri, token)
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .header(header::CONTENT_LENGTH, size);
         if let Some(store) = store {
@@ -250,6 +288,51 @@ impl Glance {
             return Ok(());
         }
         Err(self.error_from(status, response.into_body()).await)
+    }
+
+    /// `POST {base}/v2/images/{id}/import` with `body`; returns the answer's request id, which
+    /// the import task records.
+    pub async fn import(
+        &self,
+        base: &str,
+        id: &ImageId,
+        token: &Token,
+        body: &Value,
+    ) -> Result<String, GlanceError> {
+        let request = builder(Method::POST, format!("{base}/v2/images/{id}/import"), token)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(full(serde_json::to_vec(body).unwrap_or_default()))
+            .map_err(|e| GlanceError::Transport(e.to_string()))?;
+        let response = self.send(request).await?;
+        let status = response.status();
+        if status != StatusCode::ACCEPTED {
+            return Err(self.error_from(status, response.into_body()).await);
+        }
+        Ok(response
+            .headers()
+            .get(crate::http::REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// `GET {base}/v2/images/{id}/tasks`: the image's tasks as Glance lists them.
+    pub async fn tasks(
+        &self,
+        base: &str,
+        id: &ImageId,
+        token: &Token,
+    ) -> Result<Vec<Value>, GlanceError> {
+        let request = builder(Method::GET, format!("{base}/v2/images/{id}/tasks"), token)
+            .body(empty())
+            .map_err(|e| GlanceError::Transport(e.to_string()))?;
+        let doc = self.json_call(request).await?;
+        Ok(doc
+            .0
+            .get("tasks")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn send(&self, request: Request<BoxBody>) -> Result<Response<Incoming>, GlanceError> {

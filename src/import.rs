@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::config::SinkKind;
 use crate::glance::{Glance, GlanceError, Image, ImageId, PatchOp};
 use crate::hash::HashAlgo;
 use crate::journal::{Entry, Journal};
@@ -33,7 +34,7 @@ use crate::pipeline::{
     self, Expected, Limits, PipelineError, Remote, RemoteSource, RetryPolicy, SourceError, Streams,
     Verified,
 };
-use crate::sink::{SinkError, StoreSink, Target};
+use crate::sink::{SinkError, Sinks, Target};
 use crate::tasks::ImportLock;
 
 /// How long to wait for Glance to finish putting an aborted upload back to `queued`.
@@ -47,6 +48,8 @@ pub struct ImportRequest {
     pub region: String,
     pub interface: String,
     pub store: Option<String>,
+    /// The sink asked for by the request, if any (else the configured one).
+    pub sink: Option<SinkKind>,
     pub token: Token,
     pub identity: Identity,
 }
@@ -108,7 +111,11 @@ impl ImportError {
 pub struct Importer {
     pub glance: Glance,
     pub glance_url: String,
-    pub sink: Arc<dyn StoreSink>,
+    /// The store sinks, and which one serves requests that do not choose.
+    pub sinks: Sinks,
+    /// Properties injected after the sync (glance-upload), and the roles that skip it.
+    pub inject: Vec<(String, String)>,
+    pub inject_ignore_roles: Vec<String>,
     pub limits: Limits,
     pub retry: RetryPolicy,
     /// How the source is read (one stream or parallel ranges).
@@ -243,7 +250,20 @@ impl Importer {
                 target.status().unwrap_or("unknown").to_string(),
             ));
         }
-        let sync = metadata::plan(&source, &target, &self.prefixes);
+        let sink = self.sinks.pick(request.sink);
+        // With glance-stage the target's own plugins run (injection included); otherwise the
+        // configured injection is mirrored here, skipped for callers with an ignored role.
+        let ignored = request
+            .identity
+            .roles
+            .iter()
+            .any(|r| self.inject_ignore_roles.contains(r));
+        let inject: &[(String, String)] = if sink.keeps_bytes() && !ignored {
+            &self.inject
+        } else {
+            &[]
+        };
+        let sync = metadata::plan_with(&source, &target, &self.prefixes, inject);
         if !sync.apply.is_empty() {
             task.note("Syncing metadata");
             self.glance
@@ -291,13 +311,12 @@ impl Importer {
             if expected.size == 0 {
                 // Nothing to hold back: verify before the (empty) upload starts.
                 let verified = pump.await?;
-                self.sink
-                    .store(&sink_target, body)
+                sink.store(&sink_target, body)
                     .await
                     .map_err(|e| self.sink_error(e))?;
                 return Ok(verified);
             }
-            let (stored, pumped) = tokio::join!(self.sink.store(&sink_target, body), pump);
+            let (stored, pumped) = tokio::join!(sink.store(&sink_target, body), pump);
             match (pumped, stored) {
                 (Err(PipelineError::SinkGone), Err(e)) => Err(self.sink_error(e)),
                 (Err(e), _) => Err(self.pipeline_error(e, request)),
@@ -311,7 +330,8 @@ impl Importer {
             .fetch_add(retries.load(Ordering::Relaxed), Ordering::Relaxed);
         let verified = outcome.map_err(|_| ImportError::TimedOut(self.total_timeout))??;
         task.note("Verifying the stored image");
-        self.post_check(request, &verified).await?;
+        self.post_check(request, &verified, sink.keeps_bytes())
+            .await?;
         Ok(verified)
     }
 
@@ -350,6 +370,7 @@ impl Importer {
         &self,
         request: &ImportRequest,
         verified: &Verified,
+        keeps_bytes: bool,
     ) -> Result<(), ImportError> {
         let image = self.target_image(request).await?;
         if image.status() != Some("active") {
@@ -357,6 +378,10 @@ impl Importer {
                 "is {}, not active",
                 image.status().unwrap_or("unknown")
             )));
+        }
+        if !keeps_bytes {
+            // The target's import plugins may have transformed the verified bytes on purpose.
+            return Ok(());
         }
         if image.size() != Some(verified.size) {
             return Err(ImportError::PostCheck(format!(

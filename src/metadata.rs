@@ -59,6 +59,17 @@ pub fn is_synced(name: &str, prefixes: &[String]) -> bool {
 
 /// Builds the sync and revert patches from the source and the target as they are now.
 pub fn plan(source: &Image, target: &Image, prefixes: &[String]) -> Sync {
+    plan_with(source, target, prefixes, &[])
+}
+
+/// As [`plan`], then sets `inject` on top (overriding synced values), as Glance's
+/// `inject_image_metadata` import plugin does after the metadata copy.
+pub fn plan_with(
+    source: &Image,
+    target: &Image,
+    prefixes: &[String],
+    inject: &[(String, String)],
+) -> Sync {
     let mut apply = Vec::new();
     let mut revert = Vec::new();
     for attr in ["disk_format", "container_format"] {
@@ -86,6 +97,20 @@ pub fn plan(source: &Image, target: &Image, prefixes: &[String]) -> Sync {
                 revert.push(PatchOp::Remove(name.clone()));
             }
         }
+    }
+    for (name, value) in inject {
+        let value = Value::from(value.as_str());
+        if name.starts_with("os_glance") || NOT_COPIED.contains(&name.as_str()) {
+            continue;
+        }
+        apply.retain(|op| !matches!(op, PatchOp::Add(n, _) if n == name));
+        revert.retain(|op| !matches!(op, PatchOp::Add(n, _) | PatchOp::Remove(n) if n == name));
+        match target.0.get(name) {
+            Some(old) if *old == value => continue,
+            Some(old) => revert.push(PatchOp::Add(name.clone(), old.clone())),
+            None => revert.push(PatchOp::Remove(name.clone())),
+        }
+        apply.push(PatchOp::Add(name.clone(), value));
     }
     Sync {
         apply,
@@ -148,6 +173,34 @@ mod tests {
         assert!(sync
             .revert
             .contains(&PatchOp::Replace("disk_format".into(), json!("raw"))));
+    }
+
+    #[test]
+    fn injection_overrides_synced_values_and_reverts() {
+        let source =
+            image(json!({"disk_format": "raw", "container_format": "bare", "hw_a": "src"}));
+        let target =
+            image(json!({"disk_format": "raw", "container_format": "bare", "owner_x": "1"}));
+        let inject = [
+            ("hw_a".to_string(), "injected".to_string()),
+            ("owner_x".to_string(), "2".to_string()),
+            ("os_glance_x".to_string(), "never".to_string()),
+        ];
+        let sync = plan_with(&source, &target, &defaults(), &inject);
+        assert_eq!(
+            sync.apply,
+            vec![
+                PatchOp::Add("hw_a".into(), json!("injected")),
+                PatchOp::Add("owner_x".into(), json!("2")),
+            ]
+        );
+        assert_eq!(
+            sync.revert,
+            vec![
+                PatchOp::Remove("hw_a".into()),
+                PatchOp::Add("owner_x".into(), json!("1")),
+            ]
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{json, Map, Value};
 
+use crate::config::SinkKind;
 use crate::glance::{GlanceError, Image, ImageId};
 use crate::http::{full, read_limited, status_response, BoxBody, ReadError, REQUEST_ID};
 use crate::import::ImportRequest;
@@ -16,6 +17,10 @@ use crate::metrics::Metrics;
 use crate::tasks::NewTask;
 
 use super::{error::ApiError, proxy, App};
+
+/// Request header choosing the store sink for one import (`glance-upload`, `glance-stage`);
+/// both write through the fronted Glance with the caller's own rights, so either is safe.
+pub const SINK_HEADER: &str = "x-glance-download-sink";
 
 /// Largest import request body accepted (DESIGN §2).
 pub const MAX_IMPORT_BODY: usize = 64 * 1024;
@@ -161,6 +166,18 @@ pub async fn handle(
         other => ApiError::BadGateway(other.to_string()),
     })?;
     check_flags(&body)?;
+    let sink = match parts.headers.get(SINK_HEADER) {
+        None => None,
+        Some(value) => {
+            let name = value.to_str().unwrap_or_default();
+            Some(SinkKind::parse(name).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "Unknown store sink '{}': this sidecar offers glance-upload and glance-stage",
+                    name.chars().take(64).collect::<String>()
+                ))
+            })?)
+        }
+    };
 
     let not_found = || ApiError::NotFound(format!("No image found with ID {}", truncate(image_id)));
     let image_id = ImageId::parse(image_id).ok_or_else(not_found)?;
@@ -206,6 +223,7 @@ pub async fn handle(
         .map_err(|_| ApiError::Conflict("Image has active task".into()))?;
     Metrics::inc(&app.metrics.imports_started);
     let import = ImportRequest {
+        sink,
         image_id,
         remote_image_id: fields.remote_image_id,
         region: fields.region,

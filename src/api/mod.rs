@@ -24,7 +24,7 @@ pub use error::ApiError;
 pub use import::{check_fields, check_flags, check_target, classify, Classified, MAX_IMPORT_BODY};
 pub use proxy::{strip_hop_by_hop, upstream_uri};
 
-use crate::config::{Config, SinkKind};
+use crate::config::Config;
 use crate::glance::Glance;
 use crate::http::{client_with_tls, BoxBody, HttpClient};
 use crate::import::Importer;
@@ -32,7 +32,7 @@ use crate::journal::{Journal, JournalError};
 use crate::keystone::Keystone;
 use crate::metrics::Metrics;
 use crate::pipeline::{Limits, RetryPolicy, Streams};
-use crate::sink::{GlanceUpload, StoreSink};
+use crate::sink::Sinks;
 use crate::tasks::Tasks;
 
 /// Why the sidecar could not start.
@@ -74,11 +74,7 @@ impl App {
             config.token_cache_ttl,
         );
         let metrics = Arc::new(Metrics::default());
-        let sink: Arc<dyn StoreSink> = match config.store_sink {
-            SinkKind::GlanceUpload => {
-                Arc::new(GlanceUpload::new(glance.clone(), &config.glance_url))
-            }
-        };
+
         let journal = match &config.task_journal {
             Some(path) => Some(Journal::open(path)?),
             None => None,
@@ -86,7 +82,9 @@ impl App {
         let importer = Arc::new(Importer {
             glance: glance.clone(),
             glance_url: config.glance_url.clone(),
-            sink,
+            sinks: Sinks::new(glance.clone(), &config.glance_url, config.store_sink),
+            inject: config.inject.clone(),
+            inject_ignore_roles: config.inject_ignore_roles.clone(),
             limits: Limits {
                 chunk_size: config.chunk_size,
                 buffer_chunks: config.buffer_chunks,

@@ -60,6 +60,19 @@ pub mod defaults {
 pub enum SinkKind {
     /// `PUT /v2/images/{id}/file` on the fronted Glance.
     GlanceUpload,
+    /// `PUT /v2/images/{id}/stage` then a `glance-direct` import (the target's plugins run).
+    GlanceStage,
+}
+
+impl SinkKind {
+    /// The sink named `name` (`glance-upload`, `glance-stage`).
+    pub fn parse(name: &str) -> Option<SinkKind> {
+        match name {
+            "glance-upload" => Some(SinkKind::GlanceUpload),
+            "glance-stage" => Some(SinkKind::GlanceStage),
+            _ => None,
+        }
+    }
 }
 
 /// The sidecar's whole configuration.
@@ -109,6 +122,12 @@ pub struct Config {
     pub token_cache_ttl: Duration,
     /// `[service_credentials]`: the sidecar's own Keystone user, for recovery after a restart.
     pub service_credentials: Option<ServiceCredentials>,
+    /// `[inject_metadata_properties] inject`: properties set on every imported image (after the
+    /// sync, overriding it), as Glance's `inject_image_metadata` plugin; `key:value,...`.
+    pub inject: Vec<(String, String)>,
+    /// `[inject_metadata_properties] ignore_user_roles`: callers with any of these roles get no
+    /// injection (default `admin`, as Glance).
+    pub inject_ignore_roles: Vec<String>,
     /// `[glance_download_properties] extra_properties`: synced property-name prefixes.
     pub extra_properties: Vec<String>,
 }
@@ -170,6 +189,8 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(defaults::SHUTDOWN_GRACE_SECS),
             token_cache_ttl: Duration::from_secs(defaults::TOKEN_CACHE_TTL_SECS),
             service_credentials: None,
+            inject: Vec::new(),
+            inject_ignore_roles: vec!["admin".to_string()],
             extra_properties: defaults::EXTRA_PROPERTIES
                 .iter()
                 .map(|p| p.to_string())
@@ -241,10 +262,13 @@ impl Config {
             ("DEFAULT", "glance_url") => self.glance_url = http_url("glance_url", value)?,
             ("DEFAULT", "auth_url") => self.auth_url = http_url("auth_url", value)?,
             ("DEFAULT", "store_sink") => {
-                self.store_sink = match value {
-                    "glance-upload" => SinkKind::GlanceUpload,
-                    _ => return Err(invalid("store_sink", value, "supported: glance-upload")),
-                }
+                self.store_sink = SinkKind::parse(value).ok_or_else(|| {
+                    invalid(
+                        "store_sink",
+                        value,
+                        "supported: glance-upload, glance-stage",
+                    )
+                })?
             }
             ("DEFAULT", "max_concurrent_imports") => {
                 self.max_concurrent_imports = int("max_concurrent_imports", value, 1, 1024)?
@@ -295,6 +319,20 @@ impl Config {
             ("DEFAULT", "token_cache_ttl") => {
                 self.token_cache_ttl =
                     Duration::from_secs(int("token_cache_ttl", value, 0, 3600)? as u64)
+            }
+            ("inject_metadata_properties", "inject") => {
+                self.inject = ini::list(value)
+                    .into_iter()
+                    .map(|pair| match pair.split_once(':') {
+                        Some((k, v)) if !k.trim().is_empty() => {
+                            Ok((k.trim().to_string(), v.trim().to_string()))
+                        }
+                        _ => Err(invalid("inject", value, "expected key:value,key:value")),
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            ("inject_metadata_properties", "ignore_user_roles") => {
+                self.inject_ignore_roles = ini::list(value)
             }
             ("glance_download_properties", "extra_properties" | "extra_properties_prefixes") => {
                 self.extra_properties = ini::list(value);

@@ -20,7 +20,7 @@ use super::faults::{ArmedFault, Fault, UploadFault};
 use super::images::{Image, ImageSpec, ImageStatus, Stored};
 use super::keystone::{Caller, KeystoneState};
 use super::wire::{header, with_request_id, LoggedRequest};
-use super::{patch, routes, transfer};
+use super::{patch, routes, staging, transfer};
 use crate::hash::HashAlgo;
 use crate::http::{full, json_response, BoxBody};
 
@@ -36,6 +36,12 @@ pub(crate) struct Inner {
     pub(crate) seq: u64,
     pub(crate) faults: HashMap<String, ArmedFault>,
     pub(crate) upload_faults: HashMap<String, UploadFault>,
+    /// Staged data (`PUT /stage`) waiting for a `glance-direct` import, by image id.
+    pub(crate) staged: HashMap<String, super::transfer::Received>,
+    /// Import tasks run by this fake (`glance-direct`).
+    pub(crate) tasks: Vec<Value>,
+    /// Properties the `inject_image_metadata` plugin sets on imported images.
+    pub(crate) inject: serde_json::Map<String, Value>,
     pub(crate) log: Vec<LoggedRequest>,
     pub(crate) hashing: HashAlgo,
     pub(crate) import_methods: Vec<String>,
@@ -91,6 +97,9 @@ impl FakeGlance {
                 seq: 0,
                 faults: HashMap::new(),
                 upload_faults: HashMap::new(),
+                staged: HashMap::new(),
+                tasks: Vec::new(),
+                inject: serde_json::Map::new(),
                 log: Vec::new(),
                 hashing: HashAlgo::Sha512,
                 import_methods: DEFAULT_IMPORT_METHODS
@@ -223,6 +232,15 @@ impl FakeGlance {
     /// Applies `fault` to the next `times` downloads of that image only (retry tests).
     pub fn set_fault_times(&self, image_id: &str, fault: Fault, times: u32) {
         self.arm(image_id, fault, Some(times));
+    }
+
+    /// Sets the properties Glance's `inject_image_metadata` import plugin adds to every image
+    /// imported with `glance-direct` (as `[inject_metadata_properties] inject`).
+    pub fn set_inject_properties(&self, properties: &[(&str, &str)]) {
+        self.state.lock().inject = properties
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::from(*v)))
+            .collect();
     }
 
     /// Applies `fault` to the next upload into that image (one-shot).
@@ -388,6 +406,7 @@ async fn route(state: &Arc<GlanceState>, req: Request<Incoming>) -> Response<Box
         (Method::PATCH, ["images", id]) => patch::update(state, &caller, id, req).await,
         (Method::DELETE, ["images", id]) => routes::delete(state, &caller, id),
         (Method::PUT, ["images", id, "file"]) => transfer::upload(state, &caller, id, req).await,
+        (Method::PUT, ["images", id, "stage"]) => staging::stage(state, &caller, id, req).await,
         (Method::GET, ["images", id, "file"]) => transfer::download(state, &caller, id, &req).await,
         (Method::GET, ["images", id, "tasks"]) => routes::tasks(state, &caller, id),
         (Method::POST, ["images", id, "import"]) => routes::import(state, &caller, id, req).await,

@@ -29,6 +29,7 @@ mod keystone;
 mod keystone_api;
 mod patch;
 mod routes;
+mod staging;
 mod transfer;
 mod wan;
 mod wire;

@@ -298,19 +298,29 @@ pub(crate) fn delete(state: &GlanceState, caller: &Caller, id: &str) -> Response
     status_response(StatusCode::NO_CONTENT)
 }
 
-/// `GET /v2/images/{id}/tasks`: the fake runs no tasks, so always an empty list.
+/// `GET /v2/images/{id}/tasks`: the import tasks this fake ran for the image (`glance-direct`).
 pub(crate) fn tasks(state: &GlanceState, caller: &Caller, id: &str) -> Response<BoxBody> {
-    match state.lock().images.get(id).filter(|i| visible(i, caller)) {
-        Some(_) => json_response(StatusCode::OK, &json!({"tasks": []})),
+    let inner = state.lock();
+    match inner.images.get(id).filter(|i| visible(i, caller)) {
+        Some(_) => {
+            let tasks: Vec<Value> = inner
+                .tasks
+                .iter()
+                .filter(|t| t["image_id"] == id)
+                .cloned()
+                .collect();
+            json_response(StatusCode::OK, &json!({"tasks": tasks}))
+        }
         None => glance_error(StatusCode::NOT_FOUND, "The resource could not be found."),
     }
 }
 
-/// `POST /v2/images/{id}/import`: Glance's synchronous checks in its order; when they pass the
-/// fake answers 202 and runs nothing (no task, no status change): enough for discovery and
-/// pass-through tests, honest about not importing.
+/// `POST /v2/images/{id}/import`: Glance's synchronous checks in its order; when they pass, a
+/// `glance-direct` import runs as a task (see `staging`); other methods answer 202 and run
+/// nothing (no task, no status change): enough for discovery and pass-through tests, honest
+/// about not importing.
 pub(crate) async fn import(
-    state: &GlanceState,
+    state: &Arc<GlanceState>,
     caller: &Caller,
     id: &str,
     req: Request<Incoming>,
@@ -388,6 +398,10 @@ pub(crate) async fn import(
         return bad(&format!(
             "All_stores_must_succeed can only be set with enabled_backends {uri}"
         ));
+    }
+    if name == "glance-direct" {
+        drop(inner);
+        return super::staging::start_direct_import(state, caller, id, body);
     }
     status_response(StatusCode::ACCEPTED)
 }

@@ -118,6 +118,57 @@ pub(crate) async fn upload(
         _ => None,
     };
 
+    let received = receive(req.into_body(), expected, keep_limit, algo, fail_after, id).await;
+
+    let mut inner = state.lock();
+    let current = inner
+        .images
+        .get_mut(id)
+        .filter(|i| i.seq == seq && i.status == ImageStatus::Saving);
+    let Some(image) = current else {
+        let message = format!(
+            "Image {id} could not be found after upload. The image may have been deleted during the upload, \
+             cleaning up the chunks uploaded."
+        );
+        return glance_error(StatusCode::GONE, &message);
+    };
+    let received = match received {
+        Ok(received) => received,
+        Err(resp) => {
+            image.restore_queued();
+            return resp;
+        }
+    };
+    image.set_data(
+        received.total,
+        received.md5,
+        algo.name(),
+        received.hash,
+        received.stored,
+    );
+    status_response(StatusCode::NO_CONTENT)
+}
+
+/// What a finished upload (or staging) delivered.
+#[derive(Clone)]
+pub(crate) struct Received {
+    pub(crate) total: u64,
+    pub(crate) md5: String,
+    pub(crate) hash: String,
+    pub(crate) stored: Stored,
+}
+
+/// Reads an upload body, hashing it with MD5 and `algo` as it arrives, keeping the bytes when
+/// they fit `keep_limit`; refuses a body longer or shorter than `expected`, a broken one, and
+/// fails after `fail_after` bytes when a fault says so.
+pub(crate) async fn receive(
+    mut body: Incoming,
+    expected: Option<u64>,
+    keep_limit: u64,
+    algo: HashAlgo,
+    fail_after: Option<(u64, u16)>,
+    id: &str,
+) -> Result<Received, Reply> {
     let mut md5 = HashAlgo::Md5.hasher();
     let mut other = algo.hasher();
     let mut total: u64 = 0;
@@ -126,7 +177,6 @@ pub(crate) async fn upload(
         Some(n) => Some(BytesMut::with_capacity(n as usize)),
         None => Some(BytesMut::new()),
     };
-    let mut body = req.into_body();
     let failure = loop {
         match body.frame().await {
             None => break None,
@@ -176,29 +226,19 @@ pub(crate) async fn upload(
         _ => None,
     });
 
-    let mut inner = state.lock();
-    let current = inner
-        .images
-        .get_mut(id)
-        .filter(|i| i.seq == seq && i.status == ImageStatus::Saving);
-    let Some(image) = current else {
-        let message = format!(
-            "Image {id} could not be found after upload. The image may have been deleted during the upload, \
-             cleaning up the chunks uploaded."
-        );
-        return glance_error(StatusCode::GONE, &message);
-    };
     if let Some(resp) = failure {
-        image.restore_queued();
-        return resp;
+        return Err(resp);
     }
     let stored = match kept {
         Some(k) => Stored::Bytes(k.freeze()),
         None => Stored::Discarded,
     };
-    let (md5, hash) = (to_hex(&md5.finalize()), to_hex(&other.finalize()));
-    image.set_data(total, md5, algo.name(), hash, stored);
-    status_response(StatusCode::NO_CONTENT)
+    Ok(Received {
+        total,
+        md5: to_hex(&md5.finalize()),
+        hash: to_hex(&other.finalize()),
+        stored,
+    })
 }
 
 // === download ===

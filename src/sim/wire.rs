@@ -54,7 +54,9 @@ pub(crate) fn request_id() -> HeaderValue {
 
 /// Adds `x-openstack-request-id` to a response, as both services do on every answer.
 pub(crate) fn with_request_id(mut response: Response<BoxBody>) -> Response<BoxBody> {
-    response.headers_mut().insert(REQUEST_ID, request_id());
+    if !response.headers().contains_key(REQUEST_ID) {
+        response.headers_mut().insert(REQUEST_ID, request_id());
+    }
     response
 }
 

@@ -1,0 +1,200 @@
+//! Staging and the `glance-direct` import, as Glance 33 runs them (single store): `PUT /stage`
+//! takes the data while the image is `uploading`; `POST /import` with `glance-direct` then runs
+//! an `api_image_import` task that moves the staged data into the store (`importing` → `active`),
+//! applying the configured metadata injection as the `inject_image_metadata` plugin does.
+//! What the fake leaves out: format conversion and decompression plugins.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::{json, Map, Value};
+
+use super::glance::{can_modify, glance_error, not_found, visible, GlanceState};
+use super::images::ImageStatus;
+use super::keystone::Caller;
+use super::transfer::{receive, Received};
+use super::wire::{glance_time, header, request_id};
+use crate::http::{status_response, BoxBody, REQUEST_ID};
+
+type Reply = Response<BoxBody>;
+
+/// How long the fake's import task takes before it moves the data (an asynchronous task).
+const TASK_DELAY: Duration = Duration::from_millis(20);
+
+/// `PUT /v2/images/{id}/stage`.
+pub(crate) async fn stage(
+    state: &Arc<GlanceState>,
+    caller: &Caller,
+    id: &str,
+    req: Request<Incoming>,
+) -> Reply {
+    let content_type = header(req.headers(), "content-type").unwrap_or_default();
+    if content_type.split(';').next().unwrap_or_default().trim() != "application/octet-stream" {
+        return glance_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &format!("The request media type {content_type} is not supported by this server."),
+        );
+    }
+    let expected = match header(req.headers(), "content-length").map(|v| v.trim().parse::<u64>()) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => {
+            return glance_error(
+                StatusCode::BAD_REQUEST,
+                "Invalid or missing image size in request headers.",
+            )
+        }
+    };
+    let (seq, algo, keep_limit) = {
+        let mut inner = state.lock();
+        if !inner.import_methods.iter().any(|m| m == "glance-direct") {
+            return glance_error(
+                StatusCode::NOT_FOUND,
+                "'glance-direct' method is not available at this site.",
+            );
+        }
+        let (algo, keep_limit) = (inner.hashing, inner.keep_limit);
+        let has_staged = inner.staged.contains_key(id);
+        let Some(image) = inner.images.get_mut(id).filter(|i| visible(i, caller)) else {
+            return not_found(id);
+        };
+        if !can_modify(image, caller) {
+            return glance_error(
+                StatusCode::FORBIDDEN,
+                &format!("Not allowed to upload image data for image {id}"),
+            );
+        }
+        if has_staged {
+            return glance_error(
+                StatusCode::CONFLICT,
+                &format!("The image {id} has data on staging"),
+            );
+        }
+        if image.status != ImageStatus::Queued {
+            let cur = image.status.as_str();
+            return glance_error(
+                StatusCode::CONFLICT,
+                &format!("Image status transition from {cur} to uploading is not allowed"),
+            );
+        }
+        image.status = ImageStatus::Uploading;
+        image.touch();
+        (image.seq, algo, keep_limit)
+    };
+    let received = receive(req.into_body(), expected, keep_limit, algo, None, id).await;
+    let mut inner = state.lock();
+    let Some(image) = inner
+        .images
+        .get_mut(id)
+        .filter(|i| i.seq == seq && i.status == ImageStatus::Uploading)
+    else {
+        return glance_error(StatusCode::GONE, &format!("Image {id} could not be found"));
+    };
+    match received {
+        Ok(received) => {
+            image.size = Some(received.total);
+            image.touch();
+            inner.staged.insert(id.to_owned(), received);
+            status_response(StatusCode::NO_CONTENT)
+        }
+        Err(resp) => {
+            // `_unstage`: the partial file is deleted and the image goes back to queued.
+            image.status = ImageStatus::Queued;
+            image.size = None;
+            image.touch();
+            resp
+        }
+    }
+}
+
+/// Starts the `glance-direct` import task of a staged image; answers 202 with the request id
+/// the task records.
+pub(crate) fn start_direct_import(
+    state: &Arc<GlanceState>,
+    caller: &Caller,
+    id: &str,
+    body: Value,
+) -> Reply {
+    let request = request_id();
+    let request_text = request.to_str().unwrap_or_default().to_owned();
+    let task_id = uuid::Uuid::new_v4().to_string();
+    let now = glance_time(time::OffsetDateTime::now_utc());
+    {
+        let mut inner = state.lock();
+        let Some(image) = inner.images.get_mut(id) else {
+            return not_found(id);
+        };
+        image.status = ImageStatus::Importing;
+        image.properties.insert(
+            "os_glance_import_task".into(),
+            Value::from(task_id.as_str()),
+        );
+        image.touch();
+        let owner = image.owner.clone();
+        inner.tasks.push(json!({
+            "id": task_id, "type": "api_image_import", "status": "processing",
+            "owner": owner, "image_id": id, "request_id": request_text,
+            "user_id": caller.user_id, "result": null, "message": "",
+            "input": {"image_id": id, "import_req": body, "backend": [null]},
+            "created_at": now, "updated_at": now, "expires_at": null,
+            "deleted_at": null, "deleted": false,
+        }));
+    }
+    let state = state.clone();
+    let image_id = id.to_owned();
+    tokio::spawn(async move {
+        tokio::time::sleep(TASK_DELAY).await;
+        finish_direct_import(&state, &image_id, &task_id);
+    });
+    let mut response = status_response(StatusCode::ACCEPTED);
+    response.headers_mut().insert(REQUEST_ID, request);
+    response
+}
+
+/// The task's end: staged data into the store, injection applied, image active.
+fn finish_direct_import(state: &GlanceState, id: &str, task_id: &str) {
+    let mut inner = state.lock();
+    let staged: Option<Received> = inner.staged.remove(id);
+    let inject: Map<String, Value> = inner.inject.clone();
+    let algo = inner.hashing;
+    let outcome = match (inner.images.get_mut(id), staged) {
+        (Some(image), Some(staged)) if image.status == ImageStatus::Importing => {
+            image.set_data(
+                staged.total,
+                staged.md5,
+                algo.name(),
+                staged.hash,
+                staged.stored,
+            );
+            for (k, v) in inject {
+                image.properties.insert(k, v);
+            }
+            image.properties.remove("os_glance_import_task");
+            image.status = ImageStatus::Active;
+            image.touch();
+            Ok(())
+        }
+        (Some(image), _) => {
+            image.properties.remove("os_glance_import_task");
+            image.restore_queued();
+            Err("Task failed due to Internal Error")
+        }
+        (None, _) => Err("Task failed due to Internal Error"),
+    };
+    let now = glance_time(time::OffsetDateTime::now_utc());
+    if let Some(task) = inner.tasks.iter_mut().find(|t| t["id"] == task_id) {
+        match outcome {
+            Ok(()) => {
+                task["status"] = Value::from("success");
+                task["result"] = json!({"image_id": id});
+            }
+            Err(message) => {
+                task["status"] = Value::from("failure");
+                task["message"] = Value::from(message);
+            }
+        }
+        task["updated_at"] = Value::from(now);
+    }
+}
