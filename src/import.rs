@@ -34,8 +34,9 @@ use crate::pipeline::{
     self, Expected, Limits, PipelineError, Remote, RemoteSource, RetryPolicy, SourceError, Streams,
     Verified,
 };
+use crate::shared;
 use crate::sink::{SinkError, Sinks, Target};
-use crate::tasks::ImportLock;
+use crate::tasks::{ImportLock, Task};
 
 /// How long to wait for Glance to finish putting an aborted upload back to `queued`.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -159,10 +160,18 @@ impl Importer {
         Metrics::inc(&self.metrics.in_flight);
         info!(task_id = %task.id, image_id = %request.image_id, remote_image_id = %request.remote_image_id, region = %request.region, "Import started");
         let mut synced = None;
+        let beating = CancellationToken::new();
+        let heart = tokio::spawn(self.clone().heartbeat(
+            task.clone(),
+            request.clone(),
+            beating.clone(),
+        ));
         let result = tokio::select! {
             result = self.import(&request, &task, &mut synced) => result,
             _ = self.abort.cancelled() => Err(ImportError::ShuttingDown),
         };
+        beating.cancel();
+        let _ = heart.await;
         match result {
             Ok(verified) => {
                 self.metrics
@@ -191,6 +200,7 @@ impl Importer {
                 task.fail(message);
             }
         }
+        self.publish(&task, &request).await;
         let finished = Entry::Finished {
             task_id: task.id.clone(),
             status: task.status().as_str().to_string(),
@@ -205,6 +215,45 @@ impl Importer {
         drop(slot);
     }
 
+    /// Refreshes the task's summary on the image every [`shared::HEARTBEAT`] until `stop`.
+    async fn heartbeat(
+        self: Arc<Self>,
+        task: Arc<Task>,
+        request: ImportRequest,
+        stop: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(shared::HEARTBEAT) => self.publish(&task, &request).await,
+            }
+        }
+    }
+
+    /// Writes the task's summary on the image (best effort: the import does not depend on it),
+    /// with the sidecar's own credentials when the caller's token no longer works.
+    async fn publish(&self, task: &Task, request: &ImportRequest) {
+        let ops = shared::summary_ops(task);
+        let url = &self.glance_url;
+        let mut result = self
+            .glance
+            .patch_image(url, &request.image_id, &request.token, &ops)
+            .await;
+        if matches!(&result, Err(e) if e.status() == Some(StatusCode::UNAUTHORIZED)) {
+            if let Some((keystone, creds)) = &self.service {
+                if let Ok(token) = keystone.password_token(creds).await {
+                    result = self
+                        .glance
+                        .patch_image(url, &request.image_id, &token, &ops)
+                        .await;
+                }
+            }
+        }
+        if let Err(error) = result {
+            warn!(task_id = %task.id, image_id = %request.image_id, %error, "Failed to publish the task's state on the image");
+        }
+    }
+
     async fn journal(&self, entry: &Entry) -> Result<(), crate::journal::JournalError> {
         match &self.journal {
             Some(journal) => journal.append(entry).await,
@@ -215,7 +264,7 @@ impl Importer {
     async fn import(
         &self,
         request: &ImportRequest,
-        task: &crate::tasks::Task,
+        task: &Task,
         synced: &mut Option<Vec<PatchOp>>,
     ) -> Result<Verified, ImportError> {
         let token = &request.token;

@@ -51,6 +51,7 @@ pub struct Sync {
 /// Whether `name` is copied under `prefixes`.
 pub fn is_synced(name: &str, prefixes: &[String]) -> bool {
     !name.starts_with("os_glance")
+        && !crate::shared::is_ours(name)
         && !NOT_COPIED.contains(&name)
         && prefixes
             .iter()
@@ -100,7 +101,10 @@ pub fn plan_with(
     }
     for (name, value) in inject {
         let value = Value::from(value.as_str());
-        if name.starts_with("os_glance") || NOT_COPIED.contains(&name.as_str()) {
+        if name.starts_with("os_glance")
+            || crate::shared::is_ours(name)
+            || NOT_COPIED.contains(&name.as_str())
+        {
             continue;
         }
         apply.retain(|op| !matches!(op, PatchOp::Add(n, _) if n == name));

@@ -285,6 +285,16 @@ impl Tasks {
         })
     }
 
+    /// Drops a task that never started (its claim on the image was lost to another instance):
+    /// no record of it remains.
+    pub fn forget(&self, lock: ImportLock) {
+        let id = lock.task.id.clone();
+        drop(lock);
+        let mut inner = self.lock();
+        inner.by_id.remove(&id);
+        inner.finished.retain(|t| *t != id);
+    }
+
     /// Whether an import of `image_id` is running here.
     pub fn is_running(&self, image_id: &ImageId) -> bool {
         self.lock().running.contains_key(image_id)

@@ -14,6 +14,7 @@ use crate::http::{full, read_limited, status_response, BoxBody, ReadError, REQUE
 use crate::import::ImportRequest;
 use crate::keystone::{Identity, KeystoneError, Token};
 use crate::metrics::Metrics;
+use crate::shared;
 use crate::tasks::NewTask;
 
 use super::{error::ApiError, proxy, App};
@@ -189,7 +190,7 @@ pub async fn handle(
     check_target(&target)?;
     let fields = check_fields(&body)?;
     check_policy(&target, &identity)?;
-    if target.0.contains_key("os_glance_import_task") {
+    if target.0.contains_key("os_glance_import_task") || shared::live_task(&target).is_some() {
         return Err(ApiError::Conflict("Image has active task".into()));
     }
 
@@ -221,6 +222,10 @@ pub async fn handle(
             }),
         })
         .map_err(|_| ApiError::Conflict("Image has active task".into()))?;
+    if let Err(error) = claim(app, &image_id, &token, &lock).await {
+        app.tasks.forget(lock);
+        return Err(error);
+    }
     Metrics::inc(&app.metrics.imports_started);
     let import = ImportRequest {
         sink,
@@ -241,6 +246,31 @@ pub async fn handle(
         response.headers_mut().insert(REQUEST_ID, value);
     }
     Ok(response)
+}
+
+/// Marks the image as being imported by this task, where every instance looks; a claim that
+/// reads back another task's id lost a race and answers 409.
+async fn claim(
+    app: &App,
+    image_id: &ImageId,
+    token: &Token,
+    lock: &crate::tasks::ImportLock,
+) -> Result<(), ApiError> {
+    let url = &app.config.glance_url;
+    let not_found = || ApiError::NotFound(format!("No image found with ID {image_id}"));
+    app.glance
+        .patch_image(url, image_id, token, &shared::claim_ops(&lock.task))
+        .await
+        .map_err(|e| target_error(e, not_found))?;
+    let image = app
+        .glance
+        .get_image(url, image_id, token)
+        .await
+        .map_err(|e| target_error(e, not_found))?;
+    match image.0.get(shared::TASK_ID).and_then(Value::as_str) {
+        Some(id) if id == lock.task.id => Ok(()),
+        _ => Err(ApiError::Conflict("Image has active task".into())),
+    }
 }
 
 /// Status and formats of the target, as upstream checks them (409).
