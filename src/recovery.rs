@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use crate::glance::{Glance, ImageId, PatchOp};
 use crate::journal::{Entry, Interrupted, Journal, JournalError};
 use crate::keystone::{Keystone, ServiceCredentials, Token};
+use crate::shared;
 use crate::tasks::{timestamp, Tasks, MAX_FINISHED};
 
 /// How long recovery waits for an image to leave `saving` after its upload was cut off.
@@ -103,6 +104,22 @@ pub async fn restore(
             }
             Err(reason) => {
                 warn!(task_id = %task.task_id, image_id = %task.image_id, %reason, revert = %task.revert.clone().unwrap_or_default(), "Could not restore the image of an interrupted import")
+            }
+        }
+        if let (Ok(token), Some(id)) = (&token, ImageId::parse(&task.image_id)) {
+            let ops = [
+                PatchOp::Add(shared::STATUS.into(), Value::from("failure")),
+                PatchOp::Add(
+                    shared::MESSAGE.into(),
+                    Value::from(message.chars().take(255).collect::<String>()),
+                ),
+                PatchOp::Add(
+                    shared::UPDATED.into(),
+                    Value::from(timestamp(time::OffsetDateTime::now_utc())),
+                ),
+            ];
+            if let Err(error) = glance.patch_image(&task.glance_url, &id, token, &ops).await {
+                warn!(task_id = %task.task_id, %error, "Could not publish the recovered task's state on the image");
             }
         }
         let record = failed(&task.task, &message);
