@@ -3,13 +3,19 @@
 //! off one run. Sweeps the chunk size and the frames buffered per stage, and runs the pipeline
 //! with slow ends (seeded pauses at the source and at the sink).
 //!
+//! `pipeline_cpu/*` repeats the pipeline and the ceiling in process CPU time (see `support`):
+//! wall-clock rates on this shared VM move with other load, CPU seconds per byte much less.
+//!
 //! `cargo bench --bench pipeline` (BENCHMARKS.md has the figures).
+
+mod support;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use criterion::measurement::Measurement;
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
     Throughput,
@@ -97,7 +103,7 @@ impl Fixture {
     }
 }
 
-fn configure(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+fn configure<M: Measurement>(group: &mut BenchmarkGroup<'_, M>) {
     group
         .throughput(Throughput::Bytes(SIZE as u64))
         .sampling_mode(SamplingMode::Flat)
@@ -171,5 +177,31 @@ fn pipeline_vs_ceiling(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pipeline_vs_ceiling);
-criterion_main!(benches);
+/// The default settings and the smallest chunk, in CPU time of the whole process.
+fn pipeline_cpu(c: &mut Criterion<support::ProcessCpu>) {
+    let fx = Fixture::new();
+    let mut group = c.benchmark_group("pipeline_cpu");
+    configure(&mut group);
+    for chunk in [64 * KIB, MIB] {
+        let label = format!("chunk={}", size_label(chunk));
+        group.bench_function(BenchmarkId::new("ceiling", &label), |b| {
+            b.iter(|| fx.ceiling(chunk, BUFFER))
+        });
+        let limits = Limits {
+            chunk_size: chunk,
+            buffer_chunks: BUFFER,
+        };
+        group.bench_function(BenchmarkId::new("pipeline", &label), |b| {
+            b.iter(|| fx.pipeline(limits, SMOOTH))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(wall, pipeline_vs_ceiling);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(support::ProcessCpu::new());
+    targets = pipeline_cpu
+}
+criterion_main!(wall, cpu);

@@ -151,11 +151,22 @@ impl GlanceError {
 pub struct Glance {
     client: HttpClient,
     timeout: Duration,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl Glance {
     pub fn new(client: HttpClient, timeout: Duration) -> Self {
-        Glance { client, timeout }
+        Glance {
+            client,
+            timeout,
+            metrics: None,
+        }
+    }
+
+    /// Records the latency of JSON calls into `metrics`.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// `GET {base}/v2/images/{id}`.
@@ -343,6 +354,17 @@ impl Glance {
     }
 
     async fn json_call(&self, request: Request<BoxBody>) -> Result<Image, GlanceError> {
+        let started = std::time::Instant::now();
+        let result = self.json_call_inner(request).await;
+        if let Some(metrics) = &self.metrics {
+            metrics
+                .upstream_latency
+                .observe(started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    async fn json_call_inner(&self, request: Request<BoxBody>) -> Result<Image, GlanceError> {
         let timeout = self.timeout;
         let call = async {
             let response = self.send(request).await?;

@@ -157,6 +157,7 @@ impl Importer {
             return;
         }
         task.start(0);
+        let started_at = std::time::Instant::now();
         Metrics::inc(&self.metrics.in_flight);
         info!(task_id = %task.id, image_id = %request.image_id, remote_image_id = %request.remote_image_id, region = %request.region, "Import started");
         let mut synced = None;
@@ -178,6 +179,10 @@ impl Importer {
                     .bytes_imported
                     .fetch_add(verified.size, Ordering::Relaxed);
                 Metrics::inc(&self.metrics.imports_succeeded);
+                let seconds = started_at.elapsed().as_secs_f64().max(1e-6);
+                self.metrics
+                    .throughput
+                    .observe(verified.size as f64 / 1e6 / seconds);
                 info!(task_id = %task.id, image_id = %request.image_id, bytes = verified.size, "Import verified and active");
                 task.succeed(json!({
                     "size": verified.size,

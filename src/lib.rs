@@ -1,24 +1,47 @@
 //! glance-download-sidecar: the glance-download image import, streamed and verified, in front of
 //! an unmodified OpenStack Glance.
+//!
+//! The crate's map, one concept per module:
 
+/// The HTTP edge: routing, the import action's checks, pass-through, discovery, tasks, errors.
 pub mod api;
+/// A small Image API client acting as a user (demo, bench, tests).
 pub mod apiclient;
+/// The `bench` command: ceiling, pipeline and full import measured side by side.
 pub mod bench;
+/// INI file + flags → one typed `Config`, every default in one place.
 pub mod config;
+/// The `demo` command: a whole import on an embedded simulated cloud.
 pub mod demo;
+/// Typed client for the Glance calls the sidecar makes.
 pub mod glance;
+/// The hash algorithms Glance may record as `os_hash_algo`.
 pub mod hash;
+/// HTTP plumbing shared by server and clients: body types, bounded reads, accept loop.
 pub mod http;
+/// One import from accepted request to verified image (or reverted one): the story.
 pub mod import;
+/// The fsynced JSON-lines task journal.
 pub mod journal;
+/// Token validation, the bounded token cache, catalog lookup, service credentials.
 pub mod keystone;
+/// Which properties are synced, and the JSON patches that apply and undo the sync.
 pub mod metadata;
+/// Counters and histograms for `/metrics`.
 pub mod metrics;
+/// The data path: source → MD5 ‖ os_hash hashers → sink, bounded and fail-closed.
 pub mod pipeline;
+/// Restart after a crash: interrupted tasks marked failed, their images restored.
 pub mod recovery;
+/// Import state kept on the target image so every sidecar instance sees it.
 pub mod shared;
+/// Simulated Keystone and Glance regions on loopback (tests, demo, benches).
 pub mod sim;
+/// Store sinks: where verified bytes go (`glance-upload`, `glance-stage`).
 pub mod sink;
+/// The `sync` command: bulk copy of images between regions.
 pub mod sync;
+/// Task records, progress, and the per-image import lock.
 pub mod tasks;
+/// rustls server and client configuration.
 pub mod tls;

@@ -9,6 +9,7 @@ use glance_download_sidecar::api::{App, Server};
 use glance_download_sidecar::bench;
 use glance_download_sidecar::config::{Config, Overrides};
 use glance_download_sidecar::demo;
+use glance_download_sidecar::sync;
 use tracing_subscriber::EnvFilter;
 
 /// Exit status for a refused configuration or command line (`EX_USAGE`).
@@ -33,6 +34,8 @@ enum Command {
     Demo(DemoArgs),
     /// Measure the hash-only ceiling, the pipeline and a full import side by side.
     Bench(BenchArgs),
+    /// Copy images from one region to others, skipping those already copied.
+    Sync(SyncArgs),
 }
 
 #[derive(clap::Args)]
@@ -49,6 +52,10 @@ struct ServeArgs {
     /// Keystone v3 URL used to validate tokens [default: http://127.0.0.1:5000/v3].
     #[arg(long, value_name = "URL")]
     auth_url: Option<String>,
+    /// Log line format on stderr: `text`, or `json` (one object per line, with the request id
+    /// and task id of the span it belongs to).
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
 }
 
 #[derive(clap::Args)]
@@ -81,21 +88,75 @@ struct BenchArgs {
     buffer_chunks: Option<usize>,
 }
 
+#[derive(clap::Args)]
+struct SyncArgs {
+    /// Cloud of clouds.yaml to sign in with [default: $OS_CLOUD, else the OS_* variables].
+    #[arg(long, value_name = "NAME")]
+    os_cloud: Option<String>,
+    /// Region the images are copied from.
+    #[arg(long, value_name = "REGION")]
+    from: String,
+    /// Regions to copy into (comma-separated, or repeat the flag).
+    #[arg(long, value_name = "REGION[,REGION...]", required = true)]
+    to: Vec<String>,
+    /// Images to copy, by id [default: every active image the filters select].
+    #[arg(value_name = "IMAGE_ID")]
+    images: Vec<String>,
+    /// Only images whose name matches this glob (`*`, `?`, `[...]`).
+    #[arg(long, value_name = "GLOB")]
+    name: Option<String>,
+    /// Only images with this tag (repeat for several: all must be present).
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// Only images with this visibility (public, private, shared, community, all).
+    #[arg(long, value_name = "VISIBILITY")]
+    visibility: Option<String>,
+    /// Only images with this property value (repeat for several).
+    #[arg(long = "property", value_name = "KEY=VALUE", value_parser = parse_property)]
+    properties: Vec<(String, String)>,
+    /// Copies running at once (1 to 64).
+    #[arg(long, default_value_t = sync::DEFAULT_CONCURRENCY)]
+    concurrency: usize,
+    /// List what would be copied or skipped; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print one JSON summary on stdout (progress goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    sync::parse_property(text).map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Demo(args) => run_demo(args),
         Command::Bench(args) => run_bench(args),
+        Command::Sync(args) => run_sync(args),
     }
 }
 
 fn init_logging(default: &str) {
+    init_logging_as(default, false);
+}
+
+fn init_logging_as(default: &str, json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        builder.init();
+    }
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -105,7 +166,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    init_logging("info");
+    init_logging_as("info", args.log_format == "json");
     let overrides = Overrides {
         config: args.config,
         bind: args.bind,
@@ -249,6 +310,67 @@ fn run_bench(args: BenchArgs) -> ExitCode {
         }
         Err(error) => {
             eprintln!("bench failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_sync(args: SyncArgs) -> ExitCode {
+    init_logging("warn");
+    let filters = sync::Filters {
+        name: args.name,
+        tags: args.tags,
+        visibility: args.visibility,
+        properties: args.properties,
+    };
+    let prepared = sync::Options::new(
+        &args.from,
+        &args.to,
+        &args.images,
+        filters,
+        args.concurrency,
+        args.dry_run,
+    )
+    .map_err(|e| e.to_string())
+    .and_then(|options| {
+        let env = sync::Environment::from_process();
+        sync::Credentials::load(args.os_cloud.as_deref(), &env)
+            .map(|credentials| (options, credentials))
+            .map_err(|e| e.to_string())
+    });
+    let (options, credentials) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            eprintln!("glance-download-sidecar sync: {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let observer = sync::for_terminal(args.json);
+    let result = runtime().map_err(|e| e.to_string()).and_then(|rt| {
+        rt.block_on(async {
+            tokio::select! {
+                result = sync::run(&options, &credentials, observer) => {
+                    result.map_err(|e| e.to_string())
+                }
+                _ = shutdown_signal() => Err("interrupted: streamed copies under way were cut \
+                    short and left queued; imports already accepted by a region carry on \
+                    there; run again to finish".to_string()),
+            }
+        })
+    });
+    match result {
+        Ok(summary) => {
+            if args.json {
+                println!("{:#}", summary.to_json());
+            }
+            if summary.succeeded() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("glance-download-sidecar sync: {error}");
             ExitCode::FAILURE
         }
     }

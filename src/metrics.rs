@@ -1,4 +1,4 @@
-//! Process-wide counters, rendered in the Prometheus text format at `GET /metrics`.
+//! Process-wide counters and histograms, rendered in the Prometheus text format at `GET /metrics`.
 //!
 //! Plain atomics: the data path adds to them once per import, never per chunk.
 
@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::tasks::Tasks;
 
 /// Counters of the sidecar.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     pub imports_started: AtomicU64,
     pub imports_succeeded: AtomicU64,
@@ -18,6 +18,82 @@ pub struct Metrics {
     pub in_flight: AtomicU64,
     pub proxied_requests: AtomicU64,
     pub source_retries: AtomicU64,
+    /// Throughput of successful imports, MB/s (10^6 bytes), from start to verified.
+    pub throughput: Histogram,
+    /// Seconds per call to Keystone or an upstream Glance (JSON calls, not data streams).
+    pub upstream_latency: Histogram,
+}
+
+/// A Prometheus histogram with fixed buckets.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+/// Buckets for import throughput, MB/s.
+pub const THROUGHPUT_BUCKETS: &[f64] = &[10.0, 25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1600.0];
+
+/// Buckets for upstream call latency, seconds.
+pub const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one observation.
+    pub fn observe(&self, value: f64) {
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            if value <= *bound {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let micros = (value.max(0.0) * 1e6).round() as u64;
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+        let total = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {total}");
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            imports_started: AtomicU64::new(0),
+            imports_succeeded: AtomicU64::new(0),
+            imports_failed: AtomicU64::new(0),
+            verification_failures: AtomicU64::new(0),
+            bytes_imported: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            proxied_requests: AtomicU64::new(0),
+            source_retries: AtomicU64::new(0),
+            throughput: Histogram::new(THROUGHPUT_BUCKETS),
+            upstream_latency: Histogram::new(LATENCY_BUCKETS),
+        }
+    }
 }
 
 impl Metrics {
@@ -82,11 +158,43 @@ impl Metrics {
             "counter",
             get(&self.source_retries),
         );
+        self.throughput.render(
+            &mut out,
+            "gds_import_throughput_mbps",
+            "Throughput of successful imports in MB/s, from start to verified.",
+        );
+        self.upstream_latency.render(
+            &mut out,
+            "gds_upstream_call_seconds",
+            "Duration of JSON calls to Keystone and Glance.",
+        );
         let _ = writeln!(out, "# HELP gds_tasks Tasks held in memory, by status.");
         let _ = writeln!(out, "# TYPE gds_tasks gauge");
         for (status, n) in tasks.counts() {
             let _ = writeln!(out, "gds_tasks{{status=\"{}\"}} {n}", status.as_str());
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative() {
+        let h = Histogram::new(&[1.0, 10.0]);
+        h.observe(0.5);
+        h.observe(5.0);
+        h.observe(50.0);
+        let mut out = String::new();
+        h.render(&mut out, "x", "help");
+        assert!(out.contains("x_bucket{le=\"1\"} 1\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"10\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"+Inf\"} 3\n"), "{out}");
+        assert!(
+            out.contains("x_sum 55.5\n") && out.contains("x_count 3\n"),
+            "{out}"
+        );
     }
 }

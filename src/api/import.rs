@@ -16,6 +16,7 @@ use crate::keystone::{Identity, KeystoneError, Token};
 use crate::metrics::Metrics;
 use crate::shared;
 use crate::tasks::NewTask;
+use tracing::Instrument;
 
 use super::{error::ApiError, proxy, App};
 
@@ -207,7 +208,11 @@ pub async fn handle(
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::TooManyImports)?;
-    let request_id = format!("req-{}", uuid::Uuid::new_v4());
+    let request_id = parts
+        .extensions
+        .get::<super::RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| format!("req-{}", uuid::Uuid::new_v4()));
     let lock = app
         .tasks
         .begin(NewTask {
@@ -237,9 +242,18 @@ pub async fn handle(
         token,
         identity,
     };
-    app.importer
-        .running
-        .spawn(app.importer.clone().run(lock, import, slot));
+    let span = tracing::info_span!(
+        "import",
+        task_id = %lock.task.id,
+        image_id = %import.image_id,
+        request_id = %request_id,
+    );
+    app.importer.running.spawn(
+        app.importer
+            .clone()
+            .run(lock, import, slot)
+            .instrument(span),
+    );
 
     let mut response = status_response(StatusCode::ACCEPTED);
     if let Ok(value) = HeaderValue::from_str(&request_id) {

@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 pub use discovery::{add_method, with_method, METHOD};
 pub use error::ApiError;
@@ -66,15 +67,15 @@ impl App {
             Some((cert, key)) => Some(crate::tls::server_config(cert, key)?),
             None => None,
         };
-        let glance = Glance::new(client.clone(), config.request_timeout);
+        let metrics = Arc::new(Metrics::default());
+        let glance =
+            Glance::new(client.clone(), config.request_timeout).with_metrics(metrics.clone());
         let keystone = Keystone::new(
             client.clone(),
             &config.auth_url,
             config.request_timeout,
             config.token_cache_ttl,
         );
-        let metrics = Arc::new(Metrics::default());
-
         let journal = match &config.task_journal {
             Some(path) => Some(Journal::open(path)?),
             None => None,
@@ -151,7 +152,32 @@ impl App {
 }
 
 /// Routes one request (DESIGN §1).
-pub async fn route(app: Arc<App>, request: Request<Incoming>) -> Response<BoxBody> {
+pub async fn route(app: Arc<App>, mut request: Request<Incoming>) -> Response<BoxBody> {
+    let request_id = RequestId::new();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id.0,
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    request.extensions_mut().insert(request_id);
+    let response = route_inner(app, request).instrument(span.clone()).await;
+    span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "Answered"));
+    response
+}
+
+/// The id this sidecar gives a request: in every log line about it, and the `202`'s
+/// `x-openstack-request-id` for an import (which its task records).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    fn new() -> Self {
+        RequestId(format!("req-{}", uuid::Uuid::new_v4()))
+    }
+}
+
+async fn route_inner(app: Arc<App>, request: Request<Incoming>) -> Response<BoxBody> {
     let path = request.uri().path().to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let method = request.method().clone();

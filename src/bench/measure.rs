@@ -38,6 +38,9 @@ pub struct Sample {
     pub peak_rss: Option<u64>,
     /// Whether the peak was reset at the phase start (`false`: it is the process's lifetime peak).
     pub peak_rss_per_phase: bool,
+    /// CPU seconds other processes used meanwhile (machine busy time from `/proc/stat`, minus
+    /// ours): how contended the phase was.
+    pub others_cpu_seconds: Option<f64>,
 }
 
 impl Sample {
@@ -49,6 +52,12 @@ impl Sample {
     /// CPU seconds per GiB moved, whole process.
     pub fn cpu_per_gib(&self) -> Option<f64> {
         self.cpu_seconds.map(|cpu| per_gib(cpu, self.bytes))
+    }
+
+    /// CPU cores other processes kept busy on average during the phase.
+    pub fn others_cores(&self) -> Option<f64> {
+        self.others_cpu_seconds
+            .map(|cpu| cpu / self.seconds.max(1e-9))
     }
 
     /// CPU seconds per GiB moved, for threads whose name is `group`.
@@ -68,6 +77,7 @@ fn per_gib(seconds: f64, bytes: u64) -> f64 {
 pub struct Meter {
     started: Instant,
     cpu: Option<f64>,
+    machine: Option<f64>,
     threads: HashMap<u64, (String, f64)>,
     rss_reset: bool,
 }
@@ -81,6 +91,7 @@ impl Meter {
         Meter {
             threads: thread_cpu(),
             cpu: process_cpu(),
+            machine: machine_busy(),
             rss_reset,
             started: Instant::now(),
         }
@@ -91,6 +102,10 @@ impl Meter {
         let seconds = self.started.elapsed().as_secs_f64();
         let cpu_seconds = match (self.cpu, process_cpu()) {
             (Some(before), Some(after)) => Some((after - before).max(0.0)),
+            _ => None,
+        };
+        let others_cpu_seconds = match (self.machine, machine_busy(), cpu_seconds) {
+            (Some(before), Some(after), Some(ours)) => Some((after - before - ours).max(0.0)),
             _ => None,
         };
         let mut groups: HashMap<String, f64> = HashMap::new();
@@ -105,7 +120,8 @@ impl Meter {
         // but not from the process's total: report the difference under their own name.
         let live: f64 = groups.values().sum();
         if let Some(exited) = cpu_seconds.map(|total| total - live) {
-            if exited > 0.02_f64.max(0.02 * live) {
+            // Both clocks are read twice and the process's ticks are 10 ms: ignore small gaps.
+            if exited > 0.03_f64.max(0.05 * live) {
                 groups.insert(EXITED.to_string(), exited);
             }
         }
@@ -118,6 +134,7 @@ impl Meter {
             cpu_by_thread,
             peak_rss: crate::demo::peak_rss(),
             peak_rss_per_phase: self.rss_reset,
+            others_cpu_seconds,
         }
     }
 }
@@ -143,7 +160,29 @@ pub fn process_cpu() -> Option<f64> {
     Some((user + system) as f64 / USER_HZ)
 }
 
-/// CPU seconds of every live thread of this process, by thread id, with its name.
+/// CPU seconds every CPU of the machine spent busy since boot (`/proc/stat` line `cpu`: all
+/// fields but `idle` and `iowait`; `guest` time is already in `user`, so it is left out).
+fn machine_busy() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|t| t.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal guest guest_nice
+    let busy: u64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    Some(busy as f64 / USER_HZ)
+}
+
+/// CPU seconds of every live thread of this process, by thread id, with its name. Time on a CPU
+/// comes from `schedstat` (nanoseconds) where the kernel keeps it, else from `stat` (ticks).
 fn thread_cpu() -> HashMap<u64, (String, f64)> {
     let mut out = HashMap::new();
     let Ok(entries) = std::fs::read_dir("/proc/self/task") else {
@@ -156,9 +195,17 @@ fn thread_cpu() -> HashMap<u64, (String, f64)> {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue; // the thread exited meanwhile
         };
-        if let Some((name, user, system)) = parse_stat(&stat) {
-            out.insert(tid, (name.to_string(), (user + system) as f64 / USER_HZ));
-        }
+        let Some((name, user, system)) = parse_stat(&stat) else {
+            continue;
+        };
+        let on_cpu_ns = std::fs::read_to_string(entry.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+        let seconds = match on_cpu_ns {
+            Some(ns) => ns as f64 / 1e9,
+            None => (user + system) as f64 / USER_HZ,
+        };
+        out.insert(tid, (name.to_string(), seconds));
     }
     out
 }

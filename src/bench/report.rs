@@ -37,6 +37,8 @@ pub struct PhaseSummary {
     pub cpu_s_per_gib_by_thread: Vec<(String, f64)>,
     /// Largest peak RSS over the runs, bytes.
     pub peak_rss: Option<u64>,
+    /// Median CPU cores other processes kept busy during this phase.
+    pub others_cores: Option<f64>,
 }
 
 /// Medians of the import's timings, seconds.
@@ -148,8 +150,14 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "{:<24} {:>7}  {:<22} {:>9}  {:<36} {:>9}",
-            "phase", "MB/s", "runs (MB/s)", "CPU-s/GiB", "by thread (CPU-s/GiB)", "peak RSS"
+            "{:<24} {:>7}  {:<22} {:>9}  {:<44} {:>9}  {:>6}",
+            "phase",
+            "MB/s",
+            "runs (MB/s)",
+            "CPU-s/GiB",
+            "by thread (CPU-s/GiB)",
+            "peak RSS",
+            "others"
         );
         for p in &self.phases {
             let runs: Vec<String> = p.mb_per_s_runs.iter().map(|r| format!("{r:.0}")).collect();
@@ -160,14 +168,15 @@ impl Report {
                 .collect();
             let _ = writeln!(
                 out,
-                "{:<24} {:>7.0}  {:<22} {:>9}  {:<36} {:>9}",
+                "{:<24} {:>7.0}  {:<22} {:>9}  {:<44} {:>9}  {:>6}",
                 p.label,
                 p.mb_per_s,
                 runs.join(" "),
                 p.cpu_s_per_gib.map_or("?".into(), |c| format!("{c:.2}")),
                 threads.join(", "),
                 p.peak_rss
-                    .map_or("?".into(), |b| format!("{:.1} MiB", mib(b)))
+                    .map_or("?".into(), |b| format!("{:.1} MiB", mib(b))),
+                p.others_cores.map_or("?".into(), |c| format!("{c:.2}"))
             );
         }
         let _ = writeln!(
@@ -227,6 +236,10 @@ fn summarize(
         cpu_s_per_gib: (!cpu.is_empty()).then(|| median(cpu)),
         cpu_s_per_gib_by_thread: by_thread,
         peak_rss: samples.iter().filter_map(|s| s.peak_rss).max(),
+        others_cores: {
+            let others: Vec<f64> = samples.iter().filter_map(|s| s.others_cores()).collect();
+            (!others.is_empty()).then(|| median(others))
+        },
     }
 }
 
@@ -234,6 +247,9 @@ fn notes(algo: HashAlgo, per_phase: bool) -> Vec<String> {
     let mut notes = vec![
         "MB = 10^6 bytes; CPU-s/GiB = user+system CPU seconds of this whole process per GiB moved; \
          all phases share the same cores, so compare figures from the same run only"
+            .to_string(),
+        "others = CPU cores other processes on this machine kept busy during the phase (median): \
+         above ~0.1 the rates are depressed by contention, the CPU-s/GiB much less"
             .to_string(),
         "every phase includes generating the source bytes (see 'generator alone'); in (b) and (c) \
          the fake source Glance generates them (threads 'sim')"

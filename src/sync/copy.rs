@@ -1,0 +1,387 @@
+//! One source image into one target region, from the skip check to a verified `active` copy.
+//!
+//! 1. Read what the source promises: `active`, a size, and a checksum or `os_hash_value`.
+//! 2. Look for earlier copies in the target region: images of the user's project whose
+//!    [`SOURCE_IMAGE_ID`] is the source id. An `active` one with the source's size and digests
+//!    means there is nothing to do (skipped). A `queued` one with the source's formats (left by
+//!    an earlier failed run) is reused; otherwise a new image is created with the source's name,
+//!    visibility, formats, the properties glance-download copies, and our own properties.
+//! 3. Move the bytes (`transfer.rs`): where the target region advertises glance-download, ask it
+//!    to import and poll the task; elsewhere stream them ourselves through the crate's verified
+//!    pipeline, never touching the disk.
+//! 4. Re-read the copy: `active`, with the source's size, checksum and (same algorithm)
+//!    `os_hash_value`.
+//!
+//! A failed copy is left `queued` (Glance puts it back), never `active`, and the next run reuses it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+use tracing::{debug, info};
+
+use crate::apiclient::{Answer, CallError, ImageApi};
+use crate::glance::{error_message, Glance, Image, ImageId};
+use crate::hash::HashAlgo;
+use crate::metadata;
+use crate::pipeline::Expected;
+
+use super::auth::Session;
+use super::error::{CopyError, Failure};
+use super::progress::{JobInfo, Observer};
+use super::report::{Action, JobResult, Method};
+use super::select::{encode, Pick, SourceProblem};
+use super::{transfer, Tuning, SOURCE_IMAGE_ID, SOURCE_REGION};
+
+/// Earlier copies looked at per image and region.
+const MAX_COPIES_LISTED: usize = 100;
+
+/// A target region and how bytes reach it.
+#[derive(Debug)]
+pub(super) struct Region {
+    pub name: String,
+    pub endpoint: String,
+    pub method: Method,
+}
+
+/// What every job of a run shares.
+pub(super) struct Ctx {
+    pub session: Session,
+    pub glance: Glance,
+    /// The source region's name and image endpoint.
+    pub from: String,
+    pub source: String,
+    pub tuning: Tuning,
+    pub dry_run: bool,
+    /// Property prefixes glance-download copies (Glance's defaults), copied on creation too.
+    pub prefixes: Vec<String>,
+}
+
+/// One image × region.
+pub(super) struct Job {
+    pub info: JobInfo,
+    pub pick: Arc<Pick>,
+    pub region: Arc<Region>,
+}
+
+/// What a job learned on its way, reported even when it fails.
+#[derive(Default)]
+struct Trace {
+    target_id: Option<String>,
+    method: Option<Method>,
+}
+
+/// Runs one job to its result; never fails (a failure is a result).
+pub(super) async fn run(ctx: Arc<Ctx>, job: Job, observer: Arc<dyn Observer>) -> JobResult {
+    let started = Instant::now();
+    let done = Arc::new(AtomicU64::new(0));
+    let mut trace = Trace::default();
+    let outcome = copy(&ctx, &job, observer.as_ref(), &done, &mut trace).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let (action, error) = match outcome {
+        Ok(action) => (action, None),
+        Err(failure) => {
+            let error = CopyError {
+                image: job.pick.id.to_string(),
+                region: job.region.name.clone(),
+                failure,
+            };
+            // Reported through the observer and the summary; logged for RUST_LOG=info runs.
+            info!(image_id = %job.pick.id, region = %job.region.name, %error, "Copy failed");
+            (Action::Failed, Some(error.to_string()))
+        }
+    };
+    let bytes = match action {
+        Action::Copied => job.info.size,
+        Action::Skipped | Action::WouldCopy => 0,
+        Action::Failed => done.load(Ordering::Relaxed),
+    };
+    let result = JobResult {
+        index: job.info.index,
+        source_id: job.pick.id.to_string(),
+        name: job.info.name.clone(),
+        region: job.region.name.clone(),
+        target_id: trace.target_id,
+        action,
+        method: trace.method,
+        bytes,
+        seconds,
+        error,
+    };
+    observer.finished(&job.info, &result);
+    result
+}
+
+async fn copy(
+    ctx: &Ctx,
+    job: &Job,
+    observer: &dyn Observer,
+    done: &Arc<AtomicU64>,
+    trace: &mut Trace,
+) -> Result<Action, Failure> {
+    let source = match &job.pick.found {
+        Ok(image) => image,
+        Err(SourceProblem::NotFound) => return Err(Failure::SourceNotFound(ctx.from.clone())),
+        Err(SourceProblem::Unreadable(reason)) => {
+            return Err(Failure::SourceUnreadable(reason.clone()))
+        }
+    };
+    let expected = expected_of(source)?;
+    let region = &job.region;
+    let api = api(ctx, &region.endpoint).await?;
+
+    let copies = earlier_copies(ctx, &api, &job.pick.id).await?;
+    if let Some(copy) = copies
+        .iter()
+        .find(|c| c.status() == Some("active") && compare(&expected, c).is_ok())
+    {
+        trace.target_id = id_of(copy);
+        debug!(image_id = %job.pick.id, region = %region.name, target_id = ?trace.target_id, "Already copied");
+        return Ok(Action::Skipped);
+    }
+    let reusable = copies
+        .iter()
+        .find(|c| reusable(c, source, &ctx.session.project_id))
+        .and_then(id_of);
+    trace.method = Some(region.method);
+    if ctx.dry_run {
+        trace.target_id = reusable;
+        return Ok(Action::WouldCopy);
+    }
+    let target = match reusable.as_deref().and_then(ImageId::parse) {
+        Some(id) => id,
+        None => create(ctx, &api, source, &job.pick.id).await?,
+    };
+    trace.target_id = Some(target.to_string());
+    info!(image_id = %job.pick.id, region = %region.name, target_id = %target, method = region.method.as_str(), bytes = expected.size, "Copy started");
+    observer.started(&job.info, region.method, done);
+    match region.method {
+        Method::GlanceDownload => {
+            transfer::import(ctx, region, &target, &job.pick.id, done).await?
+        }
+        Method::Stream => {
+            transfer::stream(ctx, region, &target, &job.pick.id, &expected, done).await?
+        }
+    }
+    verify(ctx, region, &target, &expected).await?;
+    info!(image_id = %job.pick.id, region = %region.name, target_id = %target, "Copy verified and active");
+    Ok(Action::Copied)
+}
+
+/// An Image API client for `endpoint` with a fresh token.
+pub(super) async fn api(ctx: &Ctx, endpoint: &str) -> Result<ImageApi, Failure> {
+    let token = ctx
+        .session
+        .token()
+        .await
+        .map_err(|e| Failure::Auth(e.to_string()))?;
+    Ok(ImageApi::with_client(
+        endpoint,
+        token.expose(),
+        ctx.session.client().clone(),
+    ))
+}
+
+/// `call` with the run's request timeout.
+pub(super) async fn timed(
+    ctx: &Ctx,
+    call: &'static str,
+    future: impl std::future::Future<Output = Result<Answer, CallError>>,
+) -> Result<Answer, Failure> {
+    let after = ctx.tuning.request_timeout;
+    tokio::time::timeout(after, future)
+        .await
+        .map_err(|_| Failure::Timeout { call, after })?
+        .map_err(Failure::Call)
+}
+
+pub(super) fn refused(call: &'static str, answer: &Answer) -> Failure {
+    Failure::Status {
+        call,
+        status: answer.status,
+        message: error_message(&answer.body),
+    }
+}
+
+fn id_of(image: &Image) -> Option<String> {
+    image
+        .0
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// What the source promises about its data.
+fn expected_of(source: &Image) -> Result<Expected, Failure> {
+    let status = source.status().unwrap_or("unknown");
+    if status != "active" {
+        return Err(Failure::SourceNotActive(status.to_string()));
+    }
+    let size = source.size().ok_or(Failure::SourceNoSize)?;
+    let os_hash = match (source.os_hash_algo(), source.os_hash_value()) {
+        (Some(algo), Some(value)) => Some((
+            algo.parse::<HashAlgo>().map_err(Failure::UnsupportedAlgo)?,
+            value.to_string(),
+        )),
+        _ => None,
+    };
+    let checksum = source.checksum().map(str::to_string);
+    if checksum.is_none() && os_hash.is_none() {
+        return Err(Failure::SourceUnverifiable);
+    }
+    Ok(Expected {
+        size,
+        checksum,
+        os_hash,
+    })
+}
+
+/// Why `image` does not hold the source's data, if it does not.
+pub(super) fn compare(expected: &Expected, image: &Image) -> Result<(), String> {
+    if image.size() != Some(expected.size) {
+        return Err(format!(
+            "has size {}, the source has {}",
+            image.size().map_or("none".into(), |s| s.to_string()),
+            expected.size
+        ));
+    }
+    let mut compared = false;
+    if let Some(want) = &expected.checksum {
+        match image.checksum() {
+            Some(got) if got.eq_ignore_ascii_case(want) => compared = true,
+            got => {
+                return Err(format!(
+                    "has checksum {}, the source has {want}",
+                    got.unwrap_or("none")
+                ))
+            }
+        }
+    }
+    if let Some((algo, want)) = &expected.os_hash {
+        if image.os_hash_algo() == Some(algo.name()) {
+            let got = image.os_hash_value().unwrap_or("none");
+            if !got.eq_ignore_ascii_case(want) {
+                return Err(format!("has {algo} {got}, the source has {want}"));
+            }
+            compared = true;
+        }
+    }
+    if compared {
+        Ok(())
+    } else {
+        Err("cannot be compared with the source: no common digest".into())
+    }
+}
+
+/// A queued image of ours with the source's formats: an earlier run's copy to finish.
+fn reusable(copy: &Image, source: &Image, project_id: &str) -> bool {
+    copy.status() == Some("queued")
+        && copy.owner() == Some(project_id)
+        && copy.disk_format() == source.disk_format()
+        && copy.container_format() == source.container_format()
+}
+
+/// The images of the user's project in the target region that are copies of `source_id`.
+async fn earlier_copies(
+    ctx: &Ctx,
+    api: &ImageApi,
+    source_id: &ImageId,
+) -> Result<Vec<Image>, Failure> {
+    let path = format!(
+        "/v2/images?{SOURCE_IMAGE_ID}={}&owner={}&limit={MAX_COPIES_LISTED}",
+        source_id,
+        encode(&ctx.session.project_id)
+    );
+    let answer = timed(ctx, "listing earlier copies", api.get(&path)).await?;
+    if !answer.status.is_success() {
+        return Err(refused("listing earlier copies", &answer));
+    }
+    let doc = answer.json();
+    let images = doc
+        .get("images")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    // Checked here too: a Glance that ignored the filters must not make us skip wrongly.
+    Ok(images
+        .into_iter()
+        .filter_map(|v| match v {
+            Value::Object(map) => Some(Image(map)),
+            _ => None,
+        })
+        .filter(|i| {
+            i.0.get(SOURCE_IMAGE_ID).and_then(Value::as_str) == Some(source_id.as_str())
+                && i.owner() == Some(ctx.session.project_id.as_str())
+        })
+        .collect())
+}
+
+/// Creates the copy's image record; returns its id.
+async fn create(
+    ctx: &Ctx,
+    api: &ImageApi,
+    source: &Image,
+    source_id: &ImageId,
+) -> Result<ImageId, Failure> {
+    let mut body = Map::new();
+    for key in ["name", "visibility", "disk_format", "container_format"] {
+        if let Some(value) = source.0.get(key).filter(|v| !v.is_null()) {
+            body.insert(key.to_string(), value.clone());
+        }
+    }
+    for (key, value) in &source.0 {
+        if metadata::is_synced(key, &ctx.prefixes) && value.is_string() {
+            body.insert(key.clone(), value.clone());
+        }
+    }
+    body.insert(SOURCE_IMAGE_ID.into(), Value::from(source_id.as_str()));
+    body.insert(SOURCE_REGION.into(), Value::from(ctx.from.as_str()));
+    let answer = timed(ctx, "image create", api.create_image(&Value::Object(body))).await?;
+    if answer.status.as_u16() != 201 {
+        return Err(refused("image create", &answer));
+    }
+    answer
+        .json()
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(ImageId::parse)
+        .ok_or_else(|| Failure::Status {
+            call: "image create",
+            status: answer.status,
+            message: "the answer has no image id".into(),
+        })
+}
+
+/// The copy must be `active` with the source's size and digests.
+async fn verify(
+    ctx: &Ctx,
+    region: &Region,
+    target: &ImageId,
+    expected: &Expected,
+) -> Result<(), Failure> {
+    let token = ctx
+        .session
+        .token()
+        .await
+        .map_err(|e| Failure::Auth(e.to_string()))?;
+    let image = ctx
+        .glance
+        .get_image(&region.endpoint, target, &token)
+        .await
+        .map_err(|error| Failure::Glance {
+            call: "reading the copy",
+            error,
+        })?;
+    let problem = match image.status() {
+        Some("active") => compare(expected, &image).err(),
+        other => Some(format!("is {}, not active", other.unwrap_or("unknown"))),
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(Failure::Verify {
+            target: target.to_string(),
+            problem,
+        }),
+    }
+}

@@ -1,0 +1,393 @@
+//! Credentials as the openstack client finds them: a cloud of `clouds.yaml` (its password possibly
+//! in `secure.yaml`), or the `OS_*` variables of an openrc file.
+//!
+//! - A cloud is named by `--os-cloud`, else by `OS_CLOUD`. It is read from the first `clouds.yaml`
+//!   found in: `OS_CLIENT_CONFIG_FILE`, `./clouds.yaml`, `$XDG_CONFIG_HOME/openstack/clouds.yaml`
+//!   (default `~/.config/openstack`), `/etc/openstack/clouds.yaml`. `secure.yaml` is looked for the
+//!   same way (`OS_CLIENT_SECURE_FILE`) and its `auth` keys are merged in. Keys the cloud leaves
+//!   out are taken from the `OS_*` variables (never the other way round, so a stale openrc cannot
+//!   redirect a named cloud).
+//! - Without a cloud name, the `OS_*` variables alone: `OS_AUTH_URL`, `OS_USERNAME` or
+//!   `OS_USER_ID`, `OS_PASSWORD`, `OS_PROJECT_NAME` (or `OS_TENANT_NAME`) or `OS_PROJECT_ID`,
+//!   `OS_USER_DOMAIN_NAME`/`_ID`, `OS_PROJECT_DOMAIN_NAME`/`_ID`, `OS_INTERFACE`, `OS_CACERT`.
+//!
+//! Only password authentication is supported. The environment is read through [`Environment`],
+//! which tests build from a map (no `set_var`).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_yaml_ng::Value;
+
+/// Largest `clouds.yaml` / `secure.yaml` read.
+const MAX_CONFIG_FILE: u64 = 1024 * 1024;
+
+/// The Keystone domain assumed when a user or project name comes without one.
+pub const DEFAULT_DOMAIN_ID: &str = "default";
+
+/// The catalog interface used when none is configured.
+pub const DEFAULT_INTERFACE: &str = "public";
+
+/// The process environment as `sync` reads it: variables, and where configuration files live.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    /// Environment variables (`OS_*`, `HOME`, `XDG_CONFIG_HOME`).
+    pub vars: HashMap<String, String>,
+    /// The working directory (for `./clouds.yaml`); `None` skips it.
+    pub cwd: Option<PathBuf>,
+    /// The system configuration directory (`/etc/openstack`); `None` skips it.
+    pub system_dir: Option<PathBuf>,
+}
+
+impl Environment {
+    /// The real process environment.
+    pub fn from_process() -> Self {
+        Environment {
+            vars: std::env::vars().collect(),
+            cwd: std::env::current_dir().ok(),
+            system_dir: Some(PathBuf::from("/etc/openstack")),
+        }
+    }
+
+    /// Only these variables: no working directory and no system directory (for tests).
+    pub fn from_vars<K: Into<String>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Environment {
+            vars: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            cwd: None,
+            system_dir: None,
+        }
+    }
+
+    /// A variable's value, if set and not empty.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The candidate paths of `file` (`clouds.yaml`, `secure.yaml`), first match wins.
+    fn candidates(&self, file: &str, override_var: &str) -> Vec<PathBuf> {
+        let mut paths = Vec::new();
+        if let Some(path) = self.var(override_var) {
+            paths.push(PathBuf::from(path));
+        }
+        if let Some(cwd) = &self.cwd {
+            paths.push(cwd.join(file));
+        }
+        let user_dir = match (self.var("XDG_CONFIG_HOME"), self.var("HOME")) {
+            (Some(xdg), _) => Some(PathBuf::from(xdg)),
+            (None, Some(home)) => Some(Path::new(home).join(".config")),
+            (None, None) => None,
+        };
+        if let Some(dir) = user_dir {
+            paths.push(dir.join("openstack").join(file));
+        }
+        if let Some(dir) = &self.system_dir {
+            paths.push(dir.join(file));
+        }
+        paths
+    }
+}
+
+/// A Keystone domain, by name or id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Domain {
+    Name(String),
+    Id(String),
+}
+
+/// A user or project, by id, or by name within a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Named {
+    Id(String),
+    Name { name: String, domain: Domain },
+}
+
+/// What `sync` authenticates with. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// Keystone's v3 URL (`/v3` appended when missing), no trailing slash.
+    pub auth_url: String,
+    pub user: Named,
+    pub password: String,
+    /// The project the token is scoped to (a catalog needs a scope).
+    pub project: Named,
+    /// The catalog interface of the image endpoints (`public` by default).
+    pub interface: String,
+    /// Extra CA bundle trusted for outbound TLS.
+    pub cacert: Option<PathBuf>,
+    /// Where these came from, for messages ("cloud prod in /x/clouds.yaml", "OS_* variables").
+    pub origin: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("auth_url", &self.auth_url)
+            .field("user", &self.user)
+            .field("project", &self.project)
+            .field("interface", &self.interface)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why no usable credentials were found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialsError {
+    #[error(
+        "no credentials: give --os-cloud or set OS_CLOUD (clouds.yaml), \
+         or set OS_AUTH_URL and the other OS_* variables"
+    )]
+    Nothing,
+    #[error("cloud {cloud:?} was asked for, but no clouds.yaml exists (looked in {searched})")]
+    NoCloudsFile { cloud: String, searched: String },
+    #[error("{path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error("{path}: not valid YAML: {reason}")]
+    BadYaml { path: String, reason: String },
+    #[error("cloud {cloud:?} is not defined in {path}")]
+    UnknownCloud { cloud: String, path: String },
+    #[error("{origin}: {key} is missing")]
+    Missing { origin: String, key: &'static str },
+    #[error("{origin}: auth_type {auth_type:?} is not supported (only password)")]
+    UnsupportedAuthType { origin: String, auth_type: String },
+    #[error("{origin}: verify: false is not supported; give the CA bundle as cacert instead")]
+    Insecure { origin: String },
+    #[error("{origin}: auth_url {url:?} is not an http(s) URL")]
+    BadAuthUrl { origin: String, url: String },
+}
+
+/// The `OS_*` variable standing for each `auth` key of clouds.yaml.
+const ENV_KEYS: [(&str, &str); 12] = [
+    ("auth_url", "OS_AUTH_URL"),
+    ("username", "OS_USERNAME"),
+    ("user_id", "OS_USER_ID"),
+    ("password", "OS_PASSWORD"),
+    ("project_name", "OS_PROJECT_NAME"),
+    ("project_id", "OS_PROJECT_ID"),
+    ("user_domain_name", "OS_USER_DOMAIN_NAME"),
+    ("user_domain_id", "OS_USER_DOMAIN_ID"),
+    ("project_domain_name", "OS_PROJECT_DOMAIN_NAME"),
+    ("project_domain_id", "OS_PROJECT_DOMAIN_ID"),
+    ("domain_name", "OS_DOMAIN_NAME"),
+    ("domain_id", "OS_DOMAIN_ID"),
+];
+
+// === impl Credentials ===
+
+impl Credentials {
+    /// Finds the credentials: the cloud `cloud` (or `OS_CLOUD`) of clouds.yaml, else `OS_*`.
+    pub fn load(cloud: Option<&str>, env: &Environment) -> Result<Credentials, CredentialsError> {
+        let cloud = cloud.filter(|c| !c.is_empty()).or(env.var("OS_CLOUD"));
+        match cloud {
+            Some(name) => from_cloud(name, env),
+            None if env.var("OS_AUTH_URL").is_some() => from_vars(env),
+            None => Err(CredentialsError::Nothing),
+        }
+    }
+}
+
+/// The settings of one cloud, as flat strings (`auth.` keys without the prefix).
+#[derive(Default)]
+struct Settings {
+    auth: HashMap<String, String>,
+    other: HashMap<String, String>,
+}
+
+fn from_vars(env: &Environment) -> Result<Credentials, CredentialsError> {
+    let mut settings = Settings::default();
+    fill_from_env(&mut settings, env);
+    build(settings, "the OS_* variables".to_string())
+}
+
+fn fill_from_env(settings: &mut Settings, env: &Environment) {
+    for (key, var) in ENV_KEYS {
+        if let Some(value) = env.var(var) {
+            settings
+                .auth
+                .entry(key.to_string())
+                .or_insert_with(|| value.to_string());
+        }
+    }
+    if let Some(tenant) = env.var("OS_TENANT_NAME") {
+        settings
+            .auth
+            .entry("project_name".into())
+            .or_insert_with(|| tenant.to_string());
+    }
+    for (key, var) in [("interface", "OS_INTERFACE"), ("cacert", "OS_CACERT")] {
+        if let Some(value) = env.var(var) {
+            settings
+                .other
+                .entry(key.to_string())
+                .or_insert_with(|| value.to_string());
+        }
+    }
+}
+
+fn from_cloud(name: &str, env: &Environment) -> Result<Credentials, CredentialsError> {
+    let candidates = env.candidates("clouds.yaml", "OS_CLIENT_CONFIG_FILE");
+    let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+        let searched = candidates
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(CredentialsError::NoCloudsFile {
+            cloud: name.to_string(),
+            searched,
+        });
+    };
+    let doc = read_yaml(path)?;
+    let cloud = doc.get("clouds").and_then(|c| c.get(name)).ok_or_else(|| {
+        CredentialsError::UnknownCloud {
+            cloud: name.to_string(),
+            path: path.display().to_string(),
+        }
+    })?;
+    let mut settings = Settings::default();
+    merge(&mut settings, cloud);
+    let secure = env.candidates("secure.yaml", "OS_CLIENT_SECURE_FILE");
+    if let Some(secure_path) = secure.iter().find(|p| p.is_file()) {
+        let secure_doc = read_yaml(secure_path)?;
+        if let Some(extra) = secure_doc.get("clouds").and_then(|c| c.get(name)) {
+            merge(&mut settings, extra);
+        }
+    }
+    fill_from_env(&mut settings, env);
+    build(settings, format!("cloud {name} in {}", path.display()))
+}
+
+fn read_yaml(path: &Path) -> Result<Value, CredentialsError> {
+    let unreadable = |reason: String| CredentialsError::Unreadable {
+        path: path.display().to_string(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| unreadable(e.to_string()))?;
+    if meta.len() > MAX_CONFIG_FILE {
+        return Err(unreadable(format!("larger than {MAX_CONFIG_FILE} bytes")));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
+    serde_yaml_ng::from_str(&text).map_err(|e| CredentialsError::BadYaml {
+        path: path.display().to_string(),
+        // The location only: a message quoting the document could quote a password.
+        reason: match e.location() {
+            Some(at) => format!("syntax error at line {}, column {}", at.line(), at.column()),
+            None => "syntax error".to_string(),
+        },
+    })
+}
+
+/// Merges a cloud's mapping into `settings`; later merges override earlier ones.
+fn merge(settings: &mut Settings, cloud: &Value) {
+    let Some(map) = cloud.as_mapping() else {
+        return;
+    };
+    for (key, value) in map {
+        let Some(key) = key.as_str() else { continue };
+        if key == "auth" {
+            for (k, v) in value.as_mapping().into_iter().flatten() {
+                if let (Some(k), Some(v)) = (k.as_str(), scalar(v)) {
+                    settings.auth.insert(k.to_string(), v);
+                }
+            }
+        } else if let Some(v) = scalar(value) {
+            settings.other.insert(key.to_string(), v);
+        }
+    }
+}
+
+/// A YAML scalar as text (numbers and booleans too, as the openstack client accepts them).
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn build(settings: Settings, origin: String) -> Result<Credentials, CredentialsError> {
+    let auth = |key: &str| settings.auth.get(key).filter(|v| !v.is_empty()).cloned();
+    let other = |key: &str| settings.other.get(key).filter(|v| !v.is_empty()).cloned();
+    let missing = |key: &'static str| CredentialsError::Missing {
+        origin: origin.clone(),
+        key,
+    };
+    if let Some(kind) = other("auth_type") {
+        if !matches!(kind.as_str(), "password" | "v3password") {
+            return Err(CredentialsError::UnsupportedAuthType {
+                origin,
+                auth_type: kind,
+            });
+        }
+    }
+    if other("verify").is_some_and(|v| v.eq_ignore_ascii_case("false")) {
+        return Err(CredentialsError::Insecure { origin });
+    }
+    let url = auth("auth_url").ok_or_else(|| missing("auth_url"))?;
+    let auth_url = normalize_auth_url(&url).ok_or_else(|| CredentialsError::BadAuthUrl {
+        origin: origin.clone(),
+        url,
+    })?;
+    let domain = |kind: &str| {
+        auth(&format!("{kind}_domain_id"))
+            .map(Domain::Id)
+            .or_else(|| auth(&format!("{kind}_domain_name")).map(Domain::Name))
+            .or_else(|| auth("domain_id").map(Domain::Id))
+            .or_else(|| auth("domain_name").map(Domain::Name))
+            .unwrap_or_else(|| Domain::Id(DEFAULT_DOMAIN_ID.to_string()))
+    };
+    let user = match (auth("user_id"), auth("username")) {
+        (Some(id), _) => Named::Id(id),
+        (None, Some(name)) => Named::Name {
+            name,
+            domain: domain("user"),
+        },
+        (None, None) => return Err(missing("username")),
+    };
+    let password = auth("password").ok_or_else(|| missing("password"))?;
+    let project = match (
+        auth("project_id").or_else(|| auth("tenant_id")),
+        auth("project_name").or_else(|| auth("tenant_name")),
+    ) {
+        (Some(id), _) => Named::Id(id),
+        (None, Some(name)) => Named::Name {
+            name,
+            domain: domain("project"),
+        },
+        (None, None) => return Err(missing("project_name")),
+    };
+    Ok(Credentials {
+        auth_url,
+        user,
+        password,
+        project,
+        interface: other("interface")
+            .map(|i| i.trim_end_matches("URL").to_ascii_lowercase())
+            .unwrap_or_else(|| DEFAULT_INTERFACE.to_string()),
+        cacert: other("cacert").map(PathBuf::from),
+        origin,
+    })
+}
+
+/// `http(s)://host[:port][/path]` with `/v3` at the end; `None` if it is not such a URL.
+pub fn normalize_auth_url(url: &str) -> Option<String> {
+    let url = url.trim().trim_end_matches('/');
+    let uri = url.parse::<http::Uri>().ok()?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+        return None;
+    }
+    let root = url
+        .strip_suffix("/v3")
+        .or_else(|| url.strip_suffix("/v2.0"));
+    Some(format!("{}/v3", root.unwrap_or(url)))
+}

@@ -1,0 +1,167 @@
+//! What can go wrong in a `sync`: before anything is copied ([`SyncError`], [`OptionsError`]), and
+//! for one image in one target region ([`CopyError`], which always names both).
+//!
+//! No error here carries the password or a token: Keystone's and Glance's answers are reduced to
+//! their status and `message`, and URLs never hold credentials.
+
+use std::time::Duration;
+
+use http::StatusCode;
+
+use crate::apiclient::CallError;
+use crate::glance::GlanceError;
+use crate::hash::UnknownAlgo;
+use crate::keystone::CatalogError;
+use crate::pipeline::PipelineError;
+
+use super::auth::AuthError;
+use super::credentials::CredentialsError;
+
+/// A command line `sync` refuses before contacting anything (exit status 64).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    #[error("--from: a source region is required")]
+    NoSource,
+    #[error("--to: at least one target region is required")]
+    NoTargets,
+    #[error("--to: {0} is the source region")]
+    TargetIsSource(String),
+    #[error("--concurrency must be between 1 and {max}, not {got}")]
+    Concurrency { got: usize, max: usize },
+    #[error("{0:?} is not an image id (a UUID)")]
+    BadImageId(String),
+    #[error("give image ids or filters (--name, --tag, --visibility, --property), not both")]
+    IdsAndFilters,
+    #[error("--visibility must be one of public, private, shared, community, all; not {0:?}")]
+    BadVisibility(String),
+    #[error("--name {pattern:?} is not a valid glob: {reason}")]
+    BadGlob { pattern: String, reason: String },
+    #[error("--property {0:?} is not KEY=VALUE with a non-empty KEY")]
+    BadProperty(String),
+    #[error("--property {0}=... is a listing parameter, not a property; use its own option")]
+    ReservedProperty(String),
+    #[error("--tag must not be empty")]
+    EmptyTag,
+}
+
+/// Why `sync` stopped before copying anything.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// A region given on the command line has no image endpoint in the catalog.
+    #[error(transparent)]
+    Endpoint(#[from] CatalogError),
+    #[error("outbound TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    /// The source region's image list could not be read.
+    #[error("listing images in region {region}: {reason}")]
+    List { region: String, reason: String },
+    /// The filters select more images than one run handles.
+    #[error("the filters select more than {limit} images in region {region}; narrow them")]
+    TooManyImages { region: String, limit: usize },
+}
+
+/// Why one image could not be copied into one region.
+#[derive(Debug, thiserror::Error)]
+#[error("image {image} to region {region}: {failure}")]
+pub struct CopyError {
+    /// The source image id.
+    pub image: String,
+    /// The target region.
+    pub region: String,
+    /// What went wrong.
+    pub failure: Failure,
+}
+
+/// What went wrong with one image × region, classified by where it happened.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The source region has no image with this id visible to the user.
+    #[error("no such image in the source region {0}")]
+    SourceNotFound(String),
+    /// The source image could not be read.
+    #[error("reading the source image: {0}")]
+    SourceUnreadable(String),
+    #[error("the source image is {0}, not active")]
+    SourceNotActive(String),
+    #[error("the source image has no size")]
+    SourceNoSize,
+    #[error(
+        "the source image has neither checksum nor os_hash_value, so a copy cannot be verified"
+    )]
+    SourceUnverifiable,
+    #[error("the source image's os_hash_algo: {0}")]
+    UnsupportedAlgo(UnknownAlgo),
+    /// A Glance answered an error status to one of our calls.
+    #[error("{call} answered {status}: {message}")]
+    Status {
+        call: &'static str,
+        status: StatusCode,
+        message: String,
+    },
+    /// A call could not be made or its answer not read.
+    #[error("{0}")]
+    Call(#[from] CallError),
+    /// A call got no answer in time.
+    #[error("{call} got no answer within {after:?}")]
+    Timeout { call: &'static str, after: Duration },
+    /// A Glance call through the typed client failed.
+    #[error("{call}: {error}")]
+    Glance {
+        call: &'static str,
+        #[source]
+        error: GlanceError,
+    },
+    /// The target region's glance-download task ended in failure.
+    #[error("the glance-download import failed: {0}")]
+    ImportFailed(String),
+    /// The target region's import did not end in time.
+    #[error("the import did not finish within {0:?}")]
+    ImportTimedOut(Duration),
+    /// The streamed copy failed: source read, size or digest mismatch (fail-closed).
+    #[error("the data transfer failed: {0}")]
+    Transfer(#[source] PipelineError),
+    /// The target Glance refused or broke off the upload.
+    #[error("the upload failed: {0}")]
+    Upload(#[source] GlanceError),
+    /// The streamed copy did not end in time.
+    #[error("the data transfer did not finish within {0:?}")]
+    TransferTimedOut(Duration),
+    /// The copy exists but is not what the source is.
+    #[error("the copy {target} {problem}")]
+    Verify { target: String, problem: String },
+    /// Keystone refused to renew the token mid-run.
+    #[error("{0}")]
+    Auth(String),
+}
+
+impl Failure {
+    /// Whether the data itself was found wrong (a digest or size mismatch, before or after
+    /// storing), as opposed to an unavailable or refusing service.
+    pub fn is_verification_failure(&self) -> bool {
+        match self {
+            Failure::Verify { .. } => true,
+            Failure::Transfer(error) => matches!(
+                error,
+                PipelineError::ChecksumMismatch { .. }
+                    | PipelineError::HashMismatch { .. }
+                    | PipelineError::TooLong { .. }
+                    | PipelineError::TooShort { .. }
+            ),
+            _ => false,
+        }
+    }
+
+    /// The HTTP status behind this failure, if a service answered one.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Failure::Status { status, .. } => Some(*status),
+            Failure::Glance { error, .. } | Failure::Upload(error) => error.status(),
+            Failure::Transfer(PipelineError::Source(source)) => source.status(),
+            _ => None,
+        }
+    }
+}

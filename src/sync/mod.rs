@@ -1,0 +1,345 @@
+//! The `sync` command: copy a set of images from one region to others, idempotently.
+//!
+//! 1. Sign in with a password ([`Credentials`]: clouds.yaml or `OS_*`) and read the catalog: the
+//!    image endpoints of the source and target regions.
+//! 2. Ask each target region how bytes can reach it: if its `GET /v2/info/import` lists
+//!    glance-download (the sidecar, or an upstream Glance with it enabled), it imports them
+//!    itself; otherwise `sync` streams them.
+//! 3. Select the source images: explicit ids, or the active images passing the filters.
+//! 4. Copy every image into every target region, [`Options::concurrency`] at a time (see
+//!    `copy.rs` for one copy from skip check to verification), showing progress through an
+//!    [`Observer`].
+//! 5. Return a [`Summary`]: one result per image × region (copied, skipped, failed).
+//!
+//! Copies are marked with [`SOURCE_IMAGE_ID`], so a second run finds them and skips them.
+
+mod auth;
+mod copy;
+mod credentials;
+mod error;
+mod progress;
+mod report;
+mod select;
+mod transfer;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+pub use auth::{AuthError, Session};
+pub use credentials::{Credentials, CredentialsError, Domain, Environment, Named};
+pub use error::{CopyError, Failure, OptionsError, SyncError};
+pub use progress::{for_terminal, Bars, JobInfo, Lines, Observer, Plan, Quiet};
+pub use report::{Action, JobResult, Method, Summary};
+pub use select::{parse_property, Filters, Pick, Selection, SourceProblem};
+
+use crate::apiclient::ImageApi;
+use crate::glance::{Glance, ImageId};
+use crate::http::client_with_tls;
+use crate::pipeline::{Limits, RetryPolicy};
+
+use copy::{Ctx, Job, Region};
+
+/// The namespace of the properties `sync` puts on its copies.
+pub const PROPERTY_PREFIX: &str = crate::shared::PREFIX;
+
+/// On a copy: the id of the image it was copied from. How a later run recognizes it.
+pub const SOURCE_IMAGE_ID: &str = "glance_download_source_image_id";
+
+/// On a copy: the region it was copied from.
+pub const SOURCE_REGION: &str = "glance_download_source_region";
+
+/// Copies running at once unless `--concurrency` says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+/// Most copies running at once.
+pub const MAX_CONCURRENCY: usize = 64;
+
+/// How often the display is refreshed while copies run.
+const TICK: Duration = Duration::from_millis(200);
+
+/// Timeouts, polling and pipeline bounds of a run, with production defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    /// Seconds allowed for TCP connect.
+    pub connect_timeout: Duration,
+    /// Time allowed for one JSON call (Keystone or Glance).
+    pub request_timeout: Duration,
+    /// Time allowed for one image's data to reach a region (import or stream).
+    pub transfer_timeout: Duration,
+    /// Pause between two polls of an import task.
+    pub poll_interval: Duration,
+    /// Images asked for per list page.
+    pub page_size: usize,
+    /// Pipeline frame size and buffering when streaming.
+    pub limits: Limits,
+    /// Reconnection policy for the source when streaming.
+    pub retry: RetryPolicy,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        use crate::config::defaults;
+        Tuning {
+            connect_timeout: Duration::from_secs(defaults::CONNECT_TIMEOUT_SECS),
+            request_timeout: Duration::from_secs(defaults::REQUEST_TIMEOUT_SECS),
+            transfer_timeout: Duration::from_secs(defaults::TOTAL_TIMEOUT_SECS),
+            poll_interval: Duration::from_secs(2),
+            page_size: select::PAGE_SIZE,
+            limits: Limits {
+                chunk_size: defaults::CHUNK_SIZE,
+                buffer_chunks: defaults::BUFFER_CHUNKS,
+            },
+            retry: RetryPolicy {
+                max_retries: defaults::SOURCE_RETRIES,
+                base_delay: Duration::from_millis(defaults::RETRY_DELAY_MS),
+                max_delay: Duration::from_secs(10),
+                read_timeout: Duration::from_secs(defaults::READ_TIMEOUT_SECS),
+            },
+        }
+    }
+}
+
+/// A validated `sync` command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The source region.
+    pub from: String,
+    /// The target regions, without duplicates, in the order given.
+    pub to: Vec<String>,
+    pub selection: Selection,
+    /// Copies running at once, 1 to [`MAX_CONCURRENCY`].
+    pub concurrency: usize,
+    /// List what would be copied or skipped; change nothing.
+    pub dry_run: bool,
+    pub tuning: Tuning,
+}
+
+impl Options {
+    /// Checks a command line: regions, ids or filters (not both), concurrency bounds.
+    pub fn new(
+        from: &str,
+        to: &[String],
+        ids: &[String],
+        filters: Filters,
+        concurrency: usize,
+        dry_run: bool,
+    ) -> Result<Options, OptionsError> {
+        let from = from.trim();
+        if from.is_empty() {
+            return Err(OptionsError::NoSource);
+        }
+        let mut targets: Vec<String> = Vec::new();
+        for region in to.iter().flat_map(|t| t.split(',')).map(str::trim) {
+            if region.is_empty() || targets.iter().any(|t| t.eq_ignore_ascii_case(region)) {
+                continue;
+            }
+            if region.eq_ignore_ascii_case(from) {
+                return Err(OptionsError::TargetIsSource(region.to_string()));
+            }
+            targets.push(region.to_string());
+        }
+        if targets.is_empty() {
+            return Err(OptionsError::NoTargets);
+        }
+        if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
+            return Err(OptionsError::Concurrency {
+                got: concurrency,
+                max: MAX_CONCURRENCY,
+            });
+        }
+        filters.validate()?;
+        let selection = if ids.is_empty() {
+            Selection::Filters(filters)
+        } else {
+            if !filters.is_empty() {
+                return Err(OptionsError::IdsAndFilters);
+            }
+            let mut parsed: Vec<ImageId> = Vec::new();
+            for text in ids {
+                let id =
+                    ImageId::parse(text).ok_or_else(|| OptionsError::BadImageId(text.clone()))?;
+                if !parsed.contains(&id) {
+                    parsed.push(id);
+                }
+            }
+            Selection::Ids(parsed)
+        };
+        Ok(Options {
+            from: from.to_string(),
+            to: targets,
+            selection,
+            concurrency,
+            dry_run,
+            tuning: Tuning::default(),
+        })
+    }
+}
+
+/// Runs a sync; per-image failures are in the summary, setup failures are errors.
+pub async fn run(
+    options: &Options,
+    credentials: &Credentials,
+    observer: Arc<dyn Observer>,
+) -> Result<Summary, SyncError> {
+    let started = Instant::now();
+    let tuning = options.tuning;
+    let trust = crate::tls::client_config(credentials.cacert.as_deref())?;
+    let client = client_with_tls(tuning.connect_timeout, trust);
+    let session =
+        Session::open(client.clone(), credentials.clone(), tuning.request_timeout).await?;
+    let source = session.image_endpoint(&options.from)?;
+    let mut regions = Vec::with_capacity(options.to.len());
+    for name in &options.to {
+        let endpoint = session.image_endpoint(name)?;
+        let method = discover(&session, &endpoint, tuning.request_timeout).await;
+        tracing::debug!(region = %name, %endpoint, method = method.as_str(), "Target region");
+        regions.push(Arc::new(Region {
+            name: name.clone(),
+            endpoint,
+            method,
+        }));
+    }
+
+    let token = session.token().await?;
+    let api = ImageApi::with_client(&source, token.expose(), client.clone());
+    let picks = match &options.selection {
+        Selection::Ids(ids) => select::by_ids(&api, ids, tuning.request_timeout).await,
+        Selection::Filters(filters) => {
+            let glob = filters.validate().ok().flatten();
+            select::list(
+                &api,
+                filters,
+                glob.as_ref(),
+                tuning.page_size,
+                tuning.request_timeout,
+            )
+            .await
+            .map_err(|e| match e {
+                select::ListError::Failed(reason) => SyncError::List {
+                    region: options.from.clone(),
+                    reason,
+                },
+                select::ListError::TooMany => SyncError::TooManyImages {
+                    region: options.from.clone(),
+                    limit: select::MAX_IMAGES,
+                },
+            })?
+        }
+    };
+
+    let count = picks.len() * regions.len();
+    let mut jobs = Vec::with_capacity(count);
+    for pick in picks.into_iter().map(Arc::new) {
+        for region in &regions {
+            jobs.push(Job {
+                info: JobInfo {
+                    index: jobs.len() + 1,
+                    jobs: count,
+                    source_id: pick.id.to_string(),
+                    name: pick.name(),
+                    region: region.name.clone(),
+                    size: pick.size(),
+                },
+                pick: pick.clone(),
+                region: region.clone(),
+            });
+        }
+    }
+    observer.begin(&Plan {
+        from: options.from.clone(),
+        to: options.to.clone(),
+        images: jobs.len() / regions.len().max(1),
+        jobs: jobs.len(),
+        bytes: jobs.iter().map(|j| j.info.size).sum(),
+        dry_run: options.dry_run,
+    });
+
+    let ctx = Arc::new(Ctx {
+        glance: Glance::new(client, tuning.request_timeout),
+        session,
+        from: options.from.clone(),
+        source,
+        tuning,
+        dry_run: options.dry_run,
+        prefixes: crate::config::defaults::EXTRA_PROPERTIES
+            .iter()
+            .map(|p| p.to_string())
+            .collect(),
+    });
+    let mut results = schedule(ctx, jobs, options.concurrency, observer.clone()).await;
+    results.sort_by_key(|r| r.index);
+    let summary = Summary {
+        from: options.from.clone(),
+        to: options.to.clone(),
+        dry_run: options.dry_run,
+        results,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    observer.end(&summary);
+    Ok(summary)
+}
+
+/// Runs `jobs` with at most `concurrency` at once, ticking the observer meanwhile.
+async fn schedule(
+    ctx: Arc<Ctx>,
+    jobs: Vec<Job>,
+    concurrency: usize,
+    observer: Arc<dyn Observer>,
+) -> Vec<JobResult> {
+    let mut results = Vec::with_capacity(jobs.len());
+    let mut pending = jobs.into_iter();
+    let mut running = JoinSet::new();
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        while running.len() < concurrency {
+            match pending.next() {
+                Some(job) => {
+                    running.spawn(copy::run(ctx.clone(), job, observer.clone()));
+                }
+                None => break,
+            }
+        }
+        if running.is_empty() {
+            return results;
+        }
+        tokio::select! {
+            joined = running.join_next() => match joined {
+                Some(Ok(result)) => results.push(result),
+                Some(Err(error)) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+                Some(Err(_)) | None => {}
+            },
+            _ = ticker.tick() => observer.tick(),
+        }
+    }
+}
+
+/// How bytes reach the region at `endpoint`: glance-download if it advertises it, else stream.
+async fn discover(session: &Session, endpoint: &str, timeout: Duration) -> Method {
+    let Ok(token) = session.token().await else {
+        return Method::Stream;
+    };
+    let api = ImageApi::with_client(endpoint, token.expose(), session.client().clone());
+    let answer = match tokio::time::timeout(timeout, api.get("/v2/info/import")).await {
+        Ok(Ok(answer)) if answer.status.is_success() => answer,
+        _ => return Method::Stream,
+    };
+    let offers = answer.json()["import-methods"]["value"]
+        .as_array()
+        .is_some_and(|methods| {
+            methods
+                .iter()
+                .any(|m| m.as_str() == Some(crate::api::METHOD))
+        });
+    if offers {
+        Method::GlanceDownload
+    } else {
+        Method::Stream
+    }
+}

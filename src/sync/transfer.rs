@@ -1,0 +1,209 @@
+//! The two ways an image's bytes reach a target region.
+//!
+//! - [`import`]: the region imports them itself. `sync` sends a glance-download import request
+//!   (resent a few times if the region answers 429 or 503), finds the task it started among the
+//!   image's tasks (by request id, else as the one that was not there before), and polls it until
+//!   `success` or `failure`, publishing the task's `progress.bytes_done` when it reports one.
+//! - [`stream`]: `sync` moves them. The source's `GET /file` (resumed with `Range` after drops)
+//!   feeds the pipeline's hashers and the target's `PUT /file`; the last frame is only released
+//!   once size, MD5 and `os_hash_value` match, so a bad copy is cut short and Glance puts the image
+//!   back to `queued`.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::Instant;
+use tracing::debug;
+
+use crate::apiclient::ImageApi;
+use crate::glance::ImageId;
+use crate::http::boxed;
+use crate::pipeline::{self, Expected, PipelineError, Remote, Resuming};
+
+use super::copy::{api, refused, timed, Ctx, Region};
+use super::error::Failure;
+
+/// How many times an import request refused with 429 or 503 is sent.
+const IMPORT_ATTEMPTS: u32 = 5;
+
+/// Longest wait before resending a refused import request.
+const MAX_IMPORT_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Consecutive failed task polls tolerated before the copy counts as failed.
+const MAX_POLL_ERRORS: u32 = 5;
+
+/// The target image's tasks, as listed now.
+async fn tasks_of(ctx: &Ctx, api: &ImageApi, target: &ImageId) -> Result<Vec<Value>, Failure> {
+    let answer = timed(
+        ctx,
+        "listing import tasks",
+        api.get(&format!("/v2/images/{target}/tasks")),
+    )
+    .await?;
+    if !answer.status.is_success() {
+        return Err(refused("listing import tasks", &answer));
+    }
+    Ok(answer
+        .json()
+        .get("tasks")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default())
+}
+
+/// Asks the target region to import the source with glance-download, then polls its task.
+pub(super) async fn import(
+    ctx: &Ctx,
+    region: &Region,
+    target: &ImageId,
+    source_id: &ImageId,
+    done: &AtomicU64,
+) -> Result<(), Failure> {
+    let client = api(ctx, &region.endpoint).await?;
+    let before: HashSet<String> = tasks_of(ctx, &client, target)
+        .await?
+        .iter()
+        .filter_map(|t| t.get("id").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    let mut attempt = 0;
+    let answer = loop {
+        attempt += 1;
+        let answer = timed(
+            ctx,
+            "glance-download import",
+            client.import_glance_download(target.as_str(), &ctx.from, source_id.as_str()),
+        )
+        .await?;
+        let busy = matches!(answer.status.as_u16(), 429 | 503);
+        if !busy || attempt >= IMPORT_ATTEMPTS {
+            break answer;
+        }
+        let wait = answer
+            .header("retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(Duration::from_secs(1 << attempt))
+            .min(MAX_IMPORT_BACKOFF);
+        debug!(target_id = %target, region = %region.name, status = %answer.status, ?wait, "Import refused for now; retrying");
+        tokio::time::sleep(wait).await;
+    };
+    if answer.status.as_u16() != 202 {
+        return Err(refused("glance-download import", &answer));
+    }
+    let request_id = answer.header(crate::http::REQUEST_ID).map(str::to_string);
+    let deadline = Instant::now() + ctx.tuning.transfer_timeout;
+    let mut errors = 0;
+    loop {
+        tokio::time::sleep(ctx.tuning.poll_interval).await;
+        let polled = async {
+            let fresh = api(ctx, &region.endpoint).await?;
+            tasks_of(ctx, &fresh, target).await
+        };
+        let tasks = match polled.await {
+            Ok(tasks) => {
+                errors = 0;
+                tasks
+            }
+            Err(failure) => {
+                errors += 1;
+                if errors > MAX_POLL_ERRORS {
+                    return Err(failure);
+                }
+                debug!(target_id = %target, %failure, "Polling the import task failed");
+                continue;
+            }
+        };
+        let ours = tasks
+            .iter()
+            .find(|t| {
+                request_id.is_some()
+                    && t.get("request_id").and_then(Value::as_str) == request_id.as_deref()
+            })
+            .or_else(|| {
+                tasks.iter().rev().find(|t| {
+                    t.get("id")
+                        .and_then(Value::as_str)
+                        .is_some_and(|id| !before.contains(id))
+                })
+            });
+        if let Some(task) = ours {
+            if let Some(bytes) = task["progress"]["bytes_done"].as_u64() {
+                done.store(bytes, Ordering::Relaxed);
+            }
+            match task["status"].as_str() {
+                Some("success") => return Ok(()),
+                Some("failure") => {
+                    let message = task["message"]
+                        .as_str()
+                        .filter(|m| !m.is_empty())
+                        .unwrap_or("the task gave no reason");
+                    return Err(Failure::ImportFailed(message.to_string()));
+                }
+                _ => {}
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(Failure::ImportTimedOut(ctx.tuning.transfer_timeout));
+        }
+    }
+}
+
+/// Streams the source's data into the target: source `/file` → hashers → target `PUT /file`.
+/// The upload is cut before its last byte unless size and digests match (fail-closed).
+pub(super) async fn stream(
+    ctx: &Ctx,
+    region: &Region,
+    target: &ImageId,
+    source_id: &ImageId,
+    expected: &Expected,
+    done: &Arc<AtomicU64>,
+) -> Result<(), Failure> {
+    let token = ctx
+        .session
+        .token()
+        .await
+        .map_err(|e| Failure::Auth(e.to_string()))?;
+    let remote = Remote {
+        glance: ctx.glance.clone(),
+        base: ctx.source.clone(),
+        id: source_id.clone(),
+        token: token.clone(),
+        size: expected.size,
+    };
+    let mut source = Resuming::new(remote, ctx.tuning.retry);
+    if expected.size > 0 {
+        // Open the source before touching the target.
+        source
+            .connect()
+            .await
+            .map_err(|e| Failure::Transfer(e.into()))?;
+    }
+    let (body, pump) = pipeline::start(source, expected.clone(), ctx.tuning.limits, done.clone());
+    let upload = ctx.glance.put_file(
+        &region.endpoint,
+        target,
+        &token,
+        expected.size,
+        None,
+        boxed(body),
+    );
+    let transfer = async {
+        if expected.size == 0 {
+            pump.await.map_err(Failure::Transfer)?;
+            return upload.await.map_err(Failure::Upload);
+        }
+        let (stored, pumped) = tokio::join!(upload, pump);
+        match (pumped, stored) {
+            (Err(PipelineError::SinkGone), Err(e)) => Err(Failure::Upload(e)),
+            (Err(e), _) => Err(Failure::Transfer(e)),
+            (Ok(_), Err(e)) => Err(Failure::Upload(e)),
+            (Ok(_), Ok(())) => Ok(()),
+        }
+    };
+    tokio::time::timeout(ctx.tuning.transfer_timeout, transfer)
+        .await
+        .map_err(|_| Failure::TransferTimedOut(ctx.tuning.transfer_timeout))?
+}
