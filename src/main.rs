@@ -36,6 +36,11 @@ enum Command {
     Bench(BenchArgs),
     /// Copy images from one region to others, skipping those already copied.
     Sync(SyncArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(clap::Args)]
@@ -136,6 +141,17 @@ fn main() -> ExitCode {
         Command::Demo(args) => run_demo(args),
         Command::Bench(args) => run_bench(args),
         Command::Sync(args) => run_sync(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut command = Cli::command();
+            clap_complete::generate(
+                shell,
+                &mut command,
+                "glance-download-sidecar",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -63,3 +63,34 @@ fn bad_bind_flag_names_the_key() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bind"));
 }
+
+#[test]
+fn the_shipped_example_config_is_accepted() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/sidecar.conf"))
+            .unwrap();
+    let config =
+        glance_download_sidecar::config::Config::from_ini(&text, &Default::default()).unwrap();
+    assert_eq!(
+        config,
+        glance_download_sidecar::config::Config::default(),
+        "the example shows the defaults"
+    );
+}
+
+#[test]
+fn version_is_printed() {
+    let out = bin().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn shell_completions_cover_the_subcommands() {
+    let out = bin().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    let script = String::from_utf8_lossy(&out.stdout);
+    for word in ["serve", "demo", "sync", "--glance-url"] {
+        assert!(script.contains(word), "{word} missing");
+    }
+}
