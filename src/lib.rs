@@ -41,6 +41,8 @@ pub mod sim;
 pub mod sink;
 /// The `sync` command: bulk copy of images between regions.
 pub mod sync;
+/// The `tasks` command: an image's tasks as a table.
+pub mod task_list;
 /// Task records, progress, and the per-image import lock.
 pub mod tasks;
 /// rustls server and client configuration.

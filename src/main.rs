@@ -36,6 +36,20 @@ enum Command {
     Bench(BenchArgs),
     /// Copy images from one region to others, skipping those already copied.
     Sync(SyncArgs),
+    /// List an image's import tasks (with progress) in a region, as `openstack image task list`.
+    Tasks {
+        /// Cloud in clouds.yaml (else OS_CLOUD, else OS_* variables).
+        #[arg(long)]
+        os_cloud: Option<String>,
+        /// Region whose image endpoint is asked.
+        #[arg(long)]
+        region: String,
+        /// Print the tasks as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The image.
+        image_id: String,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         #[arg(value_enum)]
@@ -141,6 +155,12 @@ fn main() -> ExitCode {
         Command::Demo(args) => run_demo(args),
         Command::Bench(args) => run_bench(args),
         Command::Sync(args) => run_sync(args),
+        Command::Tasks {
+            os_cloud,
+            region,
+            json,
+            image_id,
+        } => run_tasks(os_cloud.as_deref(), &region, json, &image_id),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut command = Cli::command();
@@ -387,6 +407,31 @@ fn run_sync(args: SyncArgs) -> ExitCode {
         }
         Err(error) => {
             eprintln!("glance-download-sidecar sync: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_tasks(cloud: Option<&str>, region: &str, json: bool, image: &str) -> ExitCode {
+    init_logging("warn");
+    let env = glance_download_sidecar::sync::Environment::from_process();
+    let listed = runtime().map_err(|e| e.to_string()).and_then(|rt| {
+        rt.block_on(glance_download_sidecar::task_list::list(
+            cloud, &env, region, image,
+        ))
+        .map_err(|e| e.to_string())
+    });
+    match listed {
+        Ok(tasks) if json => {
+            println!("{}", serde_json::Value::Array(tasks));
+            ExitCode::SUCCESS
+        }
+        Ok(tasks) => {
+            print!("{}", glance_download_sidecar::task_list::render(&tasks));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("tasks: {error}");
             ExitCode::FAILURE
         }
     }

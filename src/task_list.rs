@@ -1,0 +1,156 @@
+//! The `tasks` command: an image's import tasks as `openstack image task list` shows them, with
+//! the sidecar's progress columns, read through the region's image endpoint (so a sidecar there
+//! merges its own tasks in).
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::apiclient::ImageApi;
+use crate::sync::{Credentials, Environment, Session};
+
+/// Why the tasks could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskListError {
+    #[error(transparent)]
+    Credentials(#[from] crate::sync::CredentialsError),
+    #[error(transparent)]
+    Auth(#[from] crate::sync::AuthError),
+    #[error(transparent)]
+    Catalog(#[from] crate::keystone::CatalogError),
+    #[error(transparent)]
+    Call(#[from] crate::apiclient::CallError),
+    #[error("listing tasks of image {image} in {region} answered {status}: {message}")]
+    Refused {
+        image: String,
+        region: String,
+        status: u16,
+        message: String,
+    },
+}
+
+/// The tasks of `image` in `region`, oldest first.
+pub async fn list(
+    cloud: Option<&str>,
+    env: &Environment,
+    region: &str,
+    image: &str,
+) -> Result<Vec<Value>, TaskListError> {
+    let credentials = Credentials::load(cloud, env)?;
+    let client = crate::http::client(Duration::from_secs(10));
+    let session = Session::open(client.clone(), credentials, Duration::from_secs(60)).await?;
+    let endpoint = session.image_endpoint(region)?;
+    let token = session.token().await?;
+    let api = ImageApi::with_client(&endpoint, token.expose(), client);
+    let answer = api.get(&format!("/v2/images/{image}/tasks")).await?;
+    if !answer.status.is_success() {
+        return Err(TaskListError::Refused {
+            image: image.to_string(),
+            region: region.to_string(),
+            status: answer.status.as_u16(),
+            message: crate::glance::error_message(&answer.body),
+        });
+    }
+    Ok(answer.json()["tasks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
+/// A bordered table like the openstack client's, one row per task.
+pub fn render(tasks: &[Value]) -> String {
+    let header = [
+        "ID",
+        "Type",
+        "Status",
+        "Progress",
+        "Rate",
+        "Updated At",
+        "Message",
+    ];
+    let rows: Vec<[String; 7]> = tasks
+        .iter()
+        .map(|t| {
+            let text = |v: &Value| v.as_str().map(str::to_string).unwrap_or_default();
+            let done = t["progress"]["bytes_done"].as_u64();
+            let total = t["progress"]["bytes_total"].as_u64();
+            let progress = match (done, total) {
+                (Some(d), Some(t)) if t > 0 => {
+                    format!("{:.0}% of {}", d as f64 * 100.0 / t as f64, mib(t))
+                }
+                (Some(_), Some(_)) => "0 B".to_string(),
+                _ => String::new(),
+            };
+            let rate = t["progress"]["rate_bytes_per_sec"]
+                .as_u64()
+                .map(|r| format!("{}/s", mib(r)))
+                .unwrap_or_default();
+            [
+                text(&t["id"]),
+                text(&t["type"]),
+                text(&t["status"]),
+                progress,
+                rate,
+                text(&t["updated_at"]),
+                text(&t["message"]).chars().take(80).collect(),
+            ]
+        })
+        .collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let rule: String = widths
+        .iter()
+        .map(|w| format!("+{}", "-".repeat(w + 2)))
+        .collect::<String>()
+        + "+\n";
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("| {c:<w$} "))
+            .collect::<String>()
+            + "|\n"
+    };
+    let mut out = rule.clone();
+    out.push_str(&line(&header.map(String::from)));
+    out.push_str(&rule);
+    for row in &rows {
+        out.push_str(&line(row));
+    }
+    out.push_str(&rule);
+    out
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / 1048576.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn renders_a_table() {
+        let tasks = [
+            json!({"id": "t1", "type": "api_image_import", "status": "processing",
+            "updated_at": "2026-11-25T12:00:00.000000", "message": "Copying data",
+            "progress": {"bytes_done": 524288, "bytes_total": 1048576, "rate_bytes_per_sec": 1048576}}),
+        ];
+        let table = render(&tasks);
+        assert!(table.contains("| t1 "), "{table}");
+        assert!(table.contains("50% of 1.0 MiB"), "{table}");
+        assert!(table.contains("1.0 MiB/s"), "{table}");
+        assert_eq!(table.lines().count(), 5);
+        assert!(table
+            .lines()
+            .all(|l| l.len() == table.lines().next().unwrap().len()));
+    }
+}
