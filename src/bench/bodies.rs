@@ -40,7 +40,7 @@ impl Jitter {
         self.state ^= self.state << 25;
         self.state ^= self.state >> 27;
         let draw = self.state.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        (self.one_in > 0 && draw % self.one_in == 0).then_some(self.pause)
+        (self.one_in > 0 && draw.is_multiple_of(self.one_in)).then_some(self.pause)
     }
 }
 
