@@ -12,7 +12,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
-use crate::http::{empty, full, read_limited, BoxBody, HttpClient, JSON_PATCH};
+use crate::http::{describe, empty, full, read_limited, BoxBody, HttpClient, JSON_PATCH};
 use crate::keystone::Token;
 
 /// Largest image document accepted from Glance.
@@ -447,18 +447,6 @@ fn strip_markup(text: &str) -> String {
         .chars()
         .take(512)
         .collect()
-}
-
-/// Error text for hyper-util client errors, including the cause chain.
-fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -95,6 +95,18 @@ pub fn status_response(status: StatusCode) -> Response<BoxBody> {
     response
 }
 
+/// An error and its causes on one line (hyper's errors keep the useful part in `source()`).
+pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Why a bounded read of a body failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 pub use body::{Aborted, SinkBody};
 pub use hasher::{HasherGone, HasherThread};
 pub use ranged::{ParallelRanges, RemoteSource, Streams};
-pub use source::{describe, BodySource, Remote, Resuming, RetryPolicy, Source, SourceError};
+pub use source::{BodySource, Remote, Resuming, RetryPolicy, Source, SourceError};
 
 use crate::hash::HashAlgo;
 

@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::glance::{Glance, GlanceError, ImageId};
-use crate::http::BoxError;
+use crate::http::{describe, BoxError};
 use crate::keystone::Token;
 
 /// Why the source could not deliver the next frame.
@@ -330,16 +330,4 @@ impl Source for Resuming {
             }
         }
     }
-}
-
-/// An error and its causes on one line.
-pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -14,7 +14,6 @@ use super::glance::{
 use super::images::{is_core, set_core, validate_value, ImageStatus};
 use super::keystone::Caller;
 use super::routes::json_body;
-use super::wire::header;
 use crate::http::{json_response, BoxBody};
 
 const V20: &str = "application/openstack-images-v2.0-json-patch";
@@ -265,13 +264,7 @@ pub(crate) async fn update(
     id: &str,
     req: Request<Incoming>,
 ) -> Reply {
-    let content_type = header(req.headers(), "content-type").unwrap_or_default();
-    let content_type = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let content_type = super::transfer::media_type(&req);
     let draft4 = match content_type.as_str() {
         V21 => false,
         V20 => true,

@@ -11,10 +11,10 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{json, Map, Value};
 
-use super::glance::{can_modify, glance_error, not_found, visible, GlanceState};
+use super::glance::{glance_error, not_found, visible, GlanceState};
 use super::images::ImageStatus;
 use super::keystone::Caller;
-use super::transfer::{receive, Received};
+use super::transfer::{check_writable, media_type, receive, Received};
 use super::wire::{glance_time, header, request_id};
 use crate::http::{status_response, BoxBody, REQUEST_ID};
 
@@ -30,8 +30,8 @@ pub(crate) async fn stage(
     id: &str,
     req: Request<Incoming>,
 ) -> Reply {
-    let content_type = header(req.headers(), "content-type").unwrap_or_default();
-    if content_type.split(';').next().unwrap_or_default().trim() != "application/octet-stream" {
+    let content_type = media_type(&req);
+    if content_type != "application/octet-stream" {
         return glance_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             &format!("The request media type {content_type} is not supported by this server."),
@@ -60,24 +60,14 @@ pub(crate) async fn stage(
         let Some(image) = inner.images.get_mut(id).filter(|i| visible(i, caller)) else {
             return not_found(id);
         };
-        if !can_modify(image, caller) {
-            return glance_error(
-                StatusCode::FORBIDDEN,
-                &format!("Not allowed to upload image data for image {id}"),
-            );
-        }
         if has_staged {
             return glance_error(
                 StatusCode::CONFLICT,
                 &format!("The image {id} has data on staging"),
             );
         }
-        if image.status != ImageStatus::Queued {
-            let cur = image.status.as_str();
-            return glance_error(
-                StatusCode::CONFLICT,
-                &format!("Image status transition from {cur} to uploading is not allowed"),
-            );
+        if let Err(refused) = check_writable(image, caller, id, "uploading") {
+            return refused;
         }
         image.status = ImageStatus::Uploading;
         image.touch();

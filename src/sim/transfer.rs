@@ -35,13 +35,7 @@ pub(crate) async fn upload(
     id: &str,
     req: Request<Incoming>,
 ) -> Reply {
-    let content_type = header(req.headers(), "content-type").unwrap_or_default();
-    let content_type = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
+    let content_type = media_type(&req);
     if content_type != "application/octet-stream" {
         return glance_error_detail(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -76,18 +70,8 @@ pub(crate) async fn upload(
         let Some(image) = inner.images.get_mut(id).filter(|i| visible(i, caller)) else {
             return not_found(id);
         };
-        if !can_modify(image, caller) {
-            return glance_error(
-                StatusCode::FORBIDDEN,
-                &format!("Not allowed to upload image data for image {id}"),
-            );
-        }
-        if image.status != ImageStatus::Queued {
-            let cur = image.status.as_str();
-            return glance_error(
-                StatusCode::CONFLICT,
-                &format!("Image status transition from {cur} to saving is not allowed"),
-            );
+        if let Err(refused) = check_writable(image, caller, id, "saving") {
+            return refused;
         }
         let missing: Vec<&str> = [
             ("disk_format", &image.disk_format),
@@ -147,6 +131,41 @@ pub(crate) async fn upload(
         received.stored,
     );
     status_response(StatusCode::NO_CONTENT)
+}
+
+/// The request's media type, lowercased, without parameters.
+pub(crate) fn media_type(req: &Request<Incoming>) -> String {
+    header(req.headers(), "content-type")
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Whether the caller may write data into the image now (`queued`, and the right to modify it);
+/// `to` names the status the write would move it to.
+pub(crate) fn check_writable(
+    image: &super::images::Image,
+    caller: &Caller,
+    id: &str,
+    to: &str,
+) -> Result<(), Reply> {
+    if !can_modify(image, caller) {
+        return Err(glance_error(
+            StatusCode::FORBIDDEN,
+            &format!("Not allowed to upload image data for image {id}"),
+        ));
+    }
+    if image.status != ImageStatus::Queued {
+        let cur = image.status.as_str();
+        return Err(glance_error(
+            StatusCode::CONFLICT,
+            &format!("Image status transition from {cur} to {to} is not allowed"),
+        ));
+    }
+    Ok(())
 }
 
 /// What a finished upload (or staging) delivered.

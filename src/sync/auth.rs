@@ -181,7 +181,7 @@ async fn authenticate(
         let response = client
             .request(request)
             .await
-            .map_err(|e| unreachable(crate::pipeline::describe(&e)))?;
+            .map_err(|e| unreachable(crate::http::describe(&e)))?;
         let (parts, body) = response.into_parts();
         let body = read_limited(body, MAX_TOKEN_BODY)
             .await
