@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use super::glance::{glance_error, not_found, visible, GlanceState};
 use super::images::ImageStatus;
 use super::keystone::Caller;
-use super::transfer::{check_writable, media_type, receive, Received};
+use super::transfer::{media_type, receive, refuse_write, Received};
 use super::wire::{glance_time, header, request_id};
 use crate::http::{status_response, BoxBody, REQUEST_ID};
 
@@ -66,7 +66,7 @@ pub(crate) async fn stage(
                 &format!("The image {id} has data on staging"),
             );
         }
-        if let Err(refused) = check_writable(image, caller, id, "uploading") {
+        if let Some(refused) = refuse_write(image, caller, id, "uploading") {
             return refused;
         }
         image.status = ImageStatus::Uploading;

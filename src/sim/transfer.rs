@@ -70,7 +70,7 @@ pub(crate) async fn upload(
         let Some(image) = inner.images.get_mut(id).filter(|i| visible(i, caller)) else {
             return not_found(id);
         };
-        if let Err(refused) = check_writable(image, caller, id, "saving") {
+        if let Some(refused) = refuse_write(image, caller, id, "saving") {
             return refused;
         }
         let missing: Vec<&str> = [
@@ -144,28 +144,28 @@ pub(crate) fn media_type(req: &Request<Incoming>) -> String {
         .to_ascii_lowercase()
 }
 
-/// Whether the caller may write data into the image now (`queued`, and the right to modify it);
-/// `to` names the status the write would move it to.
-pub(crate) fn check_writable(
+/// The refusal, if the caller may not write data into the image now (it must be `queued`, and
+/// the caller allowed to modify it); `to` names the status the write would move it to.
+pub(crate) fn refuse_write(
     image: &super::images::Image,
     caller: &Caller,
     id: &str,
     to: &str,
-) -> Result<(), Reply> {
+) -> Option<Reply> {
     if !can_modify(image, caller) {
-        return Err(glance_error(
+        return Some(glance_error(
             StatusCode::FORBIDDEN,
             &format!("Not allowed to upload image data for image {id}"),
         ));
     }
     if image.status != ImageStatus::Queued {
         let cur = image.status.as_str();
-        return Err(glance_error(
+        return Some(glance_error(
             StatusCode::CONFLICT,
             &format!("Image status transition from {cur} to {to} is not allowed"),
         ));
     }
-    Ok(())
+    None
 }
 
 /// What a finished upload (or staging) delivered.
