@@ -95,6 +95,25 @@ pub fn status_response(status: StatusCode) -> Response<BoxBody> {
     response
 }
 
+/// Whether a URI's authority, if it names a port, names a valid one (1–65535).
+///
+/// The `http` crate accepts `host:92920` or `host:FAULT` as an authority but reports no port, and
+/// clients then fall back to port 80 or 443: such URLs must be refused, not silently rerouted.
+pub fn port_is_valid(uri: &http::Uri) -> bool {
+    let Some(authority) = uri.authority() else {
+        return true;
+    };
+    let text = authority.as_str();
+    let after_host = match text.rfind(']') {
+        Some(end) => &text[end + 1..],
+        None => text.rsplit_once('@').map_or(text, |(_, h)| h),
+    };
+    match after_host.rsplit_once(':') {
+        None => true,
+        Some((_, port)) => port.parse::<u16>().is_ok_and(|p| p > 0),
+    }
+}
+
 /// An error and its causes on one line (hyper's errors keep the useful part in `source()`).
 pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();

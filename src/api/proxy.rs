@@ -45,6 +45,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// The upstream URI for a request path: the Glance base URL joined with path and query.
 pub fn upstream_uri(glance_url: &str, uri: &Uri) -> Result<Uri, ApiError> {
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    // `*` (asterisk-form) would be glued onto the host and change the port: refuse it.
+    if !path.starts_with('/') {
+        return Err(ApiError::BadRequest("The request URI is not valid.".into()));
+    }
     format!("{glance_url}{path}")
         .parse()
         .map_err(|_| ApiError::BadRequest("The request URI is not valid.".into()))
@@ -90,6 +94,16 @@ mod tests {
         let names: Vec<_> = headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(names.len(), 2);
         assert!(names.contains(&"x-openstack-request-id") && names.contains(&"x-auth-token"));
+    }
+
+    #[test]
+    fn only_origin_form_targets_are_forwarded() {
+        let star: Uri = "*".parse().unwrap();
+        assert!(upstream_uri("http://127.0.0.1:9292", &star).is_err());
+        // An absolute-form target keeps only its path: the upstream is always the configured one.
+        let absolute: Uri = "http://evil.example/x?y".parse().unwrap();
+        let up = upstream_uri("http://127.0.0.1:9292", &absolute).unwrap();
+        assert_eq!(up.to_string(), "http://127.0.0.1:9292/x?y");
     }
 
     #[test]

@@ -438,6 +438,13 @@ fn http_url(key: &'static str, value: &str) -> Result<String, ConfigError> {
     if !matches!(uri.scheme_str(), Some("http" | "https")) {
         return Err(invalid(key, value, "expected an http:// or https:// URL"));
     }
+    if !crate::http::port_is_valid(&uri) {
+        return Err(invalid(
+            key,
+            value,
+            "the port must be a number from 1 to 65535",
+        ));
+    }
     if uri.authority().is_none() || uri.query().is_some() {
         return Err(invalid(key, value, "expected http(s)://host[:port][/path]"));
     }

@@ -39,6 +39,8 @@ fn errors_name_the_key() {
         ("max_concurrent_imports = 0", "max_concurrent_imports"),
         ("bind = nowhere", "bind"),
         ("glance_url = ftp://x", "glance_url"),
+        ("glance_url = http://10.0.0.5:92920", "glance_url"),
+        ("auth_url = http://[::1]:FAULT/v3", "auth_url"),
         ("store_sink = tape", "store_sink"),
         ("frobnicate = 1", "frobnicate"),
         ("[DEFAULT\nbind = 1", "line 1"),

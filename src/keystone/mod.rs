@@ -129,7 +129,9 @@ impl Catalog {
         let url = endpoint.url.trim_end_matches('/');
         let url = url.strip_suffix("/v2").unwrap_or(url);
         let valid = url.parse::<http::Uri>().ok().filter(|u| {
-            matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some()
+            matches!(u.scheme_str(), Some("http" | "https"))
+                && u.authority().is_some()
+                && crate::http::port_is_valid(u)
         });
         match valid {
             Some(_) => Ok(url.to_string()),
@@ -371,6 +373,23 @@ mod tests {
             c.image_endpoint("REGION2", "admin"),
             Err(CatalogError::NoInterface { .. })
         ));
+    }
+
+    #[test]
+    fn endpoints_with_bad_ports_are_refused() {
+        let c: Catalog =
+            serde_json::from_value(serde_json::json!([{"type": "image", "endpoints": [
+            {"interface": "public", "region_id": "R", "url": "http://10.0.1.1:929200/"},
+            {"interface": "internal", "region_id": "R", "url": "http://[::1]:9292"}]}]))
+            .unwrap();
+        assert!(matches!(
+            c.image_endpoint("R", "public"),
+            Err(CatalogError::BadUrl { .. })
+        ));
+        assert_eq!(
+            c.image_endpoint("R", "internal").unwrap(),
+            "http://[::1]:9292"
+        );
     }
 
     #[test]
