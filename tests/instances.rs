@@ -24,11 +24,11 @@ async fn a_task_on_one_instance_is_seen_and_respected_by_another() {
     let h = Harness::start().await;
     let (_b, b) = second_instance(&h).await;
     let src = h.source_image(4 << 20, 1, json!({"hw_a": "1"}));
-    h.source().set_fault(
+    // The source answers slowly: the import holds its claim while the target is still queued.
+    h.source().set_fault_times(
         &src,
-        Fault::Throttle {
-            bytes_per_sec: 4 << 20,
-        },
+        Fault::StallHeaders(std::time::Duration::from_millis(1500)),
+        1,
     );
     let dst = h.target_image().await;
     let accepted = h.import(&dst, &src).await;
