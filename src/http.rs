@@ -104,9 +104,14 @@ pub fn port_is_valid(uri: &http::Uri) -> bool {
         return true;
     };
     let text = authority.as_str();
-    let after_host = match text.rfind(']') {
-        Some(end) => &text[end + 1..],
-        None => text.rsplit_once('@').map_or(text, |(_, h)| h),
+    let host_port = text.rsplit_once('@').map_or(text, |(_, h)| h);
+    let after_host = if host_port.starts_with('[') {
+        match host_port.find(']') {
+            Some(end) => &host_port[end + 1..],
+            None => return false,
+        }
+    } else {
+        host_port
     };
     match after_host.rsplit_once(':') {
         None => true,

@@ -41,6 +41,7 @@ fn errors_name_the_key() {
         ("glance_url = ftp://x", "glance_url"),
         ("glance_url = http://10.0.0.5:92920", "glance_url"),
         ("auth_url = http://[::1]:FAULT/v3", "auth_url"),
+        ("glance_url = http://10[a,b:c]", "glance_url"),
         ("store_sink = tape", "store_sink"),
         ("frobnicate = 1", "frobnicate"),
         ("[DEFAULT\nbind = 1", "line 1"),

@@ -44,6 +44,7 @@ pub use faults::{Fault, UploadFault};
 pub use glance::{FakeGlance, DEFAULT_IMPORT_METHODS, DEFAULT_KEEP_UPLOADS};
 pub use images::{ImageSpec, ImageStatus, CONTAINER_FORMATS, DISK_FORMATS};
 pub use keystone::{Caller, FakeKeystone, DEFAULT_TOKEN_TTL};
+pub use transfer::{parse_range, ByteRange};
 pub use wan::{LinkSpec, WanLink};
 pub use wire::LoggedRequest;
 

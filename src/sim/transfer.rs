@@ -265,14 +265,14 @@ pub(crate) async fn receive(
 /// A parsed `Range` header as webob's `Range.parse` returns it: `start` negative for a suffix
 /// range, `end` exclusive.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct ByteRange {
-    pub(crate) start: i128,
-    pub(crate) end: Option<u64>,
+pub struct ByteRange {
+    pub start: i128,
+    pub end: Option<u64>,
 }
 
 /// webob's `Range.parse`: `bytes *= *(\d*) *- *(\d*)` matched at the start, case-insensitive,
 /// trailing text ignored; `None` when unparseable or `start >= end`.
-pub(crate) fn parse_range(value: &str) -> Option<ByteRange> {
+pub fn parse_range(value: &str) -> Option<ByteRange> {
     let rest = value.get(..5).filter(|p| p.eq_ignore_ascii_case("bytes"))?;
     let rest = value[rest.len()..]
         .trim_start_matches(' ')
