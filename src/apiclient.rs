@@ -77,7 +77,10 @@ impl ImageApi {
             url: url.clone(),
             reason,
         };
-        let mut builder = Request::builder().method(method.clone()).uri(&url);
+        let mut builder = Request::builder()
+            .method(method.clone())
+            .uri(&url)
+            .header(header::ACCEPT, "application/json");
         if !self.token.is_empty() {
             builder = builder.header("x-auth-token", &self.token);
         }

@@ -79,6 +79,7 @@ async fn call_with_sink(
         .header("x-auth-token", &h.token)
         .header("content-type", "application/json")
         .header("x-glance-download-sink", sink)
+        .header("accept", "application/json")
         .body(full(body))
         .unwrap();
     let response = client.request(request).await.unwrap();

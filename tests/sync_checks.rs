@@ -331,3 +331,48 @@ async fn other_import_methods_pass_through_untouched() {
         "sidecar forwarded them"
     );
 }
+
+/// Upstream answers errors as webob's HTML page unless the client accepts JSON (glanceclient
+/// parses the HTML; it cannot parse the JSON shape), so the sidecar does the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_html_unless_json_is_accepted() {
+    let h = Harness::start().await;
+    let target = h.target_image().await;
+    let client = glance_download_sidecar::http::client(std::time::Duration::from_secs(5));
+    for (token, status, text) in [
+        (
+            Some(h.token.clone()),
+            400,
+            "Remote image id does not look like a UUID: &lt;x&gt;",
+        ),
+        (
+            None,
+            401,
+            "This server could not verify that you are authorized",
+        ),
+    ] {
+        let body = json!({"method": {"name": "glance-download", "glance_region": "R", "glance_image_id": "<x>"}});
+        let mut request =
+            http::Request::post(format!("{}/v2/images/{target}/import", h.sidecar.url()))
+                .header("content-type", "application/json");
+        if let Some(token) = &token {
+            request = request.header("x-auth-token", token);
+        }
+        let request = request
+            .body(glance_download_sidecar::http::full(
+                serde_json::to_vec(&body).unwrap(),
+            ))
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        assert_eq!(response.status().as_u16(), status);
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/html; charset=UTF-8"
+        );
+        let page = glance_download_sidecar::http::read_limited(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let page = String::from_utf8_lossy(&page);
+        assert!(page.starts_with("<html>") && page.contains(text), "{page}");
+    }
+}

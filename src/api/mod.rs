@@ -178,6 +178,7 @@ impl RequestId {
 }
 
 async fn route_inner(app: Arc<App>, request: Request<Incoming>) -> Response<BoxBody> {
+    let json = error::wants_json(request.headers());
     let path = request.uri().path().to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let method = request.method().clone();
@@ -190,7 +191,7 @@ async fn route_inner(app: Arc<App>, request: Request<Incoming>) -> Response<BoxB
         (&Method::GET, ["metrics"]) => Ok(health::metrics(&app)),
         _ => proxy::forward(&app, request).await,
     };
-    result.unwrap_or_else(|error| error.into_response(&app.config.auth_url))
+    result.unwrap_or_else(|error| error.into_response(&app.config.auth_url, json))
 }
 
 /// A running sidecar listener.
