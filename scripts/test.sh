@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Every test the project has: format and lint, the fast Rust suites (real sockets on loopback),
-# a short fuzz run, then the interop suite against real Keystone + Glance installed from PyPI.
+# Every test the project has, in the order a failure is cheapest to find:
+#   1. format and lint;
+#   2. the fast Rust suites (unit, integration on a simulated cloud over real sockets, CLI);
+#   3. benchmarks compile, and the demo and the simulated benchmark run once (release build);
+#   4. a short, bounded fuzz run of every fuzz target (installs cargo-fuzz if missing);
+#   5. the interop suite against real Keystone + two Glance regions installed from PyPI
+#      (scripts/cloud.sh installs what it needs).
+# Nothing is skipped: a missing prerequisite is installed or the run fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n=== %s\n' "$*"; }
+step() { printf '\n=== %s (%s)\n' "$*" "$(date +%H:%M:%S)"; }
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -18,14 +24,15 @@ cargo test --all-targets
 step "benchmarks compile"
 cargo bench --no-run
 
-if [ -x scripts/fuzz.sh ]; then
-  step "fuzz (short bounded run)"
-  scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
-fi
+step "release build; demo and simulated benchmark smoke runs"
+cargo build --release
+target/release/glance-download-sidecar demo --size 64MiB
+target/release/glance-download-sidecar bench --simulated --size 64MiB --runs 1
 
-if [ -x scripts/interop/run.sh ]; then
-  step "release build for the interop suite"
-  cargo build --release
-  step "interop: real Keystone + two Glance regions"
-  scripts/interop/run.sh
-fi
+step "fuzz (bounded run of every target)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
+
+step "interop: real Keystone + two Glance regions, driven by the real clients"
+scripts/interop/run.sh "${GDS_STATE_DIR:-/tmp/gds-cloud-ci}"
+
+step "all tests passed"

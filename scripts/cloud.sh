@@ -1,0 +1,681 @@
+#!/usr/bin/env bash
+# A real two-region OpenStack (Keystone + Glance REGION1 + Glance REGION2, from PyPI, under uwsgi) on
+# 127.0.0.1, with glance-download-sidecar in front of REGION2's Glance.
+#
+#   scripts/cloud.sh up   [STATE_DIR] [--no-sidecar] [--single-store]
+#   scripts/cloud.sh stop [STATE_DIR]
+#   scripts/cloud.sh env  [STATE_DIR]      # eval "$(scripts/cloud.sh env)"
+#   scripts/cloud.sh status [STATE_DIR]
+#
+# STATE_DIR (default /tmp/gds-cloud, must be outside the checkout) holds configs, SQLite DBs, image
+# stores, logs, pids, clouds.yaml, openrc and env. The virtualenv is built once per pin file under
+# ${GDS_CACHE:-$HOME/.cache/glance-download-sidecar}/venv-<sha256 of scripts/interop/requirements.txt>.
+#
+# Environment knobs:
+#   SIDECAR_BIN        sidecar binary (default target/release/glance-download-sidecar, relative to repo)
+#   SIDECAR_ARGS       extra arguments appended to `serve ...` (word-split)
+#   GDS_CACHE          cache folder for the venv (default ~/.cache/glance-download-sidecar)
+#   GDS_STORE_MODE     multi (default: enabled_backends = local:file) or single (node_staging_uri)
+#   GDS_WAIT_TIMEOUT   seconds to wait for each service to answer (default 90)
+#   GDS_DEBUG          true: debug logging in Keystone and Glance (default false)
+#
+# Only 127.0.0.1 is ever listened on or contacted (plus PyPI through pip, and apt for missing
+# system packages).
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+INTEROP_DIR=$SCRIPT_DIR/interop
+PIN_FILE=$INTEROP_DIR/requirements.txt
+GDS_CACHE=${GDS_CACHE:-$HOME/.cache/glance-download-sidecar}
+PYTHON=${GDS_PYTHON:-python3}
+WAIT_TIMEOUT=${GDS_WAIT_TIMEOUT:-90}
+STORE_MODE=${GDS_STORE_MODE:-multi}
+DEBUG=${GDS_DEBUG:-false}
+
+ADMIN_PASSWORD=gds-admin-secret
+GLANCE_PASSWORD=gds-glance-secret
+DEMO_PASSWORD=gds-demo-secret
+
+log() { printf '[cloud.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+usage() {
+    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+# ---------------------------------------------------------------------------------------------------
+# arguments
+CMD=${1:-}
+[ -n "$CMD" ] || usage
+shift
+STATE_DIR=/tmp/gds-cloud
+NO_SIDECAR=0
+for arg in "$@"; do
+    case "$arg" in
+        --no-sidecar) NO_SIDECAR=1 ;;
+        --single-store) STORE_MODE=single ;;
+        --multi-store) STORE_MODE=multi ;;
+        -h|--help) usage ;;
+        -*) die "unknown option $arg" ;;
+        *) STATE_DIR=$arg ;;
+    esac
+done
+case "$STORE_MODE" in multi|single) ;; *) die "GDS_STORE_MODE must be multi or single" ;; esac
+
+abspath() { # an absolute, normalized path (the path need not exist)
+    "$PYTHON" -c 'import os,sys; print(os.path.realpath(os.path.abspath(sys.argv[1])))' "$1"
+}
+STATE_DIR=$(abspath "$STATE_DIR")
+case "$STATE_DIR/" in
+    "$REPO_ROOT"/*) die "STATE_DIR $STATE_DIR is inside the checkout $REPO_ROOT; choose a folder outside it" ;;
+    /) die "refusing STATE_DIR /" ;;
+esac
+PIDS_FILE=$STATE_DIR/pids
+MARKER=$STATE_DIR/.gds-cloud-state
+
+# ---------------------------------------------------------------------------------------------------
+# process bookkeeping: "name pid starttime marker" per line; a pid is ours only if it is alive, has the
+# recorded start time and its /proc/PID/cmdline contains the marker.
+
+proc_starttime() { # field 22 of /proc/PID/stat (after the parenthesised comm)
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    # shellcheck disable=SC2086
+    set -- $stat
+    echo "${20}"
+}
+
+proc_state() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    echo "${stat%% *}"
+}
+
+proc_alive() { # alive and not a zombie
+    local st
+    st=$(proc_state "$1") || return 1
+    [ "$st" != Z ] && [ "$st" != X ]
+}
+
+proc_is_ours() { # pid starttime marker
+    local pid=$1 start=$2 marker=$3 cmd
+    proc_alive "$pid" || return 1
+    [ "$(proc_starttime "$pid")" = "$start" ] || return 1
+    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+    case "$cmd" in *"$marker"*) return 0 ;; *) return 1 ;; esac
+}
+
+proc_children() { # direct children of a pid, from /proc
+    local parent=$1 d stat ppid
+    for d in /proc/[0-9]*; do
+        stat=$(cat "$d/stat" 2>/dev/null) || continue
+        stat=${stat##*) }
+        ppid=$(echo "$stat" | cut -d' ' -f2)
+        [ "$ppid" = "$parent" ] && echo "${d#/proc/}"
+    done
+    return 0
+}
+
+record_pid() { # name pid marker
+    local start
+    start=$(proc_starttime "$2") || die "$1 (pid $2) died right after start; see $STATE_DIR/logs/$1.log"
+    echo "$1 $2 $start $3" >>"$PIDS_FILE"
+}
+
+stop_one() { # name pid start marker
+    local name=$1 pid=$2 start=$3 marker=$4 kids k i
+    if ! proc_is_ours "$pid" "$start" "$marker"; then
+        log "$name (pid $pid): not running"
+        return 0
+    fi
+    kids=$(proc_children "$pid")
+    # uwsgi: SIGINT = shut down now (SIGTERM without --die-on-term would reload). Sidecar: SIGTERM.
+    case "$name" in sidecar) kill -TERM "$pid" 2>/dev/null || true ;; *) kill -INT "$pid" 2>/dev/null || true ;; esac
+    for ((i = 0; i < 100; i++)); do
+        proc_alive "$pid" || break
+        sleep 0.1
+    done
+    if proc_is_ours "$pid" "$start" "$marker"; then
+        log "$name (pid $pid) ignored the signal for 10 s: SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    for k in $kids; do # workers forked by the master we started
+        for ((i = 0; i < 50; i++)); do
+            proc_alive "$k" || break
+            sleep 0.1
+        done
+        if proc_alive "$k"; then
+            case "$(tr '\0' ' ' <"/proc/$k/cmdline" 2>/dev/null)" in
+                *"$marker"*) log "$name worker $k still alive: SIGKILL"; kill -KILL "$k" 2>/dev/null || true ;;
+            esac
+        fi
+    done
+    log "$name (pid $pid) stopped"
+}
+
+stop_all() {
+    [ -f "$PIDS_FILE" ] || { log "nothing recorded in $PIDS_FILE"; return 0; }
+    local name pid start marker
+    # reverse order: sidecar, glances, keystone
+    tac "$PIDS_FILE" | while read -r name pid start marker; do
+        [ -n "$pid" ] && stop_one "$name" "$pid" "$start" "$marker"
+    done
+    mv -f "$PIDS_FILE" "$PIDS_FILE.stopped"
+}
+
+any_running() {
+    [ -f "$PIDS_FILE" ] || return 1
+    local name pid start marker
+    while read -r name pid start marker; do
+        proc_is_ours "$pid" "$start" "$marker" && return 0
+    done <"$PIDS_FILE"
+    return 1
+}
+
+start_bg() { # name logfile marker -- command...   (own session, stdin closed, pid recorded)
+    local name=$1 logf=$2 marker=$3
+    shift 4
+    # exec in place (no fork) after setsid, so $! is the service's own pid
+    "$PYTHON" -c '
+import os, sys
+try:
+    os.setsid()
+except OSError:
+    pass
+os.execvp(sys.argv[1], sys.argv[1:])' "$@" >>"$logf" 2>&1 </dev/null &
+    local pid=$!
+    sleep 0.2
+    record_pid "$name" "$pid" "$marker"
+    log "started $name (pid $pid), log $logf"
+    eval "PID_${name//-/_}=$pid"
+}
+
+wait_http() { # name url logfile pid [accepted codes regex]
+    local name=$1 url=$2 logf=$3 pid=$4 ok=${5:-'^(2..|3..|401)$'} code deadline
+    deadline=$((SECONDS + WAIT_TIMEOUT))
+    while :; do
+        code=$(curl -s -o /dev/null -m 5 -w '%{http_code}' "$url" 2>/dev/null || true)
+        if [[ "$code" =~ $ok ]]; then
+            log "$name answers at $url (HTTP $code)"
+            return 0
+        fi
+        if ! proc_alive "$pid"; then
+            log "$name (pid $pid) exited before answering at $url; last lines of $logf:"
+            tail -n 40 "$logf" >&2 || true
+            die "$name failed to start"
+        fi
+        if ((SECONDS >= deadline)); then
+            log "$name did not answer at $url within ${WAIT_TIMEOUT}s (last HTTP code '$code'); last lines of $logf:"
+            tail -n 40 "$logf" >&2 || true
+            die "$name did not start in time"
+        fi
+        sleep 0.3
+    done
+}
+
+# ---------------------------------------------------------------------------------------------------
+# system packages and the virtualenv
+
+ensure_system_packages() {
+    local missing=()
+    command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
+    command -v qemu-img >/dev/null 2>&1 || missing+=(qemu-utils)
+    command -v tac >/dev/null 2>&1 || missing+=(coreutils)
+    command -v flock >/dev/null 2>&1 || missing+=(util-linux)
+    if command -v gcc >/dev/null 2>&1 && ! echo '#include <stdio.h>' | gcc -E - >/dev/null 2>&1; then
+        missing+=(libc6-dev)
+    fi
+    if ! "$PYTHON" -c 'import os,sys,sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
+        missing+=(python3-dev)
+    fi
+    "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "missing system packages: ${missing[*]}"
+    [ "$(id -u)" = 0 ] || die "run as root (apt-get install ${missing[*]}) or install them yourself"
+    command -v apt-get >/dev/null 2>&1 || die "no apt-get; install ${missing[*]} yourself"
+    DEBIAN_FRONTEND=noninteractive timeout 600 apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+venv_path() {
+    local hash
+    hash=$(sha256sum "$PIN_FILE" | cut -c1-16)
+    echo "$GDS_CACHE/venv-$hash"
+}
+
+ensure_venv() {
+    VENV=$(venv_path)
+    case "$(abspath "$GDS_CACHE")/" in "$REPO_ROOT"/*) die "GDS_CACHE must be outside the checkout" ;; esac
+    mkdir -p "$GDS_CACHE"
+    exec 9>"$VENV.lock"
+    flock -w 1200 9 || die "another cloud.sh has been building $VENV for 20 minutes"
+    if [ -f "$VENV/.gds-complete" ]; then
+        log "reusing virtualenv $VENV"
+    else
+        log "building virtualenv $VENV from $PIN_FILE (a few minutes: uWSGI is compiled)"
+        rm -rf "$VENV"
+        "$PYTHON" -m venv "$VENV"
+        if ! timeout 1800 "$VENV/bin/pip" install --no-input -q -r "$PIN_FILE" >"$VENV.pip.log" 2>&1; then
+            tail -n 30 "$VENV.pip.log" >&2
+            die "pip install failed (full log $VENV.pip.log)"
+        fi
+        cp "$PIN_FILE" "$VENV/requirements.txt"
+        touch "$VENV/.gds-complete"
+    fi
+    flock -u 9
+    exec 9>&-
+}
+
+# ---------------------------------------------------------------------------------------------------
+# configuration
+
+free_ports() { # N distinct free TCP ports on 127.0.0.1, held together while chosen
+    "$PYTHON" -c '
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
+}
+
+write_keystone_conf() {
+    local d=$STATE_DIR/keystone
+    mkdir -p "$d/fernet-keys" "$d/credential-keys" "$d/receipt-keys"
+    cat >"$d/keystone.conf" <<EOF
+[DEFAULT]
+debug = $DEBUG
+use_stderr = true
+[database]
+connection = sqlite:///$d/keystone.sqlite?timeout=30
+[token]
+provider = fernet
+expiration = 14400
+[fernet_tokens]
+key_repository = $d/fernet-keys
+[fernet_receipts]
+key_repository = $d/receipt-keys
+[credential]
+key_repository = $d/credential-keys
+[identity]
+password_hash_rounds = 4
+[cache]
+enabled = false
+[oslo_policy]
+enforce_new_defaults = true
+enforce_scope = false
+EOF
+}
+
+write_glance_conf() { # region port
+    local region=$1 port=$2 d=$STATE_DIR/glance-$1
+    mkdir -p "$d/images" "$d/staging" "$d/tasks" "$d/locks"
+    cp "$VENV/etc/glance/glance-api-paste.ini" "$d/glance-api-paste.ini"
+    {
+        cat <<EOF
+[DEFAULT]
+debug = $DEBUG
+use_stderr = true
+enabled_import_methods = [glance-direct,web-download,glance-download,copy-image]
+worker_self_reference_url = http://127.0.0.1:$port
+hashing_algorithm = sha512
+EOF
+        if [ "$STORE_MODE" = multi ]; then
+            cat <<EOF
+enabled_backends = local:file
+[glance_store]
+default_backend = local
+[local]
+filesystem_store_datadir = $d/images/
+[os_glance_staging_store]
+filesystem_store_datadir = $d/staging/
+[os_glance_tasks_store]
+filesystem_store_datadir = $d/tasks/
+EOF
+        else
+            cat <<EOF
+node_staging_uri = file://$d/staging
+[glance_store]
+stores = file,http
+default_store = file
+filesystem_store_datadir = $d/images/
+[task]
+work_dir = $d/tasks
+EOF
+        fi
+        cat <<EOF
+[database]
+connection = sqlite:///$d/glance.sqlite?timeout=30
+[paste_deploy]
+flavor = keystone
+config_file = $d/glance-api-paste.ini
+[keystone_authtoken]
+www_authenticate_uri = http://127.0.0.1:$KEYSTONE_PORT/v3
+auth_url = http://127.0.0.1:$KEYSTONE_PORT/v3
+auth_type = password
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+username = glance
+password = $GLANCE_PASSWORD
+region_name = $region
+include_service_catalog = true
+[oslo_concurrency]
+lock_path = $d/locks
+[oslo_policy]
+enforce_new_defaults = true
+enforce_scope = false
+[wsgi]
+python_interpreter = $VENV/bin/python3
+EOF
+    } >"$d/glance-api.conf"
+    cat >"$d/glance-image-import.conf" <<EOF
+[image_import_opts]
+image_import_plugins = []
+[import_filtering_opts]
+allowed_schemes = [http,https]
+allowed_hosts = [127.0.0.1]
+allowed_ports = [80,443,$GLANCE1_PORT,$GLANCE2_PORT,$SIDECAR_PORT]
+[glance_download_properties]
+extra_properties = [hw_,trait:,os_distro,os_secure_boot,os_type]
+EOF
+    # Glance's default [healthcheck] disable_by_file_path is /etc/glance/healthcheck_disable: keep ours local
+    sed -i "s#^disable_by_file_path = .*#disable_by_file_path = $d/healthcheck_disable#" "$d/glance-api-paste.ini"
+}
+
+schema_db() { # kind (keystone|glance) target: copy a migrated empty DB, migrating once per venv
+    local kind=$1 target=$2 cache=$VENV/schema/$1.sqlite conf logf=$STATE_DIR/logs/$1-db-sync.log
+    if [ ! -f "$cache" ]; then
+        mkdir -p "$VENV/schema"
+        local tmpdb
+        tmpdb=$(mktemp -d "$STATE_DIR/dbsync-$kind.XXXX")
+        case "$kind" in
+            keystone)
+                sed "s#^connection = .*#connection = sqlite:///$tmpdb/db.sqlite#" "$STATE_DIR/keystone/keystone.conf" >"$tmpdb/conf"
+                timeout 600 "$VENV/bin/keystone-manage" --config-file "$tmpdb/conf" db_sync >>"$logf" 2>&1 ||
+                    { tail -n 30 "$logf" >&2; die "keystone-manage db_sync failed"; } ;;
+            glance)
+                sed "s#^connection = .*#connection = sqlite:///$tmpdb/db.sqlite#" "$STATE_DIR/glance-REGION1/glance-api.conf" >"$tmpdb/conf"
+                timeout 600 "$VENV/bin/glance-manage" --config-file "$tmpdb/conf" db_sync >>"$logf" 2>&1 ||
+                    { tail -n 30 "$logf" >&2; die "glance-manage db_sync failed"; } ;;
+        esac
+        cp "$tmpdb/db.sqlite" "$cache.tmp.$$" && mv -f "$cache.tmp.$$" "$cache"
+        rm -rf "$tmpdb"
+    fi
+    cp "$cache" "$target"
+    # WAL (persistent in the file): readers no longer block writers. Several uwsgi processes and
+    # threads write one SQLite file; with the default rollback journal Glance answered 500
+    # "database is locked" now and then. ?timeout=30 in the URL lets writers wait for each other.
+    "$PYTHON" -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("PRAGMA journal_mode=WAL"); c.close()' "$target"
+}
+
+uwsgi_cmd() { # name port module envvar=value -> prints nothing; sets UWSGI_ARGS
+    local name=$1 port=$2 module=$3 envkv=$4 procs=$5 threads=$6
+    UWSGI_ARGS=("$VENV/bin/uwsgi"
+        --http-socket "127.0.0.1:$port"
+        --module "$module"
+        --virtualenv "$VENV"
+        --env "$envkv"
+        --master --processes "$procs" --threads "$threads" --enable-threads
+        --lazy-apps --need-app --die-on-term
+        --buffer-size 65535 --socket-timeout 300 --chunked-input-timeout 300
+        --add-header "Connection: close"
+        --pidfile "$STATE_DIR/run/$name.pid")
+}
+
+write_client_files() {
+    local kurl=http://127.0.0.1:$KEYSTONE_PORT/v3
+    cat >"$STATE_DIR/clouds.yaml" <<EOF
+# written by scripts/cloud.sh up
+clouds:
+  gds-admin:
+    auth:
+      auth_url: $kurl
+      username: admin
+      password: $ADMIN_PASSWORD
+      project_name: admin
+      user_domain_name: Default
+      project_domain_name: Default
+    identity_api_version: 3
+    interface: public
+    regions: [REGION1, REGION2]
+  gds-demo:
+    auth:
+      auth_url: $kurl
+      username: demo
+      password: $DEMO_PASSWORD
+      project_name: demo
+      user_domain_name: Default
+      project_domain_name: Default
+    identity_api_version: 3
+    interface: public
+    regions: [REGION1, REGION2]
+  # REGION2's real Glance, bypassing the sidecar (upstream's own glance-download, parity checks).
+  # Note: OSC's --os-endpoint-override does NOT do this (only version discovery goes there).
+  gds-demo-direct:
+    auth:
+      auth_url: $kurl
+      username: demo
+      password: $DEMO_PASSWORD
+      project_name: demo
+      user_domain_name: Default
+      project_domain_name: Default
+    identity_api_version: 3
+    interface: public
+    region_name: REGION2
+    image_endpoint_override: http://127.0.0.1:$GLANCE2_PORT
+EOF
+    cat >"$STATE_DIR/openrc" <<EOF
+# written by scripts/cloud.sh up. Demo user; clouds.yaml based, because with plain OS_* variables
+# --os-region-name REGION1/REGION2 cannot be switched per command.
+export OS_CLIENT_CONFIG_FILE=$STATE_DIR/clouds.yaml
+export OS_CLOUD=gds-demo
+# equivalent plain variables (for tools that do not read clouds.yaml):
+# OS_AUTH_URL=$kurl OS_USERNAME=demo OS_PASSWORD=$DEMO_PASSWORD OS_PROJECT_NAME=demo
+# OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default OS_IDENTITY_API_VERSION=3 OS_INTERFACE=public
+EOF
+}
+
+write_env_file() {
+    local sidecar_url=""
+    [ "$NO_SIDECAR" = 1 ] || sidecar_url=http://127.0.0.1:$SIDECAR_PORT
+    cat >"$STATE_DIR/env" <<EOF
+# written by scripts/cloud.sh up; source it (or: eval "\$(scripts/cloud.sh env $STATE_DIR)")
+export GDS_STATE_DIR=$STATE_DIR
+export GDS_VENV=$VENV
+export GDS_STORE_MODE=$STORE_MODE
+export GDS_KEYSTONE_PORT=$KEYSTONE_PORT
+export GDS_KEYSTONE_URL=http://127.0.0.1:$KEYSTONE_PORT/v3
+export GDS_REGION1_GLANCE_PORT=$GLANCE1_PORT
+export GDS_REGION1_GLANCE_URL=http://127.0.0.1:$GLANCE1_PORT
+export GDS_REGION2_GLANCE_PORT=$GLANCE2_PORT
+export GDS_REGION2_GLANCE_URL=http://127.0.0.1:$GLANCE2_PORT
+export GDS_SIDECAR_PORT=$([ "$NO_SIDECAR" = 1 ] || echo "$SIDECAR_PORT")
+export GDS_SIDECAR_URL=$sidecar_url
+export GDS_SIDECAR_BIN=$([ "$NO_SIDECAR" = 1 ] || echo "$SIDECAR_BIN")
+export GDS_REGION2_IMAGE_URL=$REGION2_IMAGE_URL
+export GDS_KEYSTONE_PID=${PID_keystone:-}
+export GDS_REGION1_GLANCE_PID=${PID_glance_REGION1:-}
+export GDS_REGION2_GLANCE_PID=${PID_glance_REGION2:-}
+export GDS_SIDECAR_PID=${PID_sidecar:-}
+export GDS_LOG_DIR=$STATE_DIR/logs
+export GDS_ADMIN_PASSWORD=$ADMIN_PASSWORD
+export GDS_DEMO_PASSWORD=$DEMO_PASSWORD
+export OS_CLIENT_CONFIG_FILE=$STATE_DIR/clouds.yaml
+export OS_CLOUD=gds-demo
+export PATH=$VENV/bin:\$PATH
+EOF
+}
+
+token_for() { # user password project -> prints a token (curl, no client startup cost)
+    curl -s -m 20 -D - -o /dev/null -H 'Content-Type: application/json' \
+        -d "{\"auth\":{\"identity\":{\"methods\":[\"password\"],\"password\":{\"user\":{\"name\":\"$1\",\"domain\":{\"id\":\"default\"},\"password\":\"$2\"}}},\"scope\":{\"project\":{\"name\":\"$3\",\"domain\":{\"id\":\"default\"}}}}}" \
+        "http://127.0.0.1:$KEYSTONE_PORT/v3/auth/tokens" | tr -d '\r' | sed -n 's/^[Xx]-[Ss]ubject-[Tt]oken: //p'
+}
+
+# ---------------------------------------------------------------------------------------------------
+# commands
+
+cmd_up() {
+    local t0=$SECONDS
+    log "up: state $STATE_DIR, store mode $STORE_MODE, sidecar $([ "$NO_SIDECAR" = 1 ] && echo no || echo yes)"
+    if [ "$NO_SIDECAR" = 0 ]; then
+        SIDECAR_BIN=${SIDECAR_BIN:-target/release/glance-download-sidecar}
+        case "$SIDECAR_BIN" in /*) ;; *) SIDECAR_BIN=$REPO_ROOT/$SIDECAR_BIN ;; esac
+        [ -x "$SIDECAR_BIN" ] || die "sidecar binary $SIDECAR_BIN not found: build it (cargo build --release) or pass --no-sidecar"
+    else
+        SIDECAR_BIN=""
+    fi
+
+    if [ -e "$STATE_DIR" ]; then
+        if any_running; then
+            log "a cloud is already running from $STATE_DIR: stopping it first"
+            stop_all
+        fi
+        if [ -n "$(ls -A "$STATE_DIR" 2>/dev/null)" ] && [ ! -f "$MARKER" ]; then
+            die "$STATE_DIR exists, is not empty and was not made by cloud.sh: refusing to wipe it"
+        fi
+        rm -rf "$STATE_DIR"
+    fi
+    mkdir -p "$STATE_DIR/logs" "$STATE_DIR/run"
+    touch "$MARKER"
+    : >"$PIDS_FILE"
+
+    UP_OK=0
+    trap 'rc=$?; if [ "$UP_OK" != 1 ]; then log "up failed (rc=$rc): stopping what was started"; stop_all; fi' EXIT
+    trap 'exit 130' INT TERM
+
+    ensure_system_packages
+    log "system packages present"
+    local tv=$SECONDS
+    ensure_venv
+    log "virtualenv ready in $((SECONDS - tv)) s"
+
+    read -r KEYSTONE_PORT GLANCE1_PORT GLANCE2_PORT SIDECAR_PORT <<<"$(free_ports 4)"
+    log "ports: keystone $KEYSTONE_PORT, glance REGION1 $GLANCE1_PORT, glance REGION2 $GLANCE2_PORT, sidecar $SIDECAR_PORT"
+    local kurl=http://127.0.0.1:$KEYSTONE_PORT
+    if [ "$NO_SIDECAR" = 1 ]; then
+        REGION2_IMAGE_URL=http://127.0.0.1:$GLANCE2_PORT
+    else
+        REGION2_IMAGE_URL=http://127.0.0.1:$SIDECAR_PORT
+    fi
+
+    write_keystone_conf
+    write_glance_conf REGION1 "$GLANCE1_PORT"
+    write_glance_conf REGION2 "$GLANCE2_PORT"
+    write_client_files
+
+    # databases (migrated once per venv, copied afterwards); keystone and glance migrate in parallel
+    local tdb=$SECONDS
+    schema_db keystone "$STATE_DIR/keystone/keystone.sqlite" &
+    local kdb=$!
+    schema_db glance "$STATE_DIR/glance-REGION1/glance.sqlite" &
+    local gdb=$!
+    wait "$kdb" || die "keystone database set-up failed"
+    wait "$gdb" || die "glance database set-up failed"
+    cp "$STATE_DIR/glance-REGION1/glance.sqlite" "$STATE_DIR/glance-REGION2/glance.sqlite"
+    log "databases ready in $((SECONDS - tdb)) s"
+
+    local kconf=$STATE_DIR/keystone/keystone.conf klog=$STATE_DIR/logs/keystone-manage.log
+    local u g
+    u=$(id -un) g=$(id -gn)
+    # the three touch different things (key folders, the DB): run them side by side
+    local kpids=() kp
+    "$VENV/bin/keystone-manage" --config-file "$kconf" fernet_setup --keystone-user "$u" --keystone-group "$g" >>"$klog.fernet" 2>&1 &
+    kpids+=($!)
+    "$VENV/bin/keystone-manage" --config-file "$kconf" credential_setup --keystone-user "$u" --keystone-group "$g" >>"$klog.credential" 2>&1 &
+    kpids+=($!)
+    "$VENV/bin/keystone-manage" --config-file "$kconf" bootstrap \
+        --bootstrap-password "$ADMIN_PASSWORD" \
+        --bootstrap-admin-url "$kurl/v3" --bootstrap-internal-url "$kurl/v3" --bootstrap-public-url "$kurl/v3" \
+        --bootstrap-region-id REGION1 >>"$klog" 2>&1 &
+    kpids+=($!)
+    for kp in "${kpids[@]}"; do
+        wait "$kp" || { tail -n 30 "$klog"* >&2; die "keystone-manage failed"; }
+    done
+    log "keystone-manage fernet_setup/credential_setup/bootstrap done"
+
+    uwsgi_cmd keystone "$KEYSTONE_PORT" keystone.wsgi.api:application "OS_KEYSTONE_CONFIG_DIR=$STATE_DIR/keystone" 2 2
+    start_bg keystone "$STATE_DIR/logs/keystone.log" "$STATE_DIR/run/keystone.pid" -- "${UWSGI_ARGS[@]}"
+    wait_http keystone "$kurl/v3" "$STATE_DIR/logs/keystone.log" "$PID_keystone" '^200$'
+
+    "$VENV/bin/python3" "$INTEROP_DIR/bootstrap_keystone.py" --auth-url "$kurl/v3" \
+        --admin-password "$ADMIN_PASSWORD" --glance-password "$GLANCE_PASSWORD" --demo-password "$DEMO_PASSWORD" \
+        --region1-image-url "http://127.0.0.1:$GLANCE1_PORT" --region2-image-url "$REGION2_IMAGE_URL" \
+        >>"$STATE_DIR/logs/bootstrap.log" 2>&1 || { tail -n 30 "$STATE_DIR/logs/bootstrap.log" >&2; die "keystone bootstrap failed"; }
+    log "keystone bootstrapped (REGION2 image endpoint: $REGION2_IMAGE_URL)"
+
+    local region port
+    for region in REGION1 REGION2; do
+        [ "$region" = REGION1 ] && port=$GLANCE1_PORT || port=$GLANCE2_PORT
+        uwsgi_cmd "glance-$region" "$port" glance.wsgi.api:application "OS_GLANCE_CONFIG_DIR=$STATE_DIR/glance-$region" 2 4
+        start_bg "glance-$region" "$STATE_DIR/logs/glance-$region.log" "$STATE_DIR/run/glance-$region.pid" -- "${UWSGI_ARGS[@]}"
+    done
+    wait_http glance-REGION1 "http://127.0.0.1:$GLANCE1_PORT/healthcheck" "$STATE_DIR/logs/glance-REGION1.log" "$PID_glance_REGION1" '^200$'
+    wait_http glance-REGION2 "http://127.0.0.1:$GLANCE2_PORT/healthcheck" "$STATE_DIR/logs/glance-REGION2.log" "$PID_glance_REGION2" '^200$'
+
+    # authenticated smoke test of both Glances (keystonemiddleware + catalog)
+    local token code
+    token=$(token_for demo "$DEMO_PASSWORD" demo)
+    [ -n "$token" ] || die "could not get a token for demo from Keystone"
+    for port in "$GLANCE1_PORT" "$GLANCE2_PORT"; do
+        code=$(curl -s -m 30 -o /dev/null -w '%{http_code}' -H "X-Auth-Token: $token" "http://127.0.0.1:$port/v2/images")
+        [ "$code" = 200 ] || { tail -n 40 "$STATE_DIR"/logs/glance-*.log >&2; die "GET /v2/images on 127.0.0.1:$port answered $code"; }
+    done
+    log "both Glances answer GET /v2/images with a demo token"
+
+    if [ "$NO_SIDECAR" = 0 ]; then
+        local extra=()
+        # shellcheck disable=SC2206
+        [ -n "${SIDECAR_ARGS:-}" ] && extra=($SIDECAR_ARGS)
+        start_bg sidecar "$STATE_DIR/logs/sidecar.log" "127.0.0.1:$SIDECAR_PORT" -- \
+            env RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 "$SIDECAR_BIN" serve --bind "127.0.0.1:$SIDECAR_PORT" \
+            --glance-url "http://127.0.0.1:$GLANCE2_PORT" --auth-url "$kurl/v3" "${extra[@]}"
+        ln -sf logs/sidecar.log "$STATE_DIR/sidecar.log"
+        wait_http sidecar "http://127.0.0.1:$SIDECAR_PORT/healthcheck" "$STATE_DIR/logs/sidecar.log" "$PID_sidecar" '^200$'
+        code=$(curl -s -m 30 -o /dev/null -w '%{http_code}' -H "X-Auth-Token: $token" "http://127.0.0.1:$SIDECAR_PORT/v2/images")
+        [ "$code" = 200 ] || log "WARNING: GET /v2/images through the sidecar answered $code (continuing)"
+    fi
+
+    write_env_file
+    UP_OK=1
+    trap - EXIT INT TERM
+    log "cloud up in $((SECONDS - t0)) s (state: $STATE_DIR)"
+    cmd_env
+}
+
+cmd_stop() {
+    [ -d "$STATE_DIR" ] || { log "no state dir $STATE_DIR"; return 0; }
+    stop_all
+}
+
+cmd_env() {
+    [ -f "$STATE_DIR/env" ] || die "no $STATE_DIR/env: run scripts/cloud.sh up first"
+    echo "# clouds.yaml: $STATE_DIR/clouds.yaml"
+    echo "# openrc:      $STATE_DIR/openrc"
+    echo "# env:         $STATE_DIR/env"
+    grep -v '^#' "$STATE_DIR/env"
+}
+
+cmd_status() {
+    [ -f "$PIDS_FILE" ] || { echo "not running ($STATE_DIR)"; return 1; }
+    local name pid start marker rc=0
+    while read -r name pid start marker; do
+        if proc_is_ours "$pid" "$start" "$marker"; then echo "$name pid $pid running"; else echo "$name pid $pid DEAD"; rc=1; fi
+    done <"$PIDS_FILE"
+    return $rc
+}
+
+case "$CMD" in
+    up) cmd_up ;;
+    stop) cmd_stop ;;
+    env) cmd_env ;;
+    status) cmd_status ;;
+    *) usage ;;
+esac
