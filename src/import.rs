@@ -244,6 +244,14 @@ impl Importer {
             .glance
             .patch_image(url, &request.image_id, &request.token, &ops)
             .await;
+        // One retry for a transient Glance failure (e.g. its database briefly locked).
+        if matches!(&result, Err(e) if e.status().is_none_or(|s| s.is_server_error())) {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            result = self
+                .glance
+                .patch_image(url, &request.image_id, &request.token, &ops)
+                .await;
+        }
         if matches!(&result, Err(e) if e.status() == Some(StatusCode::UNAUTHORIZED)) {
             if let Some((keystone, creds)) = &self.service {
                 if let Ok(token) = keystone.password_token(creds).await {
