@@ -88,6 +88,39 @@ pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<
     response
 }
 
+/// The error page webob renders for clients that do not ask for JSON (what Glance sends by
+/// default, and what python-glanceclient parses); `body_html` is already escaped.
+pub fn html_error(status: StatusCode, body_html: &str) -> Response<BoxBody> {
+    let title = status.canonical_reason().unwrap_or("Error");
+    let code = format!("{} {title}", status.as_u16());
+    let page = format!(
+        "<html>\n <head>\n  <title>{code}</title>\n </head>\n <body>\n  <h1>{code}</h1>\n  {body_html}<br /><br />\n\n\n\n </body>\n</html>"
+    );
+    let mut response = Response::new(full(page));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=UTF-8"),
+    );
+    response
+}
+
+/// HTML-escapes text, as webob does (`'` as `&#x27;`).
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// A response with no body.
 pub fn status_response(status: StatusCode) -> Response<BoxBody> {
     let mut response = Response::new(empty());

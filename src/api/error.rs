@@ -3,7 +3,7 @@
 use http::{HeaderValue, Response, StatusCode};
 use serde_json::json;
 
-use crate::http::{full, json_response, BoxBody};
+use crate::http::{escape_html, html_error, json_response, BoxBody};
 
 /// Seconds a client is asked to wait when all import slots are taken.
 const RETRY_AFTER_SECS: &str = "10";
@@ -78,12 +78,12 @@ impl ApiError {
                 status,
                 &json!({"error": {"code": 401, "title": "Unauthorized", "message": message}}),
             ),
-            (true, false) => html_response(status, title, UNAUTHORIZED_HTML),
+            (true, false) => html_error(status, UNAUTHORIZED_HTML),
             (false, true) => json_response(
                 status,
                 &json!({"code": format!("{} {title}", status.as_u16()), "title": title, "message": message}),
             ),
-            (false, false) => html_response(status, title, &escape(&message)),
+            (false, false) => html_error(status, &escape_html(&message)),
         };
         let headers = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
@@ -102,39 +102,7 @@ impl ApiError {
 }
 
 /// keystonemiddleware's 401 text (webob's default for 401), as upstream sends it to HTML clients.
-const UNAUTHORIZED_HTML: &str = "This server could not verify that you are authorized to access the document you requested. Either you supplied the wrong credentials (e.g., bad password), or your browser does not understand how to supply the credentials required.";
-
-/// The error page webob renders for clients that do not ask for JSON (what Glance sends by
-/// default, and what python-glanceclient parses).
-fn html_response(status: StatusCode, title: &str, body_html: &str) -> Response<BoxBody> {
-    let code = format!("{} {title}", status.as_u16());
-    let page = format!(
-        "<html>\n <head>\n  <title>{code}</title>\n </head>\n <body>\n  <h1>{code}</h1>\n  {body_html}<br /><br />\n\n\n\n </body>\n</html>"
-    );
-    let mut response = Response::new(full(page));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=UTF-8"),
-    );
-    response
-}
-
-/// HTML-escapes text (client input such as an image id can appear in messages).
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub const UNAUTHORIZED_HTML: &str = "This server could not verify that you are authorized to access the document you requested. Either you supplied the wrong credentials (e.g., bad password), or your browser does not understand how to supply the credentials required.";
 
 /// Whether the client asked for JSON error bodies (`Accept: application/json`), as webob decides.
 pub fn wants_json(headers: &http::HeaderMap) -> bool {

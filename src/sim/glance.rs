@@ -369,7 +369,49 @@ async fn handle(state: Arc<GlanceState>, req: Request<Incoming>) -> Response<Box
         .to_owned();
     let logged = LoggedRequest::new(req.method(), &path, req.headers());
     state.lock().log.push(logged);
-    with_request_id(route(&state, req).await)
+    let wants_json = req
+        .headers()
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/json"));
+    let response = route(&state, req).await;
+    let response = if wants_json {
+        response
+    } else {
+        as_html(response).await
+    };
+    with_request_id(response)
+}
+
+/// Error answers as webob renders them for clients that do not accept JSON: an HTML page (the
+/// JSON shape is what Glance sends only with `Accept: application/json`).
+async fn as_html(response: Response<BoxBody>) -> Response<BoxBody> {
+    let is_json = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if response.status().as_u16() < 400 || !is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = crate::http::read_limited(body, 64 * 1024).await else {
+        return crate::http::html_error(parts.status, "");
+    };
+    let doc: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let text = if parts.status == StatusCode::UNAUTHORIZED {
+        crate::api::UNAUTHORIZED_HTML.to_string()
+    } else {
+        let message = doc["message"].as_str().unwrap_or_default();
+        crate::http::escape_html(message.trim_end_matches(super::WEBOB_SUFFIX))
+    };
+    let mut html = crate::http::html_error(parts.status, &text);
+    for (name, value) in &parts.headers {
+        if name != http::header::CONTENT_TYPE && name != http::header::CONTENT_LENGTH {
+            html.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    html
 }
 
 async fn route(state: &Arc<GlanceState>, req: Request<Incoming>) -> Response<BoxBody> {

@@ -18,8 +18,8 @@
 //!
 //! Where the fakes knowingly differ from upstream: the fake Glance runs no import tasks (its
 //! `POST /import` validates then answers 202 and does nothing), has no members or multi-store,
-//! does not inspect disk formats, and always answers errors in webob's JSON shape (upstream
-//! answers HTML unless the client accepts JSON).
+//! does not inspect disk formats, and answers errors as webob does: an HTML page, or its JSON shape when the client
+//! accepts JSON.
 
 mod data;
 mod faults;

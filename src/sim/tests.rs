@@ -62,6 +62,13 @@ async fn raw(
     if let Some(t) = token {
         req = req.header("x-auth-token", t);
     }
+    // The tests read error bodies as JSON, as openstacksdk asks for them.
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+    {
+        req = req.header("accept", "application/json");
+    }
     for (k, v) in headers {
         req = req.header(*k, *v);
     }

@@ -1,6 +1,7 @@
 //! The fake Glance's metadata API: auth, create, list, visibility, PATCH rules, discovery, import
 //! checks, small endpoints.
 
+use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -485,4 +486,39 @@ async fn discovery_and_import_checks() {
             .status,
         StatusCode::OK
     );
+}
+
+/// Without `Accept: application/json`, errors are webob's HTML page (what glanceclient parses),
+/// as the interop suite recorded from Glance 33.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_html_unless_json_is_accepted() {
+    let (cloud, token) = cloud().await;
+    let url = format!(
+        "{}/v2/images/0b4f2d3c-0000-4000-8000-000000000000",
+        cloud.region("REGION1").url()
+    );
+    let page = call(
+        Method::GET,
+        &url,
+        Some(&token),
+        &[("accept", "*/*")],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=UTF-8")
+    );
+    let text = String::from_utf8_lossy(&page.body);
+    assert!(
+        text.starts_with("<html>") && text.contains("<h1>404 Not Found</h1>"),
+        "{text}"
+    );
+    let denied = call(Method::GET, &url, None, &[("accept", "*/*")], Bytes::new()).await;
+    assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        String::from_utf8_lossy(&denied.body).contains("could not verify that you are authorized")
+    );
+    assert!(denied.header("www-authenticate").is_some());
 }
