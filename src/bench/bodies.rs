@@ -109,21 +109,28 @@ impl Body for FramesBody {
 
 // === null sink ===
 
+/// What the null sink read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drained {
+    pub bytes: u64,
+    pub frames: u64,
+}
+
 /// Reads `body` to its end and drops every frame (a store that costs nothing), pausing per
-/// `jitter` before reading each frame (a slow consumer). Returns the bytes read; fails if the
-/// pipeline aborted the body.
-pub async fn drain(mut body: SinkBody, mut jitter: Option<Jitter>) -> Result<u64, Aborted> {
-    let mut total = 0;
+/// `jitter` before reading each frame (a slow consumer). Fails if the pipeline aborted the body.
+pub async fn drain(mut body: SinkBody, mut jitter: Option<Jitter>) -> Result<Drained, Aborted> {
+    let mut read = Drained::default();
     loop {
         if let Some(pause) = jitter.as_mut().and_then(Jitter::next_pause) {
             tokio::time::sleep(pause).await;
         }
         match body.frame().await {
-            None => return Ok(total),
+            None => return Ok(read),
             Some(Err(aborted)) => return Err(aborted),
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
-                    total += data.len() as u64;
+                    read.bytes += data.len() as u64;
+                    read.frames += 1;
                 }
             }
         }

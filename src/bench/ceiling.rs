@@ -9,6 +9,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 
 use bytes::Bytes;
 
+use super::measure::this_thread_cpu;
 use crate::hash::{to_hex, HashAlgo};
 
 /// The two digests of one pass: MD5 (`checksum`) and the other algorithm's (`os_hash_value`).
@@ -18,12 +19,42 @@ pub struct Digests {
     pub other: String,
 }
 
+/// What one two-thread pass measured: the digests, and the CPU seconds each hasher thread spent
+/// (from the kernel's per-thread accounting; `None` where it is not available).
+#[derive(Debug, Clone)]
+pub struct Ceiling {
+    pub digests: Digests,
+    pub md5_cpu: Option<f64>,
+    pub other_cpu: Option<f64>,
+}
+
+impl Ceiling {
+    /// The rate, in bytes per second, if each hasher had a core of its own: `bytes` over the
+    /// busier hasher's CPU time. Other load on the machine barely moves it.
+    pub fn own_core_rate(&self, bytes: u64) -> Option<f64> {
+        let busiest = self.md5_cpu?.max(self.other_cpu?);
+        (busiest > 0.0).then(|| bytes as f64 / busiest)
+    }
+}
+
 /// Hashes `frames` with MD5 and `algo` on two threads (named `gds-hash-md5` and `gds-hash-<algo>`),
 /// each fed `Bytes` clones (a reference-count increment, no copy) through a channel of `depth`
 /// frames, as the pipeline feeds its hashers. The calling thread produces the frames.
 ///
 /// Fails only if a thread cannot be started or panics.
 pub fn hash_two_threads<I>(frames: I, algo: HashAlgo, depth: usize) -> std::io::Result<Digests>
+where
+    I: IntoIterator<Item = Bytes>,
+{
+    hash_two_threads_measured(frames, algo, depth).map(|ceiling| ceiling.digests)
+}
+
+/// [`hash_two_threads`], also returning each hasher thread's CPU time.
+pub fn hash_two_threads_measured<I>(
+    frames: I,
+    algo: HashAlgo,
+    depth: usize,
+) -> std::io::Result<Ceiling>
 where
     I: IntoIterator<Item = Bytes>,
 {
@@ -44,9 +75,12 @@ where
         }
         drop((md5_tx, other_tx));
         let gone = |_| std::io::Error::other("a hasher thread panicked");
-        Ok(Digests {
-            md5: md5.join().map_err(gone)?,
-            other: other.join().map_err(gone)?,
+        let (md5, md5_cpu) = md5.join().map_err(gone)?;
+        let (other, other_cpu) = other.join().map_err(gone)?;
+        Ok(Ceiling {
+            digests: Digests { md5, other },
+            md5_cpu,
+            other_cpu,
         })
     })
 }
@@ -69,12 +103,18 @@ where
     }
 }
 
-fn hash_all(algo: HashAlgo, frames: Receiver<Bytes>) -> String {
+/// Hashes every frame received; returns the digest and this thread's CPU seconds.
+fn hash_all(algo: HashAlgo, frames: Receiver<Bytes>) -> (String, Option<f64>) {
+    let started = this_thread_cpu();
     let mut hasher = algo.hasher();
     for frame in frames {
         hasher.update(&frame);
     }
-    to_hex(&hasher.finalize())
+    let digest = to_hex(&hasher.finalize());
+    let cpu = started
+        .zip(this_thread_cpu())
+        .map(|(start, end)| (end - start).max(0.0));
+    (digest, cpu)
 }
 
 /// `data` cut into frames of `frame` bytes (the last may be shorter), as slices: no copy.

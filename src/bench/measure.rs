@@ -54,6 +54,36 @@ impl Sample {
         self.cpu_seconds.map(|cpu| per_gib(cpu, self.bytes))
     }
 
+    /// Names CPU time that threads spent before exiting (measured by those threads themselves),
+    /// taking it out of the anonymous [`EXITED`] group; what remains there stays if significant.
+    pub fn attribute_exited(&mut self, named: &[(&str, f64)]) {
+        let mut exited = 0.0;
+        self.cpu_by_thread.retain(|(name, cpu)| {
+            let keep = name != EXITED;
+            if !keep {
+                exited = *cpu;
+            }
+            keep
+        });
+        let mut named_total = 0.0;
+        for (name, cpu) in named {
+            named_total += cpu;
+            self.cpu_by_thread.push((name.to_string(), *cpu));
+        }
+        let rest = exited - named_total;
+        if rest > 0.03_f64.max(0.05 * named_total) {
+            self.cpu_by_thread.push((EXITED.to_string(), rest));
+        }
+        self.cpu_by_thread.sort_by(|a, b| b.1.total_cmp(&a.1));
+    }
+
+    /// The rate bound when this phase has `cpus` cores to itself: bytes per second if every core
+    /// were busy with it (MB/s).
+    pub fn cpu_bound_mb_per_s(&self, cpus: usize) -> Option<f64> {
+        let cpu = self.cpu_seconds.filter(|c| *c > 0.0)?;
+        Some(self.bytes as f64 / 1e6 * cpus as f64 / cpu)
+    }
+
     /// CPU cores other processes kept busy on average during the phase.
     pub fn others_cores(&self) -> Option<f64> {
         self.others_cpu_seconds
@@ -158,6 +188,13 @@ pub fn process_cpu() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     let (_, user, system) = parse_stat(&stat)?;
     Some((user + system) as f64 / USER_HZ)
+}
+
+/// CPU seconds the calling thread has spent on a CPU (`/proc/thread-self/schedstat`, ns).
+pub(crate) fn this_thread_cpu() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
 }
 
 /// CPU seconds every CPU of the machine spent busy since boot (`/proc/stat` line `cpu`: all

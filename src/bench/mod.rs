@@ -24,8 +24,11 @@ mod sim;
 #[cfg(test)]
 mod tests;
 
-pub use bodies::{drain, FramesBody, Jitter};
-pub use ceiling::{generated_frames, hash_one_thread, hash_two_threads, slices, Digests};
+pub use bodies::{drain, Drained, FramesBody, Jitter};
+pub use ceiling::{
+    generated_frames, hash_one_thread, hash_two_threads, hash_two_threads_measured, slices,
+    Ceiling, Digests,
+};
 pub use measure::{Machine, Meter, Sample};
 pub use report::{PhaseSummary, Report, Run};
 pub use sim::{ImportTimes, SimRig};
@@ -131,8 +134,14 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
 
         let meter = Meter::start();
         let frames = generated_frames(SEED, size, limits.chunk_size);
-        let digests = hash_two_threads(frames, algo, limits.buffer_chunks)?;
-        let ceiling = meter.stop(size);
+        let measured = hash_two_threads_measured(frames, algo, limits.buffer_chunks)?;
+        let mut ceiling = meter.stop(size);
+        if let (Some(md5), Some(other)) = (measured.md5_cpu, measured.other_cpu) {
+            let other_name = format!("gds-hash-{}", algo.name());
+            ceiling.attribute_exited(&[("gds-hash-md5", md5), (other_name.as_str(), other)]);
+        }
+        let own_core = measured.own_core_rate(size).map(|rate| rate / 1e6);
+        let digests = measured.digests;
         let want = (
             expected.checksum.as_deref(),
             expected.os_hash.as_ref().map(|(_, v)| v.as_str()),
@@ -144,8 +153,8 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         }
 
         let meter = Meter::start();
-        let moved = rig.pipeline_once()?;
-        let pipeline = meter.stop(moved);
+        let drained = rig.pipeline_once()?;
+        let pipeline = meter.stop(drained.bytes);
 
         let meter = Meter::start();
         let times = rig.import_once()?;
@@ -163,7 +172,9 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         runs.push(Run {
             generator,
             ceiling,
+            ceiling_own_core_mb_per_s: own_core,
             pipeline,
+            pipeline_frames: drained.frames,
             import,
             import_times: times,
         });

@@ -15,7 +15,12 @@ use crate::hash::HashAlgo;
 pub struct Run {
     pub generator: Sample,
     pub ceiling: Sample,
+    /// The ceiling's rate if each hasher had a core to itself (from their CPU time), MB/s.
+    pub ceiling_own_core_mb_per_s: Option<f64>,
     pub pipeline: Sample,
+    /// Frames the null sink received in (b): the source's frames as hyper read them, cut at the
+    /// chunk size.
+    pub pipeline_frames: u64,
     /// Its `seconds` are `POST /import` → task `success`.
     pub import: Sample,
     pub import_times: ImportTimes,
@@ -39,6 +44,9 @@ pub struct PhaseSummary {
     pub peak_rss: Option<u64>,
     /// Median CPU cores other processes kept busy during this phase.
     pub others_cores: Option<f64>,
+    /// Median of the rate bound if this phase had every CPU of the machine to itself: CPUs over
+    /// CPU-seconds per byte (MB/s). Other load barely moves it.
+    pub cpu_bound_mb_per_s: Option<f64>,
 }
 
 /// Medians of the import's timings, seconds.
@@ -65,6 +73,15 @@ pub struct Report {
     pub pipeline_over_ceiling: f64,
     /// Median over runs of (c)/(a).
     pub import_over_ceiling: f64,
+    /// Median over runs of (a)'s CPU-s/GiB over (b)'s: how much more CPU each byte costs in the
+    /// pipeline than in the bare hashers (1.0 = nothing more). Other load barely moves it.
+    pub ceiling_cpu_over_pipeline_cpu: Option<f64>,
+    /// Median over runs of (a)'s CPU-s/GiB over (c)'s.
+    pub ceiling_cpu_over_import_cpu: Option<f64>,
+    /// Median of the ceiling's rate if each hasher had a core to itself, MB/s.
+    pub ceiling_own_core_mb_per_s: Option<f64>,
+    /// Mean frame size through the pipeline in (b), bytes (median over runs).
+    pub pipeline_mean_frame: f64,
     pub import: ImportSummary,
     /// Whether each peak RSS is the phase's own (reset at its start) or the process's lifetime.
     pub peak_rss_per_phase: bool,
@@ -76,7 +93,9 @@ pub struct Report {
 
 impl Report {
     pub(super) fn new(options: &Options, algo: HashAlgo, machine: Machine, runs: Vec<Run>) -> Self {
-        let phase = |key, label, pick: fn(&Run) -> &Sample| summarize(key, label, &runs, pick);
+        let cpus = machine.cpus;
+        let phase =
+            |key, label, pick: fn(&Run) -> &Sample| summarize(key, label, &runs, pick, cpus);
         let phases = vec![
             phase("generator", "generator alone", |r| &r.generator),
             phase("ceiling", "(a) hash-only ceiling", |r| &r.ceiling),
@@ -89,6 +108,17 @@ impl Report {
                     .map(|r| pick(r).mb_per_s() / r.ceiling.mb_per_s().max(1e-9)),
             )
         };
+        let cpu_ratio = |pick: fn(&Run) -> &Sample| {
+            let ratios: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| Some(r.ceiling.cpu_per_gib()? / pick(r).cpu_per_gib()?))
+                .collect();
+            (!ratios.is_empty()).then(|| median(ratios))
+        };
+        let own_core: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.ceiling_own_core_mb_per_s)
+            .collect();
         let times = |pick: fn(&ImportTimes) -> Option<f64>| {
             let values: Vec<f64> = runs.iter().filter_map(|r| pick(&r.import_times)).collect();
             (!values.is_empty()).then(|| median(values))
@@ -109,6 +139,13 @@ impl Report {
             phases,
             pipeline_over_ceiling: ratio(|r| &r.pipeline),
             import_over_ceiling: ratio(|r| &r.import),
+            ceiling_cpu_over_pipeline_cpu: cpu_ratio(|r| &r.pipeline),
+            ceiling_cpu_over_import_cpu: cpu_ratio(|r| &r.import),
+            ceiling_own_core_mb_per_s: (!own_core.is_empty()).then(|| median(own_core)),
+            pipeline_mean_frame: median(
+                runs.iter()
+                    .map(|r| r.pipeline.bytes as f64 / r.pipeline_frames.max(1) as f64),
+            ),
             import: ImportSummary {
                 accepted: times(|t| Some(t.accepted)).unwrap_or(0.0),
                 to_store: times(|t| t.to_store),
@@ -184,6 +221,32 @@ impl Report {
             "\nratios (median of per-run ratios): (b)/(a) {:.2}   (c)/(a) {:.2}",
             self.pipeline_over_ceiling, self.import_over_ceiling
         );
+        let opt = |v: Option<f64>, digits: usize| v.map_or("?".into(), |v| format!("{v:.digits$}"));
+        let bound = |key: &str| {
+            let phase = self.phases.iter().find(|p| p.key == key);
+            opt(phase.and_then(|p| p.cpu_bound_mb_per_s), 0)
+        };
+        let _ = writeln!(
+            out,
+            "CPU-time view (other load barely moves it): (a)/(b) CPU-s per GiB {}   (a)/(c) {}",
+            opt(self.ceiling_cpu_over_pipeline_cpu, 2),
+            opt(self.ceiling_cpu_over_import_cpu, 2)
+        );
+        let _ = writeln!(
+            out,
+            "  rate bounds with the {} CPU(s) to itself: (a) {} MB/s (each hasher on its own core: {}), (b) {} MB/s, (c) {} MB/s",
+            self.machine.cpus,
+            bound("ceiling"),
+            opt(self.ceiling_own_core_mb_per_s, 0),
+            bound("pipeline"),
+            bound("import")
+        );
+        let _ = writeln!(
+            out,
+            "(b) mean frame through the pipeline: {:.0} KiB (as hyper read the source; chunk size {})",
+            self.pipeline_mean_frame / 1024.0,
+            bytes(self.chunk_size as u64)
+        );
         let secs =
             |s: Option<f64>| s.map_or("not seen".to_string(), |s| format!("{:.0} ms", s * 1e3));
         let _ = writeln!(
@@ -206,6 +269,7 @@ fn summarize(
     label: &'static str,
     runs: &[Run],
     pick: fn(&Run) -> &Sample,
+    cpus: usize,
 ) -> PhaseSummary {
     let samples: Vec<&Sample> = runs.iter().map(pick).collect();
     let mb_per_s_runs: Vec<f64> = samples.iter().map(|s| s.mb_per_s()).collect();
@@ -236,6 +300,13 @@ fn summarize(
         cpu_s_per_gib: (!cpu.is_empty()).then(|| median(cpu)),
         cpu_s_per_gib_by_thread: by_thread,
         peak_rss: samples.iter().filter_map(|s| s.peak_rss).max(),
+        cpu_bound_mb_per_s: {
+            let bounds: Vec<f64> = samples
+                .iter()
+                .filter_map(|s| s.cpu_bound_mb_per_s(cpus))
+                .collect();
+            (!bounds.is_empty()).then(|| median(bounds))
+        },
         others_cores: {
             let others: Vec<f64> = samples.iter().filter_map(|s| s.others_cores()).collect();
             (!others.is_empty()).then(|| median(others))
@@ -250,6 +321,10 @@ fn notes(algo: HashAlgo, per_phase: bool) -> Vec<String> {
             .to_string(),
         "others = CPU cores other processes on this machine kept busy during the phase (median): \
          above ~0.1 the rates are depressed by contention, the CPU-s/GiB much less"
+            .to_string(),
+        "CPU-time view: (a)/(b) is how much more CPU a byte costs in (b) than in the bare hashers \
+         (1.00 = nothing more); a rate bound is the CPUs over CPU-s per byte, the most the phase \
+         could move with the machine to itself (for (a) also capped by the busier hasher)"
             .to_string(),
         "every phase includes generating the source bytes (see 'generator alone'); in (b) and (c) \
          the fake source Glance generates them (threads 'sim')"

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::runtime::Runtime;
 
-use super::bodies::drain;
+use super::bodies::{drain, Drained};
 use super::BenchError;
 use crate::api::{App, Server};
 use crate::apiclient::ImageApi;
@@ -119,8 +119,8 @@ impl SimRig {
 
     /// (b) The pipeline alone: the source image over loopback HTTP (read as the import reads it,
     /// with [`Resuming`]), through the pipeline, into a null sink; on the sidecar's runtime.
-    /// Returns the bytes delivered, verified.
-    pub fn pipeline_once(&self) -> Result<u64, BenchError> {
+    /// Returns what the null sink read (every byte, verified).
+    pub fn pipeline_once(&self) -> Result<Drained, BenchError> {
         let glance = Glance::new(
             crate::http::client(Duration::from_secs(10)),
             Duration::from_secs(60),
@@ -144,20 +144,20 @@ impl SimRig {
         };
         let source = Resuming::new(remote, policy);
         let (expected, limits) = (self.expected.clone(), self.limits);
-        let bytes = run_on(&self.sidecar_rt, async move {
+        let drained = run_on(&self.sidecar_rt, async move {
             let progress = Arc::new(AtomicU64::new(0));
             let (body, pump) = pipeline::start(source, expected, limits, progress);
             let (drained, verified) = tokio::join!(drain(body, None), pump);
             verified?;
             drained.map_err(|aborted| BenchError::Check(aborted.to_string()))
         })?;
-        if bytes != self.expected.size {
+        if drained.bytes != self.expected.size {
             return Err(BenchError::Check(format!(
-                "the null sink read {bytes} bytes of {}",
-                self.expected.size
+                "the null sink read {} bytes of {}",
+                drained.bytes, self.expected.size
             )));
         }
-        Ok(bytes)
+        Ok(drained)
     }
 
     /// (c) A full import through the sidecar into the target region, as a client drives it;

@@ -85,7 +85,10 @@ async fn jittery_ends_still_deliver_verified_bytes() {
     };
     let (body, pump) = pipeline::start(source, expected, limits, Arc::new(AtomicU64::new(0)));
     let (drained, verified) = tokio::join!(drain(body, jitter(2)), pump);
-    assert_eq!(drained.unwrap(), 2 << 20);
+    let drained = drained.unwrap();
+    assert_eq!(drained.bytes, 2 << 20);
+    // 21 source frames of up to 100 000 bytes, each cut in two at 64 KiB.
+    assert_eq!(drained.frames, 42);
     assert_eq!(verified.unwrap().size, 2 << 20);
 }
 
