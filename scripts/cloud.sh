@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# A real two-region OpenStack (Keystone + Glance REGION1 + Glance REGION2, from PyPI, under uwsgi) on
-# 127.0.0.1, with glance-download-sidecar in front of REGION2's Glance.
+# A real multi-region OpenStack on 127.0.0.1: one Keystone and four Glance regions from PyPI, under uwsgi.
+#   REGION1  the source region
+#   REGION2  the target: glance-download-sidecar in front of its Glance; two filesystem stores
+#            (enabled_backends = local:file, fast:file) in the default multi-store mode
+#   REGION3  a plain Glance that offers no glance-download (sync streams the bytes itself there)
+#   REGION4  a Glance with the image_conversion (to raw) and inject_image_metadata import plugins,
+#            with a second sidecar in front of it (store_sink = glance-stage, injection mirrored)
 #
 #   scripts/cloud.sh up   [STATE_DIR] [--no-sidecar] [--single-store]
 #   scripts/cloud.sh stop [STATE_DIR]
@@ -134,7 +139,7 @@ stop_one() { # name pid start marker
     fi
     kids=$(proc_children "$pid")
     # uwsgi: SIGINT = shut down now (SIGTERM without --die-on-term would reload). Sidecar: SIGTERM.
-    case "$name" in sidecar) kill -TERM "$pid" 2>/dev/null || true ;; *) kill -INT "$pid" 2>/dev/null || true ;; esac
+    case "$name" in sidecar*) kill -TERM "$pid" 2>/dev/null || true ;; *) kill -INT "$pid" 2>/dev/null || true ;; esac
     for ((i = 0; i < 100; i++)); do
         proc_alive "$pid" || break
         sleep 0.1
@@ -313,26 +318,35 @@ enforce_scope = false
 EOF
 }
 
-write_glance_conf() { # region port
-    local region=$1 port=$2 d=$STATE_DIR/glance-$1
-    mkdir -p "$d/images" "$d/staging" "$d/tasks" "$d/locks"
+# The properties REGION4's Glance injects (and its sidecar mirrors for the glance-upload sink).
+INJECT_PROPERTIES=gds_injected:yes,gds_site:region4
+
+write_glance_conf() { # region port profile (source|target|plain|plugins)
+    local region=$1 port=$2 profile=$3 d=$STATE_DIR/glance-$1 methods backends
+    mkdir -p "$d/images" "$d/images-fast" "$d/staging" "$d/tasks" "$d/locks"
+    methods=glance-direct,web-download,glance-download,copy-image
+    [ "$profile" = plain ] && methods=glance-direct,web-download,copy-image
+    backends=local:file
+    [ "$profile" = target ] && backends="local:file, fast:file"
     cp "$VENV/etc/glance/glance-api-paste.ini" "$d/glance-api-paste.ini"
     {
         cat <<EOF
 [DEFAULT]
 debug = $DEBUG
 use_stderr = true
-enabled_import_methods = [glance-direct,web-download,glance-download,copy-image]
+enabled_import_methods = [$methods]
 worker_self_reference_url = http://127.0.0.1:$port
 hashing_algorithm = sha512
 EOF
         if [ "$STORE_MODE" = multi ]; then
             cat <<EOF
-enabled_backends = local:file
+enabled_backends = $backends
 [glance_store]
 default_backend = local
 [local]
 filesystem_store_datadir = $d/images/
+[fast]
+filesystem_store_datadir = $d/images-fast/
 [os_glance_staging_store]
 filesystem_store_datadir = $d/staging/
 [os_glance_tasks_store]
@@ -375,13 +389,20 @@ enforce_scope = false
 python_interpreter = $VENV/bin/python3
 EOF
     } >"$d/glance-api.conf"
+    local plugins=""
+    [ "$profile" = plugins ] && plugins=image_conversion,inject_image_metadata
     cat >"$d/glance-image-import.conf" <<EOF
 [image_import_opts]
-image_import_plugins = []
+image_import_plugins = [$plugins]
+[image_conversion]
+output_format = raw
+[inject_metadata_properties]
+ignore_user_roles = admin
+inject = $INJECT_PROPERTIES
 [import_filtering_opts]
 allowed_schemes = [http,https]
 allowed_hosts = [127.0.0.1]
-allowed_ports = [80,443,$GLANCE1_PORT,$GLANCE2_PORT,$SIDECAR_PORT]
+allowed_ports = [80,443,$GLANCE1_PORT,$GLANCE2_PORT,$GLANCE3_PORT,$GLANCE4_PORT,$SIDECAR_PORT,$SIDECAR4_PORT]
 [glance_download_properties]
 extra_properties = [hw_,trait:,os_distro,os_secure_boot,os_type]
 EOF
@@ -415,6 +436,14 @@ schema_db() { # kind (keystone|glance) target: copy a migrated empty DB, migrati
     "$PYTHON" -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("PRAGMA journal_mode=WAL"); c.close()' "$target"
 }
 
+glance_port() { # region -> its Glance's port
+    case "$1" in
+        REGION1) echo "$GLANCE1_PORT" ;; REGION2) echo "$GLANCE2_PORT" ;;
+        REGION3) echo "$GLANCE3_PORT" ;; REGION4) echo "$GLANCE4_PORT" ;;
+        *) die "unknown region $1" ;;
+    esac
+}
+
 uwsgi_cmd() { # name port module envvar=value -> prints nothing; sets UWSGI_ARGS
     local name=$1 port=$2 module=$3 envkv=$4 procs=$5 threads=$6
     UWSGI_ARGS=("$VENV/bin/uwsgi"
@@ -444,7 +473,7 @@ clouds:
       project_domain_name: Default
     identity_api_version: 3
     interface: public
-    regions: [REGION1, REGION2]
+    regions: [REGION1, REGION2, REGION3, REGION4]
   gds-demo:
     auth:
       auth_url: $kurl
@@ -455,7 +484,7 @@ clouds:
       project_domain_name: Default
     identity_api_version: 3
     interface: public
-    regions: [REGION1, REGION2]
+    regions: [REGION1, REGION2, REGION3, REGION4]
   # REGION2's real Glance, bypassing the sidecar (upstream's own glance-download, parity checks).
   # Note: OSC's --os-endpoint-override does NOT do this (only version discovery goes there).
   gds-demo-direct:
@@ -500,6 +529,11 @@ export GDS_SIDECAR_PORT=$([ "$NO_SIDECAR" = 1 ] || echo "$SIDECAR_PORT")
 export GDS_SIDECAR_URL=$sidecar_url
 export GDS_SIDECAR_BIN=$([ "$NO_SIDECAR" = 1 ] || echo "$SIDECAR_BIN")
 export GDS_REGION2_IMAGE_URL=$REGION2_IMAGE_URL
+export GDS_REGION3_GLANCE_URL=http://127.0.0.1:$GLANCE3_PORT
+export GDS_REGION4_GLANCE_URL=http://127.0.0.1:$GLANCE4_PORT
+export GDS_REGION4_IMAGE_URL=$REGION4_IMAGE_URL
+export GDS_SIDECAR4_URL=$([ "$NO_SIDECAR" = 1 ] || echo "http://127.0.0.1:$SIDECAR4_PORT")
+export GDS_INJECT_PROPERTIES=$INJECT_PROPERTIES
 export GDS_KEYSTONE_PID=${PID_keystone:-}
 export GDS_REGION1_GLANCE_PID=${PID_glance_REGION1:-}
 export GDS_REGION2_GLANCE_PID=${PID_glance_REGION2:-}
@@ -557,18 +591,23 @@ cmd_up() {
     ensure_venv
     log "virtualenv ready in $((SECONDS - tv)) s"
 
-    read -r KEYSTONE_PORT GLANCE1_PORT GLANCE2_PORT SIDECAR_PORT <<<"$(free_ports 4)"
-    log "ports: keystone $KEYSTONE_PORT, glance REGION1 $GLANCE1_PORT, glance REGION2 $GLANCE2_PORT, sidecar $SIDECAR_PORT"
+    read -r KEYSTONE_PORT GLANCE1_PORT GLANCE2_PORT GLANCE3_PORT GLANCE4_PORT SIDECAR_PORT SIDECAR4_PORT \
+        <<<"$(free_ports 7)"
+    log "ports: keystone $KEYSTONE_PORT, glance REGION1..4 $GLANCE1_PORT $GLANCE2_PORT $GLANCE3_PORT $GLANCE4_PORT, sidecars $SIDECAR_PORT (REGION2) $SIDECAR4_PORT (REGION4)"
     local kurl=http://127.0.0.1:$KEYSTONE_PORT
     if [ "$NO_SIDECAR" = 1 ]; then
         REGION2_IMAGE_URL=http://127.0.0.1:$GLANCE2_PORT
+        REGION4_IMAGE_URL=http://127.0.0.1:$GLANCE4_PORT
     else
         REGION2_IMAGE_URL=http://127.0.0.1:$SIDECAR_PORT
+        REGION4_IMAGE_URL=http://127.0.0.1:$SIDECAR4_PORT
     fi
 
     write_keystone_conf
-    write_glance_conf REGION1 "$GLANCE1_PORT"
-    write_glance_conf REGION2 "$GLANCE2_PORT"
+    write_glance_conf REGION1 "$GLANCE1_PORT" source
+    write_glance_conf REGION2 "$GLANCE2_PORT" target
+    write_glance_conf REGION3 "$GLANCE3_PORT" plain
+    write_glance_conf REGION4 "$GLANCE4_PORT" plugins
     write_client_files
 
     # databases (migrated once per venv, copied afterwards); keystone and glance migrate in parallel
@@ -579,7 +618,10 @@ cmd_up() {
     local gdb=$!
     wait "$kdb" || die "keystone database set-up failed"
     wait "$gdb" || die "glance database set-up failed"
-    cp "$STATE_DIR/glance-REGION1/glance.sqlite" "$STATE_DIR/glance-REGION2/glance.sqlite"
+    local r
+    for r in REGION2 REGION3 REGION4; do
+        cp "$STATE_DIR/glance-REGION1/glance.sqlite" "$STATE_DIR/glance-$r/glance.sqlite"
+    done
     log "databases ready in $((SECONDS - tdb)) s"
 
     local kconf=$STATE_DIR/keystone/keystone.conf klog=$STATE_DIR/logs/keystone-manage.log
@@ -607,40 +649,65 @@ cmd_up() {
 
     "$VENV/bin/python3" "$INTEROP_DIR/bootstrap_keystone.py" --auth-url "$kurl/v3" \
         --admin-password "$ADMIN_PASSWORD" --glance-password "$GLANCE_PASSWORD" --demo-password "$DEMO_PASSWORD" \
-        --region1-image-url "http://127.0.0.1:$GLANCE1_PORT" --region2-image-url "$REGION2_IMAGE_URL" \
+        --image-url "REGION1=http://127.0.0.1:$GLANCE1_PORT" --image-url "REGION2=$REGION2_IMAGE_URL" \
+        --image-url "REGION3=http://127.0.0.1:$GLANCE3_PORT" --image-url "REGION4=$REGION4_IMAGE_URL" \
         >>"$STATE_DIR/logs/bootstrap.log" 2>&1 || { tail -n 30 "$STATE_DIR/logs/bootstrap.log" >&2; die "keystone bootstrap failed"; }
-    log "keystone bootstrapped (REGION2 image endpoint: $REGION2_IMAGE_URL)"
+    log "keystone bootstrapped (image endpoints: REGION2 $REGION2_IMAGE_URL, REGION4 $REGION4_IMAGE_URL)"
 
-    local region port
-    for region in REGION1 REGION2; do
-        [ "$region" = REGION1 ] && port=$GLANCE1_PORT || port=$GLANCE2_PORT
-        uwsgi_cmd "glance-$region" "$port" glance.wsgi.api:application "OS_GLANCE_CONFIG_DIR=$STATE_DIR/glance-$region" 2 4
+    local region port procs pidvar
+    for region in REGION1 REGION2 REGION3 REGION4; do
+        port=$(glance_port "$region")
+        # the source and the sidecar's target take the load; the others get one worker process
+        case "$region" in REGION1|REGION2) procs=2 ;; *) procs=1 ;; esac
+        uwsgi_cmd "glance-$region" "$port" glance.wsgi.api:application "OS_GLANCE_CONFIG_DIR=$STATE_DIR/glance-$region" "$procs" 4
         start_bg "glance-$region" "$STATE_DIR/logs/glance-$region.log" "$STATE_DIR/run/glance-$region.pid" -- "${UWSGI_ARGS[@]}"
     done
-    wait_http glance-REGION1 "http://127.0.0.1:$GLANCE1_PORT/healthcheck" "$STATE_DIR/logs/glance-REGION1.log" "$PID_glance_REGION1" '^200$'
-    wait_http glance-REGION2 "http://127.0.0.1:$GLANCE2_PORT/healthcheck" "$STATE_DIR/logs/glance-REGION2.log" "$PID_glance_REGION2" '^200$'
+    for region in REGION1 REGION2 REGION3 REGION4; do
+        pidvar=PID_glance_$region
+        wait_http "glance-$region" "http://127.0.0.1:$(glance_port "$region")/healthcheck" \
+            "$STATE_DIR/logs/glance-$region.log" "${!pidvar}" '^200$'
+    done
 
     # authenticated smoke test of both Glances (keystonemiddleware + catalog)
     local token code
     token=$(token_for demo "$DEMO_PASSWORD" demo)
     [ -n "$token" ] || die "could not get a token for demo from Keystone"
-    for port in "$GLANCE1_PORT" "$GLANCE2_PORT"; do
+    for port in "$GLANCE1_PORT" "$GLANCE2_PORT" "$GLANCE3_PORT" "$GLANCE4_PORT"; do
         code=$(curl -s -m 30 -o /dev/null -w '%{http_code}' -H "X-Auth-Token: $token" "http://127.0.0.1:$port/v2/images")
         [ "$code" = 200 ] || { tail -n 40 "$STATE_DIR"/logs/glance-*.log >&2; die "GET /v2/images on 127.0.0.1:$port answered $code"; }
     done
-    log "both Glances answer GET /v2/images with a demo token"
+    log "every Glance answers GET /v2/images with a demo token"
 
     if [ "$NO_SIDECAR" = 0 ]; then
         local extra=()
         # shellcheck disable=SC2206
         [ -n "${SIDECAR_ARGS:-}" ] && extra=($SIDECAR_ARGS)
+        # each instance keeps its own task journal (recovery marks the journal's open tasks failed)
+        printf '[DEFAULT]\ntask_journal = %s\n' "$STATE_DIR/sidecar-REGION2.jsonl" >"$STATE_DIR/sidecar-REGION2.conf"
         start_bg sidecar "$STATE_DIR/logs/sidecar.log" "127.0.0.1:$SIDECAR_PORT" -- \
-            env RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 "$SIDECAR_BIN" serve --bind "127.0.0.1:$SIDECAR_PORT" \
+            env RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 "$SIDECAR_BIN" serve --config "$STATE_DIR/sidecar-REGION2.conf" \
+            --bind "127.0.0.1:$SIDECAR_PORT" \
             --glance-url "http://127.0.0.1:$GLANCE2_PORT" --auth-url "$kurl/v3" "${extra[@]}"
         ln -sf logs/sidecar.log "$STATE_DIR/sidecar.log"
         wait_http sidecar "http://127.0.0.1:$SIDECAR_PORT/healthcheck" "$STATE_DIR/logs/sidecar.log" "$PID_sidecar" '^200$'
         code=$(curl -s -m 30 -o /dev/null -w '%{http_code}' -H "X-Auth-Token: $token" "http://127.0.0.1:$SIDECAR_PORT/v2/images")
         [ "$code" = 200 ] || log "WARNING: GET /v2/images through the sidecar answered $code (continuing)"
+
+        # REGION4's sidecar: the glance-stage sink (the target's plugins run), injection mirrored
+        # for callers that pick glance-upload per request.
+        cat >"$STATE_DIR/sidecar-REGION4.conf" <<EOF
+[DEFAULT]
+store_sink = glance-stage
+task_journal = $STATE_DIR/sidecar-REGION4.jsonl
+[inject_metadata_properties]
+ignore_user_roles = admin
+inject = $INJECT_PROPERTIES
+EOF
+        start_bg sidecar-REGION4 "$STATE_DIR/logs/sidecar-REGION4.log" "127.0.0.1:$SIDECAR4_PORT" -- \
+            env RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 "$SIDECAR_BIN" serve --config "$STATE_DIR/sidecar-REGION4.conf" \
+            --bind "127.0.0.1:$SIDECAR4_PORT" --glance-url "http://127.0.0.1:$GLANCE4_PORT" --auth-url "$kurl/v3"
+        wait_http sidecar-REGION4 "http://127.0.0.1:$SIDECAR4_PORT/healthcheck" "$STATE_DIR/logs/sidecar-REGION4.log" \
+            "$PID_sidecar_REGION4" '^200$'
     fi
 
     write_env_file

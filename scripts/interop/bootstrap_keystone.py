@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
-"""Populate a freshly bootstrapped Keystone for the two-region test cloud.
+"""Populate a freshly bootstrapped Keystone for the multi-region test cloud.
 
 Run by scripts/cloud.sh after `keystone-manage bootstrap` (which made the admin user, the admin project,
 the roles admin/manager/member/reader/service, region REGION1 and the REGION1 identity endpoints).
 Creates, through the Keystone v3 REST API with the admin password (create first, look up on 409, so a
 second run is harmless):
-  - region REGION2 and identity endpoints (public/internal/admin) in REGION2;
+  - every region named by --image-url (beyond REGION1) with identity endpoints (public/internal/admin);
   - project `service` with user `glance` holding role `service` (enough for keystonemiddleware to
     validate tokens: Keystone's identity:validate_token allows the service role);
   - project `demo` with user `demo` holding `member` and `reader`;
-  - service type `image` with public/internal/admin endpoints in REGION1 and REGION2.
+  - service type `image` with public/internal/admin endpoints in each --image-url region.
 Only the 127.0.0.1 Keystone URL given on the command line is contacted.
 """
 import argparse
@@ -28,10 +28,16 @@ def main():
     p.add_argument("--admin-password", required=True)
     p.add_argument("--glance-password", required=True)
     p.add_argument("--demo-password", required=True)
-    p.add_argument("--region1-image-url", required=True)
-    p.add_argument("--region2-image-url", required=True)
+    p.add_argument("--image-url", action="append", required=True, metavar="REGION=URL",
+                   help="the image endpoint of a region (repeat for each region)")
     a = p.parse_args()
-    for url in (a.auth_url, a.region1_image_url, a.region2_image_url):
+    image_urls = {}
+    for item in a.image_url:
+        region, sep, url = item.partition("=")
+        if not sep or not region:
+            sys.exit("--image-url wants REGION=URL, got %r" % item)
+        image_urls[region] = url
+    for url in (a.auth_url, *image_urls.values()):
         if not url.startswith("http://127.0.0.1:"):
             sys.exit("refusing non-loopback URL %s" % url)
 
@@ -53,8 +59,10 @@ def main():
     def first(collection, **params):
         return get("/" + collection, **params)[collection][0]
 
-    create("regions", "region", {"id": "REGION2", "description": "glance-download-sidecar target"},
-           lambda: first("regions", id="REGION2"))
+    for region in image_urls:
+        if region != "REGION1":  # made by keystone-manage bootstrap
+            create("regions", "region", {"id": region, "description": "glance-download-sidecar test region"},
+                   lambda region=region: first("regions", id=region))
 
     services = {s["type"]: s for s in get("/services")["services"]}
     identity = services["identity"]
@@ -75,9 +83,10 @@ def main():
                 "service_id": service["id"], "interface": iface, "region_id": region, "url": url,
                 "enabled": True}})
 
-    ensure_endpoints(identity, "REGION2", base)
-    ensure_endpoints(image, "REGION1", a.region1_image_url)
-    ensure_endpoints(image, "REGION2", a.region2_image_url)
+    for region, url in image_urls.items():
+        if region != "REGION1":
+            ensure_endpoints(identity, region, base)
+        ensure_endpoints(image, region, url)
 
     roles = {r["name"]: r for r in get("/roles")["roles"]}
     for needed in ("member", "reader", "service"):
@@ -105,8 +114,8 @@ def main():
                             (demo_project, demo_user, "member"),
                             (demo_project, demo_user, "reader")):
         sess.put(base + "/projects/%s/users/%s/roles/%s" % (proj["id"], usr["id"], roles[role]["id"]))
-    print("keystone bootstrap: regions REGION1 REGION2, image endpoints %s %s, users admin glance demo"
-          % (a.region1_image_url, a.region2_image_url))
+    print("keystone bootstrap: image endpoints %s, users admin glance demo"
+          % ", ".join("%s=%s" % kv for kv in image_urls.items()))
 
 
 if __name__ == "__main__":

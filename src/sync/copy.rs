@@ -16,6 +16,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tokio::time::Instant;
@@ -36,6 +37,14 @@ use super::{transfer, Tuning, SOURCE_IMAGE_ID, SOURCE_REGION};
 
 /// Earlier copies looked at per image and region.
 const MAX_COPIES_LISTED: usize = 100;
+
+/// Attempts per job. A transient failure ([`Failure::is_transient`]) is worth another go, and
+/// every step of a copy can be taken again: a finished copy is found and skipped, a `queued` one
+/// left by the failed attempt is reused.
+const ATTEMPTS: u32 = 3;
+
+/// The pause before the second attempt; it doubles for each further one.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// A target region and how bytes reach it.
 #[derive(Debug)]
@@ -70,6 +79,8 @@ pub(super) struct Job {
 struct Trace {
     target_id: Option<String>,
     method: Option<Method>,
+    /// Whether the observer was told the copy started (once, whatever the attempts).
+    announced: bool,
 }
 
 /// Runs one job to its result; never fails (a failure is a result).
@@ -77,7 +88,19 @@ pub(super) async fn run(ctx: Arc<Ctx>, job: Job, observer: Arc<dyn Observer>) ->
     let started = Instant::now();
     let done = Arc::new(AtomicU64::new(0));
     let mut trace = Trace::default();
-    let outcome = copy(&ctx, &job, observer.as_ref(), &done, &mut trace).await;
+    let mut attempt = 1;
+    let outcome = loop {
+        done.store(0, Ordering::Relaxed);
+        match copy(&ctx, &job, observer.as_ref(), &done, &mut trace).await {
+            Err(failure) if failure.is_transient() && attempt < ATTEMPTS => {
+                let pause = RETRY_PAUSE * 2u32.pow(attempt - 1);
+                info!(image_id = %job.pick.id, region = %job.region.name, %failure, attempt, ?pause, "Copy attempt failed; trying again");
+                tokio::time::sleep(pause).await;
+                attempt += 1;
+            }
+            outcome => break outcome,
+        }
+    };
     let seconds = started.elapsed().as_secs_f64();
     let (action, error) = match outcome {
         Ok(action) => (action, None),
@@ -155,7 +178,10 @@ async fn copy(
     };
     trace.target_id = Some(target.to_string());
     info!(image_id = %job.pick.id, region = %region.name, target_id = %target, method = region.method.as_str(), bytes = expected.size, "Copy started");
-    observer.started(&job.info, region.method, done);
+    if !trace.announced {
+        observer.started(&job.info, region.method, done);
+        trace.announced = true;
+    }
     match region.method {
         Method::GlanceDownload => {
             transfer::import(ctx, region, &target, &job.pick.id, done).await?

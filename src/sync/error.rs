@@ -155,6 +155,17 @@ impl Failure {
         }
     }
 
+    /// Whether taking the same step again may well succeed: a 5xx answer (a busy API node, a
+    /// database lock in Glance, a load balancer without a backend), a broken connection, or no
+    /// answer in time. Refusals (4xx), failed imports and wrong data are final.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Failure::Status { status, .. } => status.is_server_error(),
+            Failure::Call(_) | Failure::Timeout { .. } => true,
+            _ => false,
+        }
+    }
+
     /// The HTTP status behind this failure, if a service answered one.
     pub fn status(&self) -> Option<StatusCode> {
         match self {

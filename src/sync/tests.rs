@@ -529,6 +529,25 @@ fn failures_are_classified() {
     }));
     assert!(!source.is_verification_failure());
     assert_eq!(source.status(), Some(http::StatusCode::FORBIDDEN));
+    assert!(
+        !source.is_transient(),
+        "a failed transfer is not taken again"
+    );
+    let busy = |status| Failure::Status {
+        call: "glance-download import",
+        status,
+        message: "The upstream service failed.".into(),
+    };
+    assert!(busy(http::StatusCode::BAD_GATEWAY).is_transient());
+    assert!(busy(http::StatusCode::INTERNAL_SERVER_ERROR).is_transient());
+    assert!(!busy(http::StatusCode::CONFLICT).is_transient());
+    assert!(Failure::Timeout {
+        call: "create image",
+        after: std::time::Duration::from_secs(1)
+    }
+    .is_transient());
+    assert!(!verify.is_transient() && !mismatch.is_transient());
+    assert!(!Failure::ImportFailed("boom".into()).is_transient());
     let error = CopyError {
         image: ID.into(),
         region: "R2".into(),

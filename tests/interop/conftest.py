@@ -141,6 +141,15 @@ class Cloud:
         self.region2_glance = e["GDS_REGION2_GLANCE_URL"]
         self.region2_image_url = e["GDS_REGION2_IMAGE_URL"]  # catalog endpoint: the sidecar
         self.sidecar_url = e.get("GDS_SIDECAR_URL") or None
+        self.sidecar_bin = e.get("GDS_SIDECAR_BIN") or None
+        self.admin_password = e.get("GDS_ADMIN_PASSWORD", "")
+        # each region's real Glance (REGION3: no glance-download; REGION4: import plugins)
+        self.glance_urls = {"REGION1": self.region1_glance, "REGION2": self.region2_glance,
+                            "REGION3": e.get("GDS_REGION3_GLANCE_URL"),
+                            "REGION4": e.get("GDS_REGION4_GLANCE_URL")}
+        self.region4_image_url = e.get("GDS_REGION4_IMAGE_URL")  # catalog: REGION4's sidecar
+        self.inject_properties = dict(kv.split(":", 1) for kv in
+                                      e.get("GDS_INJECT_PROPERTIES", "").split(",") if kv)
         self.demo_password = e["GDS_DEMO_PASSWORD"]
         self.store_mode = e.get("GDS_STORE_MODE", "multi")  # single: node_staging_uri, no enabled_backends
         self.clouds_yaml = e["OS_CLIENT_CONFIG_FILE"]
@@ -238,7 +247,7 @@ class Cloud:
 
     def image_direct(self, image_id, region="REGION2"):
         """The image as the real Glance sees it (bypassing the sidecar)."""
-        base = self.region2_glance if region == "REGION2" else self.region1_glance
+        base = self.glance_urls[region]
         r = requests.get("%s/v2/images/%s" % (base, image_id), headers={"X-Auth-Token": self.token()},
                          timeout=30)
         r.raise_for_status()
@@ -308,12 +317,52 @@ class Cloud:
         return img
 
     def delete_quietly(self, image_id, region="REGION2"):
-        base = self.region2_glance if region == "REGION2" else self.region1_glance
+        base = self.glance_urls[region]
         try:
             requests.delete("%s/v2/images/%s" % (base, image_id),
                             headers={"X-Auth-Token": self.token()}, timeout=30)
         except requests.RequestException:
             pass
+
+
+    # --- Keystone administration ----------------------------------------------------------------
+    def admin_session(self):
+        from keystoneauth1 import session as ks_session
+        from keystoneauth1.identity import v3
+        auth = v3.Password(auth_url=self.keystone_url, username="admin", password=self.admin_password,
+                           project_name="admin", user_domain_id="default", project_domain_id="default")
+        return ks_session.Session(auth=auth, timeout=30)
+
+    def add_image_region(self, region, url):
+        """A region whose catalog image endpoints (public/internal/admin) point at `url`; returns a
+        function that removes them again. New tokens see it at once (the catalog is read per token)."""
+        sess = self.admin_session()
+        base = self.keystone_url.rstrip("/")
+        r = sess.post(base + "/regions", json={"region": {"id": region}}, raise_exc=False)
+        assert r.status_code in (201, 409), r.text
+        service = [s for s in sess.get(base + "/services").json()["services"] if s["type"] == "image"][0]
+        made = []
+        for iface in ("public", "internal", "admin"):
+            ep = sess.post(base + "/endpoints", json={"endpoint": {
+                "service_id": service["id"], "interface": iface, "region_id": region, "url": url,
+                "enabled": True}}).json()["endpoint"]
+            made.append(ep["id"])
+        LOG.info("catalog: image endpoints of %s -> %s", region, url)
+
+        def remove():
+            for ep_id in made:
+                sess.delete(base + "/endpoints/" + ep_id, raise_exc=False)
+            sess.delete(base + "/regions/" + region, raise_exc=False)
+        return remove
+
+    def glance_download(self, url, image_id, source_id, region="REGION1", token=None, headers=None,
+                        extra=None):
+        """POST a glance-download import to `url` (a sidecar or a Glance); returns the response."""
+        body = {"method": {"name": "glance-download", "glance_image_id": source_id,
+                           "glance_region": region, "glance_service_interface": "public"}}
+        body.update(extra or {})
+        return self.http("POST", "%s/v2/images/%s/import" % (url, image_id), token=token or True,
+                         headers=headers, json=body)
 
 
 @pytest.fixture(scope="session")
@@ -447,3 +496,40 @@ def assert_imported_like(img, src):
     for k in NOT_SYNCED_PROPS:
         assert k not in props, "property %s must not be synced (got %r)" % (k, props[k])
     assert "os_glance_import_task" not in props, "import lock left behind"
+
+
+@pytest.fixture
+def start_sidecar(cloud, sidecar_present):
+    """Factory for extra sidecar instances (tests/interop/sidecars.py), stopped after the test.
+    Defaults: in front of REGION2's real Glance, with the cloud's Keystone."""
+    from sidecars import Sidecar
+    if not sidecar_present:
+        pytest.skip("no sidecar binary (cloud.sh up --no-sidecar)")
+    made = []
+
+    def start(name, glance_url=None, **options):
+        sc = Sidecar(cloud.sidecar_bin, name, cloud.state_dir, glance_url or cloud.region2_glance,
+                     cloud.keystone_url, options)
+        made.append(sc)
+        return sc
+
+    yield start
+    for sc in made:
+        sc.stop()
+
+
+FAULT_REGION = "REGION1F"
+
+
+@pytest.fixture(scope="session")
+def fault_proxy(cloud):
+    """A fault-injecting TCP proxy (netproxy.FaultProxy) in front of REGION1's Glance, in the catalog
+    as region REGION1F. Faults are set per source image id; without one it passes bytes untouched."""
+    from netproxy import FaultProxy
+    port = int(cloud.region1_glance.rsplit(":", 1)[1])
+    proxy = FaultProxy(port)
+    remove = cloud.add_image_region(FAULT_REGION, proxy.url)
+    cloud.token(fresh=True)  # a token issued after the catalog change
+    yield proxy
+    remove()
+    proxy.close()
