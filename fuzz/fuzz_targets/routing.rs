@@ -7,7 +7,7 @@
 #![no_main]
 
 use glance_download_sidecar::api::{
-    add_method, strip_hop_by_hop, upstream_uri, with_method, METHOD,
+    add_method, strip_hop_by_hop, upstream_uri, with_method, HOP_BY_HOP, METHOD,
 };
 use glance_download_sidecar::keystone::Token;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION};
@@ -19,17 +19,6 @@ const BASES: [&str; 3] = [
     "http://127.0.0.1:9292",
     "http://glance.example:9292/image",
     "http://[::1]:80",
-];
-
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
 ];
 
 fuzz_target!(|data: &[u8]| {

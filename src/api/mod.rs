@@ -23,7 +23,7 @@ use tracing::Instrument;
 pub use discovery::{add_method, with_method, METHOD};
 pub use error::{wants_json, ApiError, UNAUTHORIZED_HTML};
 pub use import::{check_fields, check_flags, check_target, classify, Classified, MAX_IMPORT_BODY};
-pub use proxy::{strip_hop_by_hop, upstream_uri};
+pub use proxy::{strip_hop_by_hop, upstream_uri, HOP_BY_HOP};
 
 use crate::config::Config;
 use crate::glance::Glance;

@@ -14,7 +14,9 @@ use crate::metrics::Metrics;
 
 use super::{error::ApiError, App};
 
-const HOP_BY_HOP: [&str; 8] = [
+/// Hop-by-hop headers (RFC 9110 §7.6.1, RFC 2616 §13.5.1): they describe one connection, so
+/// they are never forwarded in either direction.
+pub const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
     "proxy-authenticate",
