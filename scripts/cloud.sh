@@ -627,12 +627,17 @@ cmd_up() {
     local kconf=$STATE_DIR/keystone/keystone.conf klog=$STATE_DIR/logs/keystone-manage.log
     local u g
     u=$(id -un) g=$(id -gn)
-    # the three touch different things (key folders, the DB): run them side by side
+    # the key set-ups touch different folders: side by side. bootstrap reads the fernet (and
+    # receipt) keys, so it runs after them.
     local kpids=() kp
     "$VENV/bin/keystone-manage" --config-file "$kconf" fernet_setup --keystone-user "$u" --keystone-group "$g" >>"$klog.fernet" 2>&1 &
     kpids+=($!)
     "$VENV/bin/keystone-manage" --config-file "$kconf" credential_setup --keystone-user "$u" --keystone-group "$g" >>"$klog.credential" 2>&1 &
     kpids+=($!)
+    for kp in "${kpids[@]}"; do
+        wait "$kp" || { tail -n 30 "$klog"* >&2; die "keystone-manage key set-up failed"; }
+    done
+    kpids=()
     "$VENV/bin/keystone-manage" --config-file "$kconf" bootstrap \
         --bootstrap-password "$ADMIN_PASSWORD" \
         --bootstrap-admin-url "$kurl/v3" --bootstrap-internal-url "$kurl/v3" --bootstrap-public-url "$kurl/v3" \
