@@ -276,6 +276,18 @@ ensure_venv() {
     exec 9>&-
 }
 
+# SQLite write transactions that queue instead of failing with "database is locked"
+# (scripts/interop/gds_sqlite_immediate.py says why); imported by a .pth file only in processes
+# started with GDS_SQLITE_IMMEDIATE=1, i.e. the uwsgi services, not the clients.
+install_sqlite_shim() {
+    local site
+    site=$("$VENV/bin/python3" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    cp "$INTEROP_DIR/gds_sqlite_immediate.py" "$site/gds_sqlite_immediate.py.tmp.$$"
+    mv -f "$site/gds_sqlite_immediate.py.tmp.$$" "$site/gds_sqlite_immediate.py"
+    echo 'import os; os.environ.get("GDS_SQLITE_IMMEDIATE") == "1" and __import__("gds_sqlite_immediate")' \
+        >"$site/gds_sqlite_immediate.pth"
+}
+
 # ---------------------------------------------------------------------------------------------------
 # configuration
 
@@ -446,7 +458,8 @@ glance_port() { # region -> its Glance's port
 
 uwsgi_cmd() { # name port module envvar=value -> prints nothing; sets UWSGI_ARGS
     local name=$1 port=$2 module=$3 envkv=$4 procs=$5 threads=$6
-    UWSGI_ARGS=("$VENV/bin/uwsgi"
+    # GDS_SQLITE_IMMEDIATE: see install_sqlite_shim
+    UWSGI_ARGS=(env GDS_SQLITE_IMMEDIATE=1 "$VENV/bin/uwsgi"
         --http-socket "127.0.0.1:$port"
         --module "$module"
         --virtualenv "$VENV"
@@ -589,6 +602,7 @@ cmd_up() {
     log "system packages present"
     local tv=$SECONDS
     ensure_venv
+    install_sqlite_shim
     log "virtualenv ready in $((SECONDS - tv)) s"
 
     read -r KEYSTONE_PORT GLANCE1_PORT GLANCE2_PORT GLANCE3_PORT GLANCE4_PORT SIDECAR_PORT SIDECAR4_PORT \
