@@ -414,7 +414,7 @@ inject = $INJECT_PROPERTIES
 [import_filtering_opts]
 allowed_schemes = [http,https]
 allowed_hosts = [127.0.0.1]
-allowed_ports = [80,443,$GLANCE1_PORT,$GLANCE2_PORT,$GLANCE3_PORT,$GLANCE4_PORT,$SIDECAR_PORT,$SIDECAR4_PORT]
+allowed_ports = [80,443,$GLANCE1_PORT,$GLANCE2_PORT,$GLANCE3_PORT,$GLANCE4_PORT,$SIDECAR_PORT,$SIDECAR4_PORT,$WAN_PORT]
 [glance_download_properties]
 extra_properties = [hw_,trait:,os_distro,os_secure_boot,os_type]
 EOF
@@ -547,6 +547,7 @@ export GDS_REGION4_GLANCE_URL=http://127.0.0.1:$GLANCE4_PORT
 export GDS_REGION4_IMAGE_URL=$REGION4_IMAGE_URL
 export GDS_SIDECAR4_URL=$([ "$NO_SIDECAR" = 1 ] || echo "http://127.0.0.1:$SIDECAR4_PORT")
 export GDS_INJECT_PROPERTIES=$INJECT_PROPERTIES
+export GDS_WAN_PORT=$WAN_PORT
 export GDS_KEYSTONE_PID=${PID_keystone:-}
 export GDS_REGION1_GLANCE_PID=${PID_glance_REGION1:-}
 export GDS_REGION2_GLANCE_PID=${PID_glance_REGION2:-}
@@ -605,8 +606,10 @@ cmd_up() {
     install_sqlite_shim
     log "virtualenv ready in $((SECONDS - tv)) s"
 
-    read -r KEYSTONE_PORT GLANCE1_PORT GLANCE2_PORT GLANCE3_PORT GLANCE4_PORT SIDECAR_PORT SIDECAR4_PORT \
-        <<<"$(free_ports 7)"
+    # WAN_PORT: kept free for an emulated cross-region link in front of REGION1
+    # (scripts/bench-wan.sh); Glance's import filter allows it so upstream can cross it too.
+    read -r KEYSTONE_PORT GLANCE1_PORT GLANCE2_PORT GLANCE3_PORT GLANCE4_PORT SIDECAR_PORT SIDECAR4_PORT WAN_PORT \
+        <<<"$(free_ports 8)"
     log "ports: keystone $KEYSTONE_PORT, glance REGION1..4 $GLANCE1_PORT $GLANCE2_PORT $GLANCE3_PORT $GLANCE4_PORT, sidecars $SIDECAR_PORT (REGION2) $SIDECAR4_PORT (REGION4)"
     local kurl=http://127.0.0.1:$KEYSTONE_PORT
     if [ "$NO_SIDECAR" = 1 ]; then
