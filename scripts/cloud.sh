@@ -6,6 +6,8 @@
 #   REGION3  a plain Glance that offers no glance-download (sync streams the bytes itself there)
 #   REGION4  a Glance with the image_conversion (to raw) and inject_image_metadata import plugins,
 #            with a second sidecar in front of it (store_sink = glance-stage, injection mirrored)
+#   REGION5  a Glance on an S3 store (a local S3 server, scripts/interop/s3server.sh), with a third
+#            sidecar in front of it (store_sink = s3: multipart upload, then the location API)
 #
 #   scripts/cloud.sh up   [STATE_DIR] [--no-sidecar] [--single-store]
 #   scripts/cloud.sh stop [STATE_DIR]
@@ -333,7 +335,14 @@ EOF
 # The properties REGION4's Glance injects (and its sidecar mirrors for the glance-upload sink).
 INJECT_PROPERTIES=gds_injected:yes,gds_site:region4
 
-write_glance_conf() { # region port profile (source|target|plain|plugins)
+# REGION5's S3 store (scripts/interop/s3server.sh holds the server's credentials)
+S3SERVER=$INTEROP_DIR/s3server.sh
+S3_BUCKET=glance-images
+S3_ACCESS_KEY=${GDS_S3_ACCESS_KEY:-gds-s3-access}
+S3_SECRET_KEY=${GDS_S3_SECRET_KEY:-gds-s3-secret}
+S3_SECURE_HASH=${GDS_S3_SECURE_HASH:-true}
+
+write_glance_conf() { # region port profile (source|target|plain|plugins|s3)
     local region=$1 port=$2 profile=$3 d=$STATE_DIR/glance-$1 methods backends
     mkdir -p "$d/images" "$d/images-fast" "$d/staging" "$d/tasks" "$d/locks"
     methods=glance-direct,web-download,glance-download,copy-image
@@ -350,7 +359,27 @@ enabled_import_methods = [$methods]
 worker_self_reference_url = http://127.0.0.1:$port
 hashing_algorithm = sha512
 EOF
-        if [ "$STORE_MODE" = multi ]; then
+        if [ "$profile" = s3 ]; then
+            # glance_store's s3 driver on the local S3 server; do_secure_hash (default true)
+            # makes Glance read a registered location back and hash it before `active`
+            cat <<EOF
+do_secure_hash = $S3_SECURE_HASH
+enabled_backends = s3:s3
+[glance_store]
+default_backend = s3
+[s3]
+s3_store_host = http://127.0.0.1:$S3_PORT
+s3_store_region_name = us-east-1
+s3_store_access_key = $S3_ACCESS_KEY
+s3_store_secret_key = $S3_SECRET_KEY
+s3_store_bucket = $S3_BUCKET
+s3_store_bucket_url_format = path
+[os_glance_staging_store]
+filesystem_store_datadir = $d/staging/
+[os_glance_tasks_store]
+filesystem_store_datadir = $d/tasks/
+EOF
+        elif [ "$STORE_MODE" = multi ]; then
             cat <<EOF
 enabled_backends = $backends
 [glance_store]
@@ -414,7 +443,7 @@ inject = $INJECT_PROPERTIES
 [import_filtering_opts]
 allowed_schemes = [http,https]
 allowed_hosts = [127.0.0.1]
-allowed_ports = [80,443,$GLANCE1_PORT,$GLANCE2_PORT,$GLANCE3_PORT,$GLANCE4_PORT,$SIDECAR_PORT,$SIDECAR4_PORT,$WAN_PORT]
+allowed_ports = [80,443,$GLANCE1_PORT,$GLANCE2_PORT,$GLANCE3_PORT,$GLANCE4_PORT,$GLANCE5_PORT,$SIDECAR_PORT,$SIDECAR4_PORT,$SIDECAR5_PORT,$WAN_PORT]
 [glance_download_properties]
 extra_properties = [hw_,trait:,os_distro,os_secure_boot,os_type]
 EOF
@@ -452,6 +481,7 @@ glance_port() { # region -> its Glance's port
     case "$1" in
         REGION1) echo "$GLANCE1_PORT" ;; REGION2) echo "$GLANCE2_PORT" ;;
         REGION3) echo "$GLANCE3_PORT" ;; REGION4) echo "$GLANCE4_PORT" ;;
+        REGION5) echo "$GLANCE5_PORT" ;;
         *) die "unknown region $1" ;;
     esac
 }
@@ -486,7 +516,7 @@ clouds:
       project_domain_name: Default
     identity_api_version: 3
     interface: public
-    regions: [REGION1, REGION2, REGION3, REGION4]
+    regions: [REGION1, REGION2, REGION3, REGION4, REGION5]
   gds-demo:
     auth:
       auth_url: $kurl
@@ -497,7 +527,7 @@ clouds:
       project_domain_name: Default
     identity_api_version: 3
     interface: public
-    regions: [REGION1, REGION2, REGION3, REGION4]
+    regions: [REGION1, REGION2, REGION3, REGION4, REGION5]
   # REGION2's real Glance, bypassing the sidecar (upstream's own glance-download, parity checks).
   # Note: OSC's --os-endpoint-override does NOT do this (only version discovery goes there).
   gds-demo-direct:
@@ -548,6 +578,11 @@ export GDS_REGION4_IMAGE_URL=$REGION4_IMAGE_URL
 export GDS_SIDECAR4_URL=$([ "$NO_SIDECAR" = 1 ] || echo "http://127.0.0.1:$SIDECAR4_PORT")
 export GDS_INJECT_PROPERTIES=$INJECT_PROPERTIES
 export GDS_WAN_PORT=$WAN_PORT
+export GDS_S3_REGION=REGION5
+export GDS_S3_GLANCE_URL=http://127.0.0.1:$GLANCE5_PORT
+export GDS_S3_IMAGE_URL=$REGION5_IMAGE_URL
+export GDS_S3_SECURE_HASH=$S3_SECURE_HASH
+$("$S3SERVER" env "$STATE_DIR")
 export GDS_KEYSTONE_PID=${PID_keystone:-}
 export GDS_REGION1_GLANCE_PID=${PID_glance_REGION1:-}
 export GDS_REGION2_GLANCE_PID=${PID_glance_REGION2:-}
@@ -601,6 +636,9 @@ cmd_up() {
 
     ensure_system_packages
     log "system packages present"
+    # the S3 server is a cargo install the first time (minutes): build it beside the venv
+    "$S3SERVER" install >"$STATE_DIR/logs/s3server-install.log" 2>&1 &
+    S3_INSTALL_PID=$!
     local tv=$SECONDS
     ensure_venv
     install_sqlite_shim
@@ -608,16 +646,18 @@ cmd_up() {
 
     # WAN_PORT: kept free for an emulated cross-region link in front of REGION1
     # (scripts/bench-wan.sh); Glance's import filter allows it so upstream can cross it too.
-    read -r KEYSTONE_PORT GLANCE1_PORT GLANCE2_PORT GLANCE3_PORT GLANCE4_PORT SIDECAR_PORT SIDECAR4_PORT WAN_PORT \
-        <<<"$(free_ports 8)"
+    read -r KEYSTONE_PORT GLANCE1_PORT GLANCE2_PORT GLANCE3_PORT GLANCE4_PORT GLANCE5_PORT \
+        SIDECAR_PORT SIDECAR4_PORT SIDECAR5_PORT WAN_PORT S3_PORT <<<"$(free_ports 11)"
     log "ports: keystone $KEYSTONE_PORT, glance REGION1..4 $GLANCE1_PORT $GLANCE2_PORT $GLANCE3_PORT $GLANCE4_PORT, sidecars $SIDECAR_PORT (REGION2) $SIDECAR4_PORT (REGION4)"
     local kurl=http://127.0.0.1:$KEYSTONE_PORT
     if [ "$NO_SIDECAR" = 1 ]; then
         REGION2_IMAGE_URL=http://127.0.0.1:$GLANCE2_PORT
         REGION4_IMAGE_URL=http://127.0.0.1:$GLANCE4_PORT
+        REGION5_IMAGE_URL=http://127.0.0.1:$GLANCE5_PORT
     else
         REGION2_IMAGE_URL=http://127.0.0.1:$SIDECAR_PORT
         REGION4_IMAGE_URL=http://127.0.0.1:$SIDECAR4_PORT
+        REGION5_IMAGE_URL=http://127.0.0.1:$SIDECAR5_PORT
     fi
 
     write_keystone_conf
@@ -625,6 +665,7 @@ cmd_up() {
     write_glance_conf REGION2 "$GLANCE2_PORT" target
     write_glance_conf REGION3 "$GLANCE3_PORT" plain
     write_glance_conf REGION4 "$GLANCE4_PORT" plugins
+    write_glance_conf REGION5 "$GLANCE5_PORT" s3
     write_client_files
 
     # databases (migrated once per venv, copied afterwards); keystone and glance migrate in parallel
@@ -636,7 +677,7 @@ cmd_up() {
     wait "$kdb" || die "keystone database set-up failed"
     wait "$gdb" || die "glance database set-up failed"
     local r
-    for r in REGION2 REGION3 REGION4; do
+    for r in REGION2 REGION3 REGION4 REGION5; do
         cp "$STATE_DIR/glance-REGION1/glance.sqlite" "$STATE_DIR/glance-$r/glance.sqlite"
     done
     log "databases ready in $((SECONDS - tdb)) s"
@@ -673,18 +714,25 @@ cmd_up() {
         --admin-password "$ADMIN_PASSWORD" --glance-password "$GLANCE_PASSWORD" --demo-password "$DEMO_PASSWORD" \
         --image-url "REGION1=http://127.0.0.1:$GLANCE1_PORT" --image-url "REGION2=$REGION2_IMAGE_URL" \
         --image-url "REGION3=http://127.0.0.1:$GLANCE3_PORT" --image-url "REGION4=$REGION4_IMAGE_URL" \
+        --image-url "REGION5=$REGION5_IMAGE_URL" \
         >>"$STATE_DIR/logs/bootstrap.log" 2>&1 || { tail -n 30 "$STATE_DIR/logs/bootstrap.log" >&2; die "keystone bootstrap failed"; }
     log "keystone bootstrapped (image endpoints: REGION2 $REGION2_IMAGE_URL, REGION4 $REGION4_IMAGE_URL)"
 
+    # the S3 server behind REGION5's store (installed in the background since the start)
+    wait "$S3_INSTALL_PID" || { tail -n 30 "$STATE_DIR/logs/s3server-install.log" >&2; die "S3 server install failed"; }
+    GDS_S3_PYTHON=$VENV/bin/python3 "$S3SERVER" start "$S3_PORT" "$STATE_DIR" "$S3_BUCKET" 2>>"$STATE_DIR/logs/s3server.log" ||
+        { tail -n 20 "$STATE_DIR/logs/s3server.log" >&2; die "S3 server did not start"; }
+    record_pid s3server "$(cat "$STATE_DIR/s3/pid")" "$STATE_DIR/s3/data"
+
     local region port procs pidvar
-    for region in REGION1 REGION2 REGION3 REGION4; do
+    for region in REGION1 REGION2 REGION3 REGION4 REGION5; do
         port=$(glance_port "$region")
         # the source and the sidecar's target take the load; the others get one worker process
         case "$region" in REGION1|REGION2) procs=2 ;; *) procs=1 ;; esac
         uwsgi_cmd "glance-$region" "$port" glance.wsgi.api:application "OS_GLANCE_CONFIG_DIR=$STATE_DIR/glance-$region" "$procs" 4
         start_bg "glance-$region" "$STATE_DIR/logs/glance-$region.log" "$STATE_DIR/run/glance-$region.pid" -- "${UWSGI_ARGS[@]}"
     done
-    for region in REGION1 REGION2 REGION3 REGION4; do
+    for region in REGION1 REGION2 REGION3 REGION4 REGION5; do
         pidvar=PID_glance_$region
         wait_http "glance-$region" "http://127.0.0.1:$(glance_port "$region")/healthcheck" \
             "$STATE_DIR/logs/glance-$region.log" "${!pidvar}" '^200$'
@@ -694,7 +742,7 @@ cmd_up() {
     local token code
     token=$(token_for demo "$DEMO_PASSWORD" demo)
     [ -n "$token" ] || die "could not get a token for demo from Keystone"
-    for port in "$GLANCE1_PORT" "$GLANCE2_PORT" "$GLANCE3_PORT" "$GLANCE4_PORT"; do
+    for port in "$GLANCE1_PORT" "$GLANCE2_PORT" "$GLANCE3_PORT" "$GLANCE4_PORT" "$GLANCE5_PORT"; do
         code=$(curl -s -m 30 -o /dev/null -w '%{http_code}' -H "X-Auth-Token: $token" "http://127.0.0.1:$port/v2/images")
         [ "$code" = 200 ] || { tail -n 40 "$STATE_DIR"/logs/glance-*.log >&2; die "GET /v2/images on 127.0.0.1:$port answered $code"; }
     done
@@ -730,6 +778,30 @@ EOF
             --bind "127.0.0.1:$SIDECAR4_PORT" --glance-url "http://127.0.0.1:$GLANCE4_PORT" --auth-url "$kurl/v3"
         wait_http sidecar-REGION4 "http://127.0.0.1:$SIDECAR4_PORT/healthcheck" "$STATE_DIR/logs/sidecar-REGION4.log" \
             "$PID_sidecar_REGION4" '^200$'
+
+        # REGION5's sidecar: the s3 sink writes Glance's bucket and registers the location with
+        # the glance service user's token (role service) as X-Service-Token
+        cat >"$STATE_DIR/sidecar-REGION5.conf" <<EOF
+[DEFAULT]
+store_sink = s3
+task_journal = $STATE_DIR/sidecar-REGION5.jsonl
+[s3]
+endpoint = http://127.0.0.1:$S3_PORT
+region = us-east-1
+bucket = $S3_BUCKET
+access_key = $S3_ACCESS_KEY
+secret_key = $S3_SECRET_KEY
+[service_credentials]
+username = glance
+password = $GLANCE_PASSWORD
+project_name = service
+EOF
+        chmod 600 "$STATE_DIR/sidecar-REGION5.conf"
+        start_bg sidecar-REGION5 "$STATE_DIR/logs/sidecar-REGION5.log" "127.0.0.1:$SIDECAR5_PORT" -- \
+            env RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 "$SIDECAR_BIN" serve --config "$STATE_DIR/sidecar-REGION5.conf" \
+            --bind "127.0.0.1:$SIDECAR5_PORT" --glance-url "http://127.0.0.1:$GLANCE5_PORT" --auth-url "$kurl/v3"
+        wait_http sidecar-REGION5 "http://127.0.0.1:$SIDECAR5_PORT/healthcheck" "$STATE_DIR/logs/sidecar-REGION5.log" \
+            "$PID_sidecar_REGION5" '^200$'
     fi
 
     write_env_file

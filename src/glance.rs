@@ -346,6 +346,23 @@ impl Glance {
             .unwrap_or_default())
     }
 
+    /// `GET {base}/v2/info/stores`: the stores of a multi-store Glance, or `None` for a
+    /// single-store one (upstream answers 404 "Multi backend is not supported at this site.").
+    pub async fn stores(
+        &self,
+        base: &str,
+        token: &Token,
+    ) -> Result<Option<Vec<crate::stores::StoreInfo>>, GlanceError> {
+        let request = builder(Method::GET, format!("{base}/v2/info/stores"), token)
+            .body(empty())
+            .map_err(|e| GlanceError::Transport(e.to_string()))?;
+        match self.json_call(request).await {
+            Ok(doc) => Ok(crate::stores::parse_info(&Value::Object(doc.0))),
+            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn send(&self, request: Request<BoxBody>) -> Result<Response<Incoming>, GlanceError> {
         tokio::time::timeout(self.timeout, self.client.request(request))
             .await

@@ -8,9 +8,14 @@
 //! 4. Stream the source's data through the hashers into the store sink; the sink commits only
 //!    after size, MD5 and `os_hash_value` equal the source's.
 //! 5. Re-read the target: `active` with the source's size and digests.
+//! 6. On a multi-store Glance, the stores beyond the first: upstream's `copy-image` (see `copy`),
+//!    unless the sink wrote them all itself (`glance-stage`).
 //!
-//! On failure after step 3 the image is put back as it was: `queued` (Glance does that when the
-//! upload is cut short), formats and properties restored.
+//! On failure up to step 5 the image is put back as it was: `queued` (Glance does that when the
+//! upload is cut short), formats and properties restored. A store failing in step 6 leaves the
+//! image `active` in the stores that worked, as upstream's `copy-image` does.
+
+mod copy;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -36,6 +41,7 @@ use crate::pipeline::{
 };
 use crate::shared;
 use crate::sink::{SinkError, Sinks, Target};
+use crate::stores::{StoreOutcome, StorePlan};
 use crate::tasks::{ImportLock, Task};
 
 /// How long to wait for Glance to finish putting an aborted upload back to `queued`.
@@ -48,7 +54,8 @@ pub struct ImportRequest {
     pub remote_image_id: ImageId,
     pub region: String,
     pub interface: String,
-    pub store: Option<String>,
+    /// The stores to write (empty on a single-store Glance), resolved before the 202.
+    pub stores: StorePlan,
     /// The sink asked for by the request, if any (else the configured one).
     pub sink: Option<SinkKind>,
     pub token: Token,
@@ -90,6 +97,16 @@ pub enum ImportError {
     ShuttingDown,
     #[error("after upload the target image {0}")]
     PostCheck(String),
+}
+
+/// A verified import, and what became of each requested store.
+#[derive(Debug)]
+pub struct Imported {
+    pub verified: Verified,
+    /// Every planned store's fate (multi-store Glance only).
+    pub stores: Option<StoreOutcome>,
+    /// Why some stores failed, when some did.
+    pub store_failure: Option<String>,
 }
 
 impl ImportError {
@@ -174,23 +191,44 @@ impl Importer {
         beating.cancel();
         let _ = heart.await;
         match result {
-            Ok(verified) => {
+            Ok(imported) => {
+                let verified = &imported.verified;
                 self.metrics
                     .bytes_imported
                     .fetch_add(verified.size, Ordering::Relaxed);
-                Metrics::inc(&self.metrics.imports_succeeded);
                 let seconds = started_at.elapsed().as_secs_f64().max(1e-6);
                 self.metrics
                     .throughput
                     .observe(verified.size as f64 / 1e6 / seconds);
                 info!(task_id = %task.id, image_id = %request.image_id, bytes = verified.size, "Import verified and active");
-                task.succeed(json!({
+                let mut verification = json!({
                     "size": verified.size,
                     "checksum": verified.checksum,
                     "os_hash_algo": verified.os_hash_algo.name(),
                     "os_hash_value": verified.os_hash_value,
                     "verified": true,
-                }));
+                });
+                if let Some(outcome) = &imported.stores {
+                    verification["stores"] = outcome.to_json();
+                    if let Some(reason) = &imported.store_failure {
+                        verification["stores"]["reason"] = reason.as_str().into();
+                    }
+                }
+                match imported.stores.as_ref().filter(|o| !o.failed.is_empty()) {
+                    Some(outcome) if request.stores.all_must_succeed => {
+                        Metrics::inc(&self.metrics.imports_failed);
+                        let message = required_store_failed(outcome, imported.store_failure);
+                        warn!(task_id = %task.id, image_id = %request.image_id, %message, "Import failed in a required store");
+                        task.fail_verified(message, verification);
+                    }
+                    outcome => {
+                        if let Some(outcome) = outcome {
+                            warn!(task_id = %task.id, image_id = %request.image_id, failed = %outcome.failed.join(","), "Some stores failed; all_stores_must_succeed is false");
+                        }
+                        Metrics::inc(&self.metrics.imports_succeeded);
+                        task.succeed(verification);
+                    }
+                }
             }
             Err(error) => {
                 Metrics::inc(&self.metrics.imports_failed);
@@ -279,7 +317,7 @@ impl Importer {
         request: &ImportRequest,
         task: &Task,
         synced: &mut Option<Vec<PatchOp>>,
-    ) -> Result<Verified, ImportError> {
+    ) -> Result<Imported, ImportError> {
         let token = &request.token;
         let remote = request
             .identity
@@ -366,7 +404,9 @@ impl Importer {
         let sink_target = Target {
             image_id: request.image_id.clone(),
             size: expected.size,
-            store: request.store.clone(),
+            store: request.stores.first().map(str::to_string),
+            stores: request.stores.stores.clone(),
+            all_stores_must_succeed: request.stores.all_must_succeed,
             token: token.clone(),
         };
         let transfer = async {
@@ -392,9 +432,74 @@ impl Importer {
             .fetch_add(retries.load(Ordering::Relaxed), Ordering::Relaxed);
         let verified = outcome.map_err(|_| ImportError::TimedOut(self.total_timeout))??;
         task.note("Verifying the stored image");
-        self.post_check(request, &verified, sink.keeps_bytes())
+        let image = self
+            .post_check(request, &verified, sink.keeps_bytes())
             .await?;
-        Ok(verified)
+        let (stores, store_failure) = self
+            .other_stores(request, &image, sink.writes_every_store(), task)
+            .await;
+        Ok(Imported {
+            verified,
+            stores,
+            store_failure,
+        })
+    }
+
+    /// What became of every planned store once the image is active and verified: read off the
+    /// image when the sink wrote them all, else after copying to the stores beyond the first.
+    async fn other_stores(
+        &self,
+        request: &ImportRequest,
+        image: &Image,
+        sink_wrote_all: bool,
+        task: &Task,
+    ) -> (Option<StoreOutcome>, Option<String>) {
+        let plan = &request.stores;
+        if plan.stores.is_empty() {
+            return (None, None);
+        }
+        if sink_wrote_all {
+            let outcome = StoreOutcome::of(&plan.stores, &image.0);
+            let reason = (!outcome.failed.is_empty()).then(|| {
+                "the target Glance's import did not write them (see os_glance_failed_import)"
+                    .to_string()
+            });
+            return (Some(outcome), reason);
+        }
+        let mut outcome = StoreOutcome {
+            succeeded: plan.first().map(str::to_string).into_iter().collect(),
+            failed: Vec::new(),
+        };
+        if plan.rest().is_empty() {
+            return (Some(outcome), None);
+        }
+        let on = copy::On {
+            glance: &self.glance,
+            base: &self.glance_url,
+            id: &request.image_id,
+            token: &request.token,
+        };
+        let copied = copy::copy_image(
+            on,
+            plan.rest(),
+            plan.all_must_succeed,
+            self.total_timeout,
+            task,
+        )
+        .await;
+        let reason = match copied {
+            Ok(copied) => {
+                outcome.succeeded.extend(copied.outcome.succeeded);
+                outcome.failed.extend(copied.outcome.failed);
+                copied.reason
+            }
+            Err(error) => {
+                // The copy's end was not seen: none of these stores is confirmed.
+                outcome.failed.extend(plan.rest().iter().cloned());
+                Some(error.to_string())
+            }
+        };
+        (Some(outcome), reason)
     }
 
     fn pipeline_error(&self, error: PipelineError, request: &ImportRequest) -> ImportError {
@@ -433,7 +538,7 @@ impl Importer {
         request: &ImportRequest,
         verified: &Verified,
         keeps_bytes: bool,
-    ) -> Result<(), ImportError> {
+    ) -> Result<Image, ImportError> {
         let image = self.target_image(request).await?;
         if image.status() != Some("active") {
             return Err(ImportError::PostCheck(format!(
@@ -443,7 +548,7 @@ impl Importer {
         }
         if !keeps_bytes {
             // The target's import plugins may have transformed the verified bytes on purpose.
-            return Ok(());
+            return Ok(image);
         }
         if image.size() != Some(verified.size) {
             return Err(ImportError::PostCheck(format!(
@@ -469,7 +574,7 @@ impl Importer {
                 )));
             }
         }
-        Ok(())
+        Ok(image)
     }
 
     /// Waits for the target to settle after a failed upload, then restores its metadata.
@@ -533,6 +638,24 @@ impl Importer {
         }
         Ok(())
     }
+}
+
+/// The task message when a store failed and `all_stores_must_succeed` is true.
+fn required_store_failed(outcome: &StoreOutcome, reason: Option<String>) -> String {
+    let mut message = format!(
+        "store(s) {} failed and all_stores_must_succeed is true",
+        outcome.failed.join(",")
+    );
+    if let Some(reason) = reason {
+        message.push_str(&format!(": {reason}"));
+    }
+    if !outcome.succeeded.is_empty() {
+        message.push_str(&format!(
+            "; the verified image stays active in store(s) {}",
+            outcome.succeeded.join(",")
+        ));
+    }
+    message
 }
 
 fn target_error(error: GlanceError) -> ImportError {

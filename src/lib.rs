@@ -33,12 +33,16 @@ pub mod metrics;
 pub mod pipeline;
 /// Restart after a crash: interrupted tasks marked failed, their images restored.
 pub mod recovery;
+/// S3: SigV4 signing and the multipart calls of the `s3` store sink.
+pub mod s3;
 /// Import state kept on the target image so every sidecar instance sees it.
 pub mod shared;
 /// Simulated Keystone and Glance regions on loopback (tests, demo, benches).
 pub mod sim;
-/// Store sinks: where verified bytes go (`glance-upload`, `glance-stage`).
+/// Store sinks: where verified bytes go (`glance-upload`, `glance-stage`, `s3`).
 pub mod sink;
+/// Multi-store targets: which stores an import writes, and what became of each.
+pub mod stores;
 /// The `sync` command: bulk copy of images between regions.
 pub mod sync;
 /// The `tasks` command: an image's tasks as a table.

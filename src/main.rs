@@ -32,10 +32,13 @@ enum Command {
     Serve(ServeArgs),
     /// Import a generated image between two simulated regions through the real sidecar code.
     Demo(DemoArgs),
-    /// Measure the hash-only ceiling, the pipeline and a full import side by side.
+    /// Measure the hash-only ceiling, the pipeline and imports side by side (simulated or real cloud).
     Bench(BenchArgs),
     /// Copy images from one region to others, skipping those already copied.
     Sync(SyncArgs),
+    /// Emulate a cross-region link in front of a TCP service (delay, window, bandwidth), for
+    /// benchmarks: the kernel's netem is not needed.
+    WanLink(WanLinkArgs),
     /// List an image's import tasks (with progress) in a region, as `openstack image task list`.
     Tasks {
         /// Cloud in clouds.yaml (else OS_CLOUD, else OS_* variables).
@@ -55,6 +58,25 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(clap::Args)]
+struct WanLinkArgs {
+    /// Address to listen on (port 0: any free port, printed at start).
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:0")]
+    listen: std::net::SocketAddr,
+    /// The service behind the link.
+    #[arg(long, value_name = "IP:PORT")]
+    upstream: std::net::SocketAddr,
+    /// Round-trip time added (half in each direction), in milliseconds.
+    #[arg(long, default_value_t = 80)]
+    rtt_ms: u64,
+    /// Link bandwidth per direction, shared by all connections, in Mbit/s.
+    #[arg(long, default_value_t = 1000)]
+    mbit_per_sec: u64,
+    /// Bytes in flight per connection and direction (a TCP window).
+    #[arg(long, default_value = "4MiB", value_parser = demo::parse_size)]
+    window: u64,
 }
 
 #[derive(clap::Args)]
@@ -86,13 +108,28 @@ struct DemoArgs {
 
 #[derive(clap::Args)]
 struct BenchArgs {
-    /// Measure on a simulated cloud in this process (required: measuring a real cloud is not
-    /// built yet).
+    /// Measure on a simulated cloud in this process.
     #[arg(long)]
     simulated: bool,
-    /// Size of the generated image (B, KiB, MiB, GiB; KB, MB, GB).
-    #[arg(long, default_value = "1GiB", value_parser = demo::parse_size)]
-    size: u64,
+    /// Real cloud: the cloud of clouds.yaml to sign in with [default: $OS_CLOUD, else OS_*].
+    #[arg(long, value_name = "NAME")]
+    os_cloud: Option<String>,
+    /// Real cloud: the source region (the bench creates its source image there).
+    #[arg(long, value_name = "REGION")]
+    from: Option<String>,
+    /// Real cloud: the target region (the label; the bench drives --target-glance-url).
+    #[arg(long, value_name = "REGION")]
+    to: Option<String>,
+    /// Real cloud: the target region's Glance itself (not a sidecar in front of it); the bench
+    /// runs the sidecar in this process in front of it.
+    #[arg(long, value_name = "URL")]
+    target_glance_url: Option<String>,
+    /// Real cloud: copy this active image of the source region instead of a generated one.
+    #[arg(long, value_name = "IMAGE_ID")]
+    image: Option<String>,
+    /// Size of the generated image (B, KiB, MiB, GiB; KB, MB, GB) [default: 1GiB].
+    #[arg(long, value_parser = demo::parse_size)]
+    size: Option<u64>,
     /// Times each phase is measured; the report gives medians.
     #[arg(long, default_value_t = 3)]
     runs: usize,
@@ -105,6 +142,17 @@ struct BenchArgs {
     /// Frames buffered per pipeline stage [default: the sidecar's buffer_chunks, 8].
     #[arg(long)]
     buffer_chunks: Option<usize>,
+}
+
+impl BenchArgs {
+    /// Whether any flag of the real-cloud mode was given.
+    fn names_a_cloud(&self) -> bool {
+        self.os_cloud.is_some()
+            || self.from.is_some()
+            || self.to.is_some()
+            || self.target_glance_url.is_some()
+            || self.image.is_some()
+    }
 }
 
 #[derive(clap::Args)]
@@ -148,6 +196,69 @@ fn parse_property(text: &str) -> Result<(String, String), String> {
     sync::parse_property(text).map_err(|e| e.to_string())
 }
 
+/// Runs an emulated link until SIGINT or SIGTERM.
+fn run_wan_link(args: WanLinkArgs) -> ExitCode {
+    use glance_download_sidecar::sim::{LinkSpec, WanLink};
+    let window = match usize::try_from(args.window) {
+        Ok(w) if w > 0 && w <= u32::MAX as usize => w,
+        _ => {
+            eprintln!("wan-link: --window must be between 1 byte and 4 GiB");
+            return ExitCode::from(64);
+        }
+    };
+    if args.mbit_per_sec == 0 {
+        eprintln!("wan-link: --mbit-per-sec must be positive");
+        return ExitCode::from(64);
+    }
+    let spec = LinkSpec {
+        one_way_delay: std::time::Duration::from_micros(args.rtt_ms * 500),
+        bandwidth: args.mbit_per_sec * 125_000,
+        window,
+        stall: None,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wan-link: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("wan-link: cannot listen on {}: {e}", args.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        let link = match WanLink::start_on(listener, args.upstream, spec) {
+            Ok(link) => link,
+            Err(e) => {
+                eprintln!("wan-link: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!(
+            "wan-link: {} -> {} (rtt {} ms, {} Mbit/s, window {} bytes)",
+            link.addr, args.upstream, args.rtt_ms, args.mbit_per_sec, window
+        );
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("wan-link: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("wan-link: {} connections carried", link.connections());
+        ExitCode::SUCCESS
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -155,6 +266,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => run_demo(args),
         Command::Bench(args) => run_bench(args),
         Command::Sync(args) => run_sync(args),
+        Command::WanLink(args) => run_wan_link(args),
         Command::Tasks {
             os_cloud,
             region,
@@ -311,29 +423,42 @@ fn run_demo(args: DemoArgs) -> ExitCode {
 }
 
 fn run_bench(args: BenchArgs) -> ExitCode {
-    if !args.simulated {
-        eprintln!(
-            "glance-download-sidecar bench: only --simulated is implemented; \
-             measuring a real cloud (--auth-url/--os-cloud) is not available yet"
-        );
-        return ExitCode::from(EXIT_USAGE);
+    let refuse = |error: &dyn std::fmt::Display| {
+        eprintln!("glance-download-sidecar bench: {error}");
+        ExitCode::from(EXIT_USAGE)
+    };
+    let defaults = bench::Options::default();
+    let limits = glance_download_sidecar::pipeline::Limits {
+        chunk_size: args.chunk_size.map_or(defaults.limits.chunk_size, |c| {
+            usize::try_from(c).unwrap_or(usize::MAX)
+        }),
+        buffer_chunks: args.buffer_chunks.unwrap_or(defaults.limits.buffer_chunks),
+    };
+    match (args.simulated, args.names_a_cloud()) {
+        (true, true) => {
+            return refuse(
+                &"--simulated does not go with --os-cloud, --from, --to, --target-glance-url \
+                  or --image",
+            )
+        }
+        (false, false) => {
+            return refuse(
+                &"give --simulated, or a real cloud: --from REGION --to REGION \
+                  --target-glance-url URL [--os-cloud NAME]",
+            )
+        }
+        (false, true) => return run_bench_cloud(args, limits),
+        (true, false) => {}
     }
     init_logging("warn");
-    let defaults = bench::Options::default();
     let options = bench::Options {
         target: bench::Target::Simulated,
-        size: args.size,
+        size: args.size.unwrap_or(defaults.size),
         runs: args.runs,
-        limits: glance_download_sidecar::pipeline::Limits {
-            chunk_size: args.chunk_size.map_or(defaults.limits.chunk_size, |c| {
-                usize::try_from(c).unwrap_or(usize::MAX)
-            }),
-            buffer_chunks: args.buffer_chunks.unwrap_or(defaults.limits.buffer_chunks),
-        },
+        limits,
     };
     if let Err(error) = options.validate() {
-        eprintln!("glance-download-sidecar bench: {error}");
-        return ExitCode::from(EXIT_USAGE);
+        return refuse(&error);
     }
     match bench::run(&options, &mut |line| eprintln!("{line}")) {
         Ok(report) if args.json => {
@@ -343,6 +468,72 @@ fn run_bench(args: BenchArgs) -> ExitCode {
         Ok(report) => {
             print!("{}", report.table());
             ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("bench failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `bench` against a real cloud; exits 1 if a phase fails or an image could not be deleted.
+fn run_bench_cloud(args: BenchArgs, limits: glance_download_sidecar::pipeline::Limits) -> ExitCode {
+    init_logging("warn");
+    let options = bench::cloud::CloudOptions::from_flags(
+        args.from.as_deref(),
+        args.to.as_deref(),
+        args.target_glance_url.as_deref(),
+        args.image.as_deref(),
+        args.size,
+        args.runs,
+        limits,
+    );
+    let env = sync::Environment::from_process();
+    let prepared = options.map_err(|e| e.to_string()).and_then(|options| {
+        sync::Credentials::load(args.os_cloud.as_deref(), &env)
+            .map(|credentials| (options, credentials))
+            .map_err(|e| e.to_string())
+    });
+    let (options, credentials) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            eprintln!("glance-download-sidecar bench: {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_signal = cancel.clone();
+    // Ctrl-C or SIGTERM stops the phase under way; the bench then deletes what it created.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        if let Ok(rt) = rt {
+            rt.block_on(shutdown_signal());
+            on_signal.cancel();
+        }
+    });
+    let report = bench::cloud::run_cloud(
+        &options,
+        &credentials,
+        &mut |line| eprintln!("{line}"),
+        cancel,
+    );
+    match report {
+        Ok(report) => {
+            if args.json {
+                // The table still goes to people, on stderr with the progress lines.
+                println!("{:#}", report.to_json());
+                eprint!("{}", report.table());
+            } else {
+                print!("{}", report.table());
+            }
+            if report.leftovers.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("bench: some images could not be deleted (listed above)");
+                ExitCode::FAILURE
+            }
         }
         Err(error) => {
             eprintln!("bench failed: {error}");

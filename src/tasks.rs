@@ -121,6 +121,16 @@ impl Task {
         finish(&mut state);
     }
 
+    /// Fails the task although its data was verified and stored (e.g. a required extra store
+    /// could not be written): the verification stays visible beside the message.
+    pub fn fail_verified(&self, message: impl Into<String>, verification: Value) {
+        let mut state = self.lock();
+        state.status = Status::Failure;
+        state.message = message.into();
+        state.verification = Some(verification);
+        finish(&mut state);
+    }
+
     pub fn fail(&self, message: impl Into<String>) {
         let mut state = self.lock();
         state.status = Status::Failure;

@@ -714,3 +714,22 @@ async fn short_lived_tokens_are_renewed_during_a_run() {
     let copy = &w.copies("REGION3", &slow).await[0];
     assert_same_data(copy, &w.cloud.region("REGION1").image(&slow).unwrap());
 }
+
+/// REGION2's Glance refuses writes for a moment (500, as Glance on a locked database): the
+/// sidecar answers the import with 502, and `sync` takes the copy again instead of failing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_momentarily_failing_target_is_retried() {
+    let w = World::start().await;
+    let src = w.image("busy", 100_000, 7, |_| {});
+    w.cloud.region("REGION2").fail_next_patches(1);
+    let (summary, output) = w.sync_to("REGION2", &[], Filters::default(), false).await;
+    assert!(summary.succeeded(), "{output}");
+    assert_eq!(summary.count(Action::Copied), 1, "{output}");
+    let copies = w.copies("REGION2", &src).await;
+    assert_eq!(
+        copies.len(),
+        1,
+        "the retry reused the first attempt's image: {copies:?}"
+    );
+    assert_same_data(&copies[0], &w.cloud.region("REGION1").image(&src).unwrap());
+}

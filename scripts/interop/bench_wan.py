@@ -51,6 +51,25 @@ def make_source(cloud, size, workdir):
     return cloud.wait_image(image["id"], region="REGION1", timeout=600)
 
 
+def disk_writes(pid):
+    """Bytes the process caused to be written to storage (/proc/PID/io write_bytes)."""
+    if pid is None:
+        return 0
+    with open("/proc/%d/io" % pid) as f:
+        for line in f:
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    return 0
+
+
+def peak_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
 def copy_once(cloud, url, source, region):
     r = cloud.http("POST", cloud.region2_glance + "/v2/images", json={
         "name": "gds-wan-copy", "disk_format": "raw", "container_format": "bare"})
@@ -95,14 +114,19 @@ def main():
     ]
     source = None
     times = {name: [] for name, _, _ in contenders}
+    pids = {url: sc.proc.pid for sc in (one, many) for url in [sc.url]}
+    written = {name: [] for name, _, _ in contenders}
     try:
         source = make_source(cloud, a.size_mib << 20, a.workdir)
         for run in range(a.runs):
             for name, url, region in contenders:
+                before = disk_writes(pids.get(url))
                 s = copy_once(cloud, url, source, region)
+                written[name].append(disk_writes(pids.get(url)) - before)
                 times[name].append(s)
                 print("run %d %-12s %7.2f s  %7.1f MB/s" % (run + 1, name, s, source["size"] / s / 1e6),
                       flush=True)
+        rss = {"sidecar-1": peak_rss_kib(one.proc.pid), "sidecar-%d" % a.streams: peak_rss_kib(many.proc.pid)}
     finally:
         one.stop()
         many.stop()
@@ -122,11 +146,17 @@ def main():
         "median_seconds": med, "mb_per_s": rate,
         "speedup_vs_upstream": {name: base / s for name, s in med.items()},
         "all_seconds": times,
+        # sidecar processes only (upstream is Glance itself): what they wrote to disk per copy
+        # (the task journal's few lines) and their peak resident memory
+        "sidecar_disk_write_bytes": {k: v for k, v in written.items() if k != "upstream"},
+        "sidecar_peak_rss_kib": rss,
     }
     print()
     print("%-12s %10s %10s %12s" % ("contender", "median s", "MB/s", "vs upstream"))
     for name, _, _ in contenders:
         print("%-12s %10.2f %10.1f %11.2fx" % (name, med[name], rate[name], base / med[name]))
+    print("sidecar bytes written to disk per copy: %s" % {k: v for k, v in written.items() if k != "upstream"})
+    print("sidecar peak RSS (KiB): %s" % rss)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -15,6 +15,7 @@ use crate::import::ImportRequest;
 use crate::keystone::{Identity, KeystoneError, Token};
 use crate::metrics::Metrics;
 use crate::shared;
+use crate::stores::{self, StorePlan};
 use crate::tasks::NewTask;
 use tracing::Instrument;
 
@@ -195,13 +196,11 @@ pub async fn handle(
         return Err(ApiError::Conflict("Image has active task".into()));
     }
 
-    let store = fields.stores.first().cloned().or_else(|| {
-        parts
-            .headers
-            .get("x-image-meta-store")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    });
+    let header_store = parts
+        .headers
+        .get("x-image-meta-store")
+        .and_then(|v| v.to_str().ok());
+    let stores = resolve_stores(app, &token, &body, header_store).await?;
     let slot = app
         .importer
         .slots
@@ -223,7 +222,7 @@ pub async fn handle(
             input: json!({
                 "image_id": image_id.as_str(),
                 "import_req": fields.recorded,
-                "backend": [store],
+                "backend": stores.backend(),
             }),
         })
         .map_err(|_| ApiError::Conflict("Image has active task".into()))?;
@@ -238,7 +237,7 @@ pub async fn handle(
         remote_image_id: fields.remote_image_id,
         region: fields.region,
         interface: fields.interface,
-        store,
+        stores,
         token,
         identity,
     };
@@ -260,6 +259,36 @@ pub async fn handle(
         response.headers_mut().insert(REQUEST_ID, value);
     }
     Ok(response)
+}
+
+/// The stores this import writes. On a multi-store Glance (one that lists its stores at
+/// `/v2/info/stores`) upstream's rules and messages apply; on a single-store one `stores`,
+/// `all_stores` and `X-Image-Meta-Store` are accepted and ignored, as upstream ignores them.
+async fn resolve_stores(
+    app: &App,
+    token: &Token,
+    body: &Map<String, Value>,
+    header: Option<&str>,
+) -> Result<StorePlan, ApiError> {
+    let known = app
+        .glance
+        .stores(&app.config.glance_url, token)
+        .await
+        .map_err(|e| match e.status() {
+            Some(StatusCode::UNAUTHORIZED) => ApiError::Unauthorized,
+            _ if matches!(e, GlanceError::Timeout(_)) => ApiError::GatewayTimeout,
+            _ => ApiError::BadGateway(format!("listing the target Glance's stores: {e}")),
+        })?;
+    let Some(known) = known else {
+        return Ok(StorePlan::single());
+    };
+    stores::resolve(body, header, &known).map_err(|e| {
+        if e.is_conflict() {
+            ApiError::Conflict(e.to_string())
+        } else {
+            ApiError::BadRequest(e.to_string())
+        }
+    })
 }
 
 /// Marks the image as being imported by this task, where every instance looks; a claim that

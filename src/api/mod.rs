@@ -83,7 +83,21 @@ impl App {
         let importer = Arc::new(Importer {
             glance: glance.clone(),
             glance_url: config.glance_url.clone(),
-            sinks: Sinks::new(glance.clone(), &config.glance_url, config.store_sink),
+            sinks: Sinks::new(glance.clone(), &config.glance_url, config.store_sink).with_s3(
+                config.s3.clone().map(|s3| {
+                    crate::sink::S3Sink::new(
+                        client.clone(),
+                        glance.clone(),
+                        &config.glance_url,
+                        s3,
+                        config
+                            .service_credentials
+                            .clone()
+                            .map(|creds| (keystone.clone(), creds)),
+                        config.request_timeout,
+                    )
+                }),
+            ),
             inject: config.inject.clone(),
             inject_ignore_roles: config.inject_ignore_roles.clone(),
             limits: Limits {

@@ -12,11 +12,13 @@
 //!
 //! For each: throughput, CPU seconds per GiB (whole process and per thread group), peak RSS; for
 //! (c) also the time from the `202` to the store starting to receive; and the ratios (b)/(a),
-//! (c)/(a) per run. Only the simulated target exists today: [`Target`] is where a real-cloud mode
-//! (`--auth-url`/`--os-cloud`) will be added.
+//! (c)/(a) per run. Against a real cloud (`--os-cloud`/`OS_*`, `--from`, `--to`), [`cloud`]
+//! measures Glance's own `PUT /file`, both sinks and upstream's glance-download side by side.
 
 mod bodies;
 mod ceiling;
+/// `bench` against a real cloud: Glance's `PUT /file`, both sinks and upstream side by side.
+pub mod cloud;
 mod measure;
 mod report;
 mod sim;
@@ -109,6 +111,17 @@ pub enum BenchError {
     Check(String),
     #[error("a benchmark task panicked")]
     Panicked,
+    #[error("signing in failed: {0}")]
+    Auth(#[from] crate::sync::AuthError),
+    #[error("{0}")]
+    Catalog(#[from] crate::keystone::CatalogError),
+    #[error("TLS setup failed: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    /// A measured phase (or the setup) could not complete; `reason` never holds a token.
+    #[error("{phase} failed: {reason}")]
+    Phase { phase: &'static str, reason: String },
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// Runs the bench; `progress` receives one line per step (for stderr).

@@ -255,7 +255,7 @@ impl SimRig {
 
 /// A multi-thread runtime with one worker per CPU (as the sidecar's own), whose threads, workers
 /// and blocking pool alike, are named `name` and kept alive so their CPU time stays countable.
-fn runtime(name: &str) -> std::io::Result<Runtime> {
+pub(super) fn runtime(name: &str) -> std::io::Result<Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .thread_name(name)
         .thread_keep_alive(Duration::from_secs(3600))

@@ -3,6 +3,7 @@
 //! field; a bad value is reported as a [`ConfigError`] naming the key and the reason.
 
 pub mod ini;
+mod s3;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -50,6 +51,10 @@ pub mod defaults {
     pub const SHUTDOWN_GRACE_SECS: u64 = 30;
     /// Seconds a validated token is remembered (never longer than the token lives).
     pub const TOKEN_CACHE_TTL_SECS: u64 = 60;
+    /// `[s3] region`: the SigV4 signing region (S3-compatible servers mostly accept any).
+    pub const S3_REGION: &str = "us-east-1";
+    /// `[s3] part_size`: bytes per multipart part; an upload holds at most two in memory.
+    pub const S3_PART_SIZE: u64 = 16 * 1024 * 1024;
     /// Property-name prefixes copied from the source image (Glance's own defaults).
     pub const EXTRA_PROPERTIES: [&str; 5] =
         ["hw_", "trait:", "os_distro", "os_secure_boot", "os_type"];
@@ -62,6 +67,8 @@ pub enum SinkKind {
     GlanceUpload,
     /// `PUT /v2/images/{id}/stage` then a `glance-direct` import (the target's plugins run).
     GlanceStage,
+    /// Multipart upload into the S3 bucket of an S3-backed Glance, then the location API.
+    S3,
 }
 
 impl SinkKind {
@@ -70,6 +77,7 @@ impl SinkKind {
         match name {
             "glance-upload" => Some(SinkKind::GlanceUpload),
             "glance-stage" => Some(SinkKind::GlanceStage),
+            "s3" => Some(SinkKind::S3),
             _ => None,
         }
     }
@@ -130,6 +138,9 @@ pub struct Config {
     pub inject_ignore_roles: Vec<String>,
     /// `[glance_download_properties] extra_properties`: synced property-name prefixes.
     pub extra_properties: Vec<String>,
+    /// `[s3]`: the bucket of an S3-backed Glance, for the `s3` sink (needs
+    /// `[service_credentials]`); `None` when the section is absent.
+    pub s3: Option<crate::s3::S3Config>,
 }
 
 /// Values given on the command line; each one, when present, wins over the file.
@@ -195,6 +206,7 @@ impl Default for Config {
                 .iter()
                 .map(|p| p.to_string())
                 .collect(),
+            s3: None,
         }
     }
 }
@@ -215,11 +227,14 @@ impl Config {
     pub fn from_ini(text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
         let mut config = Config::default();
         let mut creds = CredentialParts::default();
+        let mut s3 = s3::S3Parts::default();
         let (mut tls_cert, mut tls_key) = (None, None);
         for entry in ini::parse(text)? {
             let path = || (!entry.value.is_empty()).then(|| PathBuf::from(&entry.value));
             if entry.section == "service_credentials" {
                 creds.set(&entry.key, &entry.value)?;
+            } else if entry.section == "s3" {
+                s3.set(&entry.key, &entry.value)?;
             } else if entry.section == "DEFAULT" && entry.key == "tls_cert_file" {
                 tls_cert = path();
             } else if entry.section == "DEFAULT" && entry.key == "tls_key_file" {
@@ -229,6 +244,7 @@ impl Config {
             }
         }
         config.service_credentials = creds.finish()?;
+        config.s3 = s3.finish()?;
         config.tls = match (tls_cert, tls_key) {
             (None, None) => None,
             (Some(cert), Some(key)) => Some((cert, key)),
@@ -249,7 +265,28 @@ impl Config {
         if let Some(v) = &overrides.auth_url {
             config.set("DEFAULT", "auth_url", v)?;
         }
+        config.check_s3()?;
         Ok(config)
+    }
+
+    /// `store_sink = s3` needs `[s3]`, and `[s3]` needs `[service_credentials]` (Glance's
+    /// location API takes non-http locations only with a `service` token).
+    fn check_s3(&self) -> Result<(), ConfigError> {
+        if self.store_sink == SinkKind::S3 && self.s3.is_none() {
+            return Err(invalid(
+                "store_sink",
+                "s3",
+                "store_sink = s3 needs an [s3] section (endpoint, bucket, access_key, secret_key)",
+            ));
+        }
+        if self.s3.is_some() && self.service_credentials.is_none() {
+            return Err(invalid(
+                "service_credentials",
+                "",
+                "[s3] needs [service_credentials]: a user with the service role for Glance's location API",
+            ));
+        }
+        Ok(())
     }
 
     fn set(&mut self, section: &str, key: &str, value: &str) -> Result<(), ConfigError> {
@@ -266,7 +303,7 @@ impl Config {
                     invalid(
                         "store_sink",
                         value,
-                        "supported: glance-upload, glance-stage",
+                        "supported: glance-upload, glance-stage, s3",
                     )
                 })?
             }

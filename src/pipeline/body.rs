@@ -1,11 +1,14 @@
 //! The body a store sink reads: verified frames in order, ending cleanly only after verification.
 
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::sync::mpsc;
+
+use super::Verified;
 
 /// Why the sink body stopped before its end: the upload must be aborted.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -18,15 +21,31 @@ pub struct SinkBody {
     rx: mpsc::Receiver<Result<Bytes, Aborted>>,
     remaining: u64,
     failed: bool,
+    verdict: Arc<OnceLock<Verified>>,
 }
 
 impl SinkBody {
-    pub(super) fn new(rx: mpsc::Receiver<Result<Bytes, Aborted>>, size: u64) -> Self {
+    pub(super) fn new(
+        rx: mpsc::Receiver<Result<Bytes, Aborted>>,
+        size: u64,
+        verdict: Arc<OnceLock<Verified>>,
+    ) -> Self {
         SinkBody {
             rx,
             remaining: size,
             failed: false,
+            verdict,
         }
+    }
+
+    /// The verified size and digests, once the body has ended cleanly (`None` before, and
+    /// always after a failure). Sinks that register the data elsewhere (the `s3` sink's
+    /// validation data) take the digests from here instead of hashing again.
+    pub fn verified(&self) -> Option<&Verified> {
+        if self.failed || self.remaining > 0 {
+            return None;
+        }
+        self.verdict.get()
     }
 }
 

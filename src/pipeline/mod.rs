@@ -92,8 +92,9 @@ where
     S: Source + 'static,
 {
     let (tx, rx) = mpsc::channel(limits.buffer_chunks.max(1));
-    let body = SinkBody::new(rx, expected.size);
-    let pump = pump(source, expected, limits, progress, tx);
+    let verdict = Arc::new(std::sync::OnceLock::new());
+    let body = SinkBody::new(rx, expected.size, verdict.clone());
+    let pump = pump(source, expected, limits, progress, tx, verdict);
     (body, pump)
 }
 
@@ -103,6 +104,7 @@ async fn pump<S: Source>(
     limits: Limits,
     progress: Arc<AtomicU64>,
     tx: mpsc::Sender<Result<Bytes, Aborted>>,
+    published: Arc<std::sync::OnceLock<Verified>>,
 ) -> Result<Verified, PipelineError> {
     let algo = expected
         .os_hash
@@ -122,6 +124,9 @@ async fn pump<S: Source>(
     let verdict = verify(&expected, md5.finish().await?, algo, other.finish().await?);
     match verdict {
         Ok(verified) => {
+            // Published before the last frame and the channel's close, so a sink that sees the
+            // clean end also sees the digests.
+            let _ = published.set(verified.clone());
             if let Some(last) = held {
                 tx.send(Ok(last))
                     .await

@@ -1,8 +1,9 @@
-//! A fake Glance 33 (single store) on loopback: the test-facing handle, its shared state, the
+//! A fake Glance 33 (single store unless `enable_stores` says otherwise) on loopback: the test-facing handle, its shared state, the
 //! request router with keystonemiddleware-style token checks, and Glance's error bodies.
 //!
 //! Handlers live in `routes.rs` (image CRUD and small endpoints), `patch.rs` (JSON patch) and
-//! `transfer.rs` (image data up and down).
+//! `transfer.rs` (image data up and down), `staging.rs` (glance-direct) and `stores.rs`
+//! (multi-store mode, copy-image).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,6 +37,9 @@ pub(crate) struct Inner {
     pub(crate) seq: u64,
     pub(crate) faults: HashMap<String, ArmedFault>,
     pub(crate) upload_faults: HashMap<String, UploadFault>,
+    /// Image PATCHes still to be answered 500, as Glance does when its database refuses a write
+    /// ("database is locked" on SQLite): a transient failure of the API itself.
+    pub(crate) failing_patches: u32,
     /// Staged data (`PUT /stage`) waiting for a `glance-direct` import, by image id.
     pub(crate) staged: HashMap<String, super::transfer::Received>,
     /// Import tasks run by this fake (`glance-direct`).
@@ -46,6 +50,10 @@ pub(crate) struct Inner {
     pub(crate) hashing: HashAlgo,
     pub(crate) import_methods: Vec<String>,
     pub(crate) keep_limit: u64,
+    /// The S3 store for `POST /locations` (`attach_s3_store`); none by default.
+    pub(crate) s3_store: Option<super::s3_locations::S3Store>,
+    /// `enabled_backends`: `None` for a single-store Glance (the default).
+    pub(crate) stores: Option<super::stores::Stores>,
 }
 
 /// A fake Glance's state, shared by its handle and its server.
@@ -97,6 +105,7 @@ impl FakeGlance {
                 seq: 0,
                 faults: HashMap::new(),
                 upload_faults: HashMap::new(),
+                failing_patches: 0,
                 staged: HashMap::new(),
                 tasks: Vec::new(),
                 inject: serde_json::Map::new(),
@@ -107,6 +116,8 @@ impl FakeGlance {
                     .map(|m| (*m).to_owned())
                     .collect(),
                 keep_limit: DEFAULT_KEEP_UPLOADS,
+                s3_store: None,
+                stores: None,
             }),
         });
         let served = state.clone();
@@ -178,6 +189,9 @@ impl FakeGlance {
                 ImageData::Generated { seed, .. } => Stored::Generated { seed },
             };
             image.set_data(size, md5, algo.name(), hash, stored);
+            if let Some(stores) = &inner.stores {
+                image.stores = vec![stores.default.clone()];
+            }
         }
         image.status = spec.status;
         inner.images.insert(id.clone(), image);
@@ -241,6 +255,12 @@ impl FakeGlance {
             .iter()
             .map(|(k, v)| (k.to_string(), Value::from(*v)))
             .collect();
+    }
+
+    /// Answers the next `n` image PATCHes (of any image) with 500, as a Glance whose database is
+    /// momentarily locked.
+    pub fn fail_next_patches(&self, n: u32) {
+        self.state.lock().failing_patches = n;
     }
 
     /// Applies `fault` to the next upload into that image (one-shot).
@@ -452,15 +472,15 @@ async fn route(state: &Arc<GlanceState>, req: Request<Incoming>) -> Response<Box
         (Method::GET, ["images", id, "file"]) => transfer::download(state, &caller, id, &req).await,
         (Method::GET, ["images", id, "tasks"]) => routes::tasks(state, &caller, id),
         (Method::POST, ["images", id, "import"]) => routes::import(state, &caller, id, req).await,
+        (Method::POST, ["images", id, "locations"]) => {
+            super::s3_locations::add_location(state, &caller, id, req).await
+        }
         (Method::GET, ["images", id, "members"]) => routes::members(state, &caller, id),
         (m @ (Method::PUT | Method::DELETE), ["images", id, "tags", tag]) => {
             routes::tag(state, &caller, id, tag, m == Method::PUT)
         }
         (Method::GET, ["info", "import"]) => routes::info_import(state),
-        (Method::GET, ["info", "stores"]) => glance_error(
-            StatusCode::NOT_FOUND,
-            "Multi backend is not supported at this site.",
-        ),
+        (Method::GET, ["info", "stores"]) => super::stores::info(state),
         (Method::GET, ["schemas", "image"]) => {
             json_response(StatusCode::OK, &routes::image_schema())
         }

@@ -160,6 +160,8 @@ pub(crate) struct Image {
     pub(crate) updated_at: OffsetDateTime,
     pub(crate) properties: Map<String, Value>,
     pub(crate) data: Option<Stored>,
+    /// The stores holding the data, in the order written (multi-store Glance only).
+    pub(crate) stores: Vec<String>,
     /// Creation order, for Glance's default `created_at desc` listing.
     pub(crate) seq: u64,
 }
@@ -192,6 +194,7 @@ impl Image {
             updated_at: now,
             properties: Map::new(),
             data: None,
+            stores: Vec::new(),
             seq,
         }
     }
@@ -221,6 +224,7 @@ impl Image {
         if let Value::Object(core) = core {
             view.extend(core);
         }
+        super::stores::render(self, &mut view);
         Value::Object(view)
     }
 
@@ -254,6 +258,7 @@ impl Image {
         self.os_hash_algo = None;
         self.os_hash_value = None;
         self.data = None;
+        self.stores.clear();
         self.touch();
     }
 

@@ -1,7 +1,8 @@
 //! A simulated cloud on loopback: a fake Keystone and one fake Glance per region, speaking real
-//! HTTP over real sockets on `127.0.0.1:0`, faithful to Keystone 30 and Glance 33 (single store)
-//! on the wire. Shared by the integration tests, the `demo` command and the benchmarks, so data is
-//! streamed (generated or sliced, never copied per chunk) and memory stays flat.
+//! HTTP over real sockets on `127.0.0.1:0`, faithful on the wire to Keystone 30 and Glance 33
+//! (single store by default, multi-store on request). Shared by the integration tests, the `demo`
+//! command and the benchmarks, so data is streamed (generated or sliced, never copied per chunk)
+//! and memory stays flat.
 //!
 //! ```no_run
 //! # async fn example() -> std::io::Result<()> {
@@ -16,8 +17,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Where the fakes knowingly differ from upstream: the fake Glance runs no import tasks (its
-//! `POST /import` validates then answers 202 and does nothing), has no members or multi-store,
+//! A fake Glance is single-store unless [`FakeGlance::enable_stores`] makes it multi-store
+//! (`/v2/info/stores`, `X-Image-Meta-Store`, the image's `stores`, `copy-image`).
+//!
+//! Where the fakes knowingly differ from upstream: the fake Glance runs only the `glance-direct`
+//! and (multi-store) `copy-image` import tasks (other methods validate, answer 202 and do
+//! nothing), has no members,
 //! does not inspect disk formats, and answers errors as webob does: an HTML page, or its JSON shape when the client
 //! accepts JSON.
 
@@ -29,7 +34,10 @@ mod keystone;
 mod keystone_api;
 mod patch;
 mod routes;
+mod s3;
+mod s3_locations;
 mod staging;
+mod stores;
 mod transfer;
 mod wan;
 mod wire;
@@ -44,6 +52,7 @@ pub use faults::{Fault, UploadFault};
 pub use glance::{FakeGlance, DEFAULT_IMPORT_METHODS, DEFAULT_KEEP_UPLOADS};
 pub use images::{ImageSpec, ImageStatus, CONTAINER_FORMATS, DISK_FORMATS};
 pub use keystone::{Caller, FakeKeystone, DEFAULT_TOKEN_TTL};
+pub use s3::{FakeS3, S3Stats};
 pub use transfer::{parse_range, ByteRange};
 pub use wan::{LinkSpec, WanLink};
 pub use wire::LoggedRequest;

@@ -264,6 +264,16 @@ pub(crate) async fn update(
     id: &str,
     req: Request<Incoming>,
 ) -> Reply {
+    {
+        let mut inner = state.lock();
+        if inner.failing_patches > 0 {
+            inner.failing_patches -= 1;
+            return glance_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The server has either erred or is incapable of performing the requested operation.",
+            );
+        }
+    }
     let content_type = super::transfer::media_type(&req);
     let draft4 = match content_type.as_str() {
         V21 => false,

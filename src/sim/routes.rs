@@ -316,15 +316,16 @@ pub(crate) fn tasks(state: &GlanceState, caller: &Caller, id: &str) -> Response<
 }
 
 /// `POST /v2/images/{id}/import`: Glance's synchronous checks in its order; when they pass, a
-/// `glance-direct` import runs as a task (see `staging`); other methods answer 202 and run
-/// nothing (no task, no status change): enough for discovery and pass-through tests, honest
-/// about not importing.
+/// `glance-direct` import runs as a task (see `staging`), and so does `copy-image` on a
+/// multi-store Glance (see `stores`); other methods answer 202 and run nothing (no task, no
+/// status change): enough for discovery and pass-through tests, honest about not importing.
 pub(crate) async fn import(
     state: &Arc<GlanceState>,
     caller: &Caller,
     id: &str,
     req: Request<Incoming>,
 ) -> Response<BoxBody> {
+    let store_header = header(req.headers(), "x-image-meta-store").map(str::to_owned);
     let body = match json_body(req).await {
         Ok(v) => v,
         Err(resp) => return resp,
@@ -387,11 +388,29 @@ pub(crate) async fn import(
             }
         }
     }
+    if name == "copy-image" && !caller.is_admin() {
+        return forbidden("copy_image");
+    }
     if name != "copy-image" && !can_modify(image, caller) {
         return forbidden("modify_image");
     }
     if image.properties.contains_key("os_glance_import_task") {
         return conflict("Image has active task");
+    }
+    let stores = match &inner.stores {
+        Some(known) => match known.requested(&body, store_header.as_deref()) {
+            Ok(stores) => stores,
+            Err((status, message)) => return glance_error(status, &message),
+        },
+        None => Vec::new(),
+    };
+    if inner.stores.is_some() {
+        drop(inner);
+        return match name.as_str() {
+            "glance-direct" => super::staging::start_direct_import(state, caller, id, body, stores),
+            "copy-image" => super::stores::start_copy(state, caller, id, body, stores),
+            _ => status_response(StatusCode::ACCEPTED),
+        };
     }
     if body.get("all_stores_must_succeed") == Some(&Value::Bool(false)) {
         let uri = method.get("uri").and_then(Value::as_str).unwrap_or("None");
@@ -401,7 +420,7 @@ pub(crate) async fn import(
     }
     if name == "glance-direct" {
         drop(inner);
-        return super::staging::start_direct_import(state, caller, id, body);
+        return super::staging::start_direct_import(state, caller, id, body, Vec::new());
     }
     status_response(StatusCode::ACCEPTED)
 }

@@ -1,7 +1,8 @@
 //! Staging and the `glance-direct` import, as Glance 33 runs them (single store): `PUT /stage`
 //! takes the data while the image is `uploading`; `POST /import` with `glance-direct` then runs
 //! an `api_image_import` task that moves the staged data into the store (`importing` → `active`),
-//! applying the configured metadata injection as the `inject_image_metadata` plugin does.
+//! applying the configured metadata injection as the `inject_image_metadata` plugin does. On a
+//! multi-store Glance it writes each requested store, honouring `all_stores_must_succeed`.
 //! What the fake leaves out: format conversion and decompression plugins.
 
 use std::sync::Arc;
@@ -9,11 +10,12 @@ use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::glance::{glance_error, not_found, visible, GlanceState};
 use super::images::ImageStatus;
 use super::keystone::Caller;
+use super::stores::{end_task, merge, task_record, write_stores, FAILED, IMPORTING};
 use super::transfer::{media_type, receive, refuse_write, Received};
 use super::wire::{glance_time, header, request_id};
 use crate::http::{status_response, BoxBody, REQUEST_ID};
@@ -99,13 +101,14 @@ pub(crate) async fn stage(
     }
 }
 
-/// Starts the `glance-direct` import task of a staged image; answers 202 with the request id
-/// the task records.
+/// Starts the `glance-direct` import task of a staged image into `stores` (empty on a
+/// single-store Glance); answers 202 with the request id the task records.
 pub(crate) fn start_direct_import(
     state: &Arc<GlanceState>,
     caller: &Caller,
     id: &str,
     body: Value,
+    stores: Vec<String>,
 ) -> Reply {
     let request = request_id();
     let request_text = request.to_str().unwrap_or_default().to_owned();
@@ -121,70 +124,88 @@ pub(crate) fn start_direct_import(
             "os_glance_import_task".into(),
             Value::from(task_id.as_str()),
         );
+        if !stores.is_empty() {
+            merge(image, IMPORTING, &stores, false);
+            merge(image, FAILED, &stores, true);
+        }
         image.touch();
         let owner = image.owner.clone();
-        inner.tasks.push(json!({
-            "id": task_id, "type": "api_image_import", "status": "processing",
-            "owner": owner, "image_id": id, "request_id": request_text,
-            "user_id": caller.user_id, "result": null, "message": "",
-            "input": {"image_id": id, "import_req": body, "backend": [null]},
-            "created_at": now, "updated_at": now, "expires_at": null,
-            "deleted_at": null, "deleted": false,
-        }));
+        inner.tasks.push(task_record(
+            &task_id,
+            owner,
+            id,
+            &request_text,
+            caller,
+            &body,
+            &stores,
+            &now,
+        ));
     }
+    let must = body
+        .get("all_stores_must_succeed")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
     let state = state.clone();
     let image_id = id.to_owned();
     tokio::spawn(async move {
         tokio::time::sleep(TASK_DELAY).await;
-        finish_direct_import(&state, &image_id, &task_id);
+        finish_direct_import(&state, &image_id, &task_id, &stores, must);
     });
     let mut response = status_response(StatusCode::ACCEPTED);
     response.headers_mut().insert(REQUEST_ID, request);
     response
 }
 
-/// The task's end: staged data into the store, injection applied, image active.
-fn finish_direct_import(state: &GlanceState, id: &str, task_id: &str) {
+/// The task's end: staged data into each store (a failing store as `write_stores` says),
+/// injection applied, image active; or, when no store took it or a required one failed, back to
+/// `queued` with the task failed.
+fn finish_direct_import(
+    state: &GlanceState,
+    id: &str,
+    task_id: &str,
+    stores: &[String],
+    must: bool,
+) {
     let mut inner = state.lock();
     let staged: Option<Received> = inner.staged.remove(id);
     let inject: Map<String, Value> = inner.inject.clone();
     let algo = inner.hashing;
-    let outcome = match (inner.images.get_mut(id), staged) {
+    let failing = inner
+        .stores
+        .as_ref()
+        .map(|s| s.failing.clone())
+        .unwrap_or_default();
+    let ok = match (inner.images.get_mut(id), staged) {
         (Some(image), Some(staged)) if image.status == ImageStatus::Importing => {
-            image.set_data(
-                staged.total,
-                staged.md5,
-                algo.name(),
-                staged.hash,
-                staged.stored,
-            );
-            for (k, v) in inject {
-                image.properties.insert(k, v);
-            }
+            let written = stores.is_empty() || write_stores(image, stores, &failing, must);
             image.properties.remove("os_glance_import_task");
-            image.status = ImageStatus::Active;
-            image.touch();
-            Ok(())
+            if written && (stores.is_empty() || !image.stores.is_empty()) {
+                let held = std::mem::take(&mut image.stores);
+                image.set_data(
+                    staged.total,
+                    staged.md5,
+                    algo.name(),
+                    staged.hash,
+                    staged.stored,
+                );
+                image.stores = held;
+                for (k, v) in inject {
+                    image.properties.insert(k, v);
+                }
+                image.status = ImageStatus::Active;
+                image.touch();
+                true
+            } else {
+                image.restore_queued();
+                false
+            }
         }
         (Some(image), _) => {
             image.properties.remove("os_glance_import_task");
             image.restore_queued();
-            Err("Task failed due to Internal Error")
+            false
         }
-        (None, _) => Err("Task failed due to Internal Error"),
+        (None, _) => false,
     };
-    let now = glance_time(time::OffsetDateTime::now_utc());
-    if let Some(task) = inner.tasks.iter_mut().find(|t| t["id"] == task_id) {
-        match outcome {
-            Ok(()) => {
-                task["status"] = Value::from("success");
-                task["result"] = json!({"image_id": id});
-            }
-            Err(message) => {
-                task["status"] = Value::from("failure");
-                task["message"] = Value::from(message);
-            }
-        }
-        task["updated_at"] = Value::from(now);
-    }
+    end_task(&mut inner.tasks, task_id, id, ok);
 }

@@ -3,6 +3,7 @@
 mod data;
 mod glance;
 mod keystone;
+mod stores;
 mod transfer;
 
 use std::time::Duration;

@@ -56,6 +56,11 @@ pub(crate) async fn upload(
             )
         }
     };
+    let store =
+        match super::stores::upload_store(state, header(req.headers(), "x-image-meta-store")) {
+            Ok(store) => store,
+            Err(message) => return super::stores::plain_refusal(&message),
+        };
     let (seq, algo, keep_limit, fault) = {
         let mut inner = state.lock();
         let (algo, keep_limit) = (inner.hashing, inner.keep_limit);
@@ -130,6 +135,7 @@ pub(crate) async fn upload(
         received.hash,
         received.stored,
     );
+    image.stores = store.into_iter().collect();
     status_response(StatusCode::NO_CONTENT)
 }
 

@@ -77,7 +77,16 @@ pub struct WanLink {
 impl WanLink {
     /// Starts a link on `127.0.0.1:0` in front of `upstream`.
     pub async fn start(upstream: SocketAddr, spec: LinkSpec) -> std::io::Result<WanLink> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(TcpListener::bind("127.0.0.1:0").await?, upstream, spec)
+    }
+
+    /// Starts a link accepting on `listener` (the `wan-link` command binds the address asked
+    /// for) in front of `upstream`.
+    pub fn start_on(
+        listener: TcpListener,
+        upstream: SocketAddr,
+        spec: LinkSpec,
+    ) -> std::io::Result<WanLink> {
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let pacers = [new_pacer(spec), new_pacer(spec)];

@@ -3,6 +3,9 @@
 //! (`image_conversion`, `image_decompression`, `inject_image_metadata`) apply exactly as with
 //! upstream's own glance-download, at the cost of Glance's staging (the image is written twice).
 //!
+//! On a multi-store Glance the `glance-direct` import names every requested store, so Glance
+//! writes them all from staging, with `all_stores_must_succeed` as asked.
+//!
 //! The staged bytes are verified in-stream like any sink's; what Glance stores after its plugins
 //! may differ on purpose (a qcow2 converted to raw), so the target's digests are recorded rather
 //! than compared with the source's.
@@ -67,6 +70,10 @@ impl StoreSink for GlanceStage {
         false
     }
 
+    fn writes_every_store(&self) -> bool {
+        true
+    }
+
     fn store<'a>(&'a self, target: &'a Target, body: SinkBody) -> SinkFuture<'a> {
         Box::pin(async move {
             self.glance
@@ -79,8 +86,12 @@ impl StoreSink for GlanceStage {
                 )
                 .await?;
             let mut request = json!({"method": {"name": "glance-direct"}});
-            if let Some(store) = &target.store {
-                request["stores"] = Value::from(vec![store.clone()]);
+            // On a multi-store Glance its own flow writes every store, honouring
+            // all_stores_must_succeed exactly as for upstream's glance-download (no copy-image,
+            // so no admin-only `copy_image` policy in the way).
+            if !target.stores.is_empty() {
+                request["stores"] = Value::from(target.stores.clone());
+                request["all_stores_must_succeed"] = Value::from(target.all_stores_must_succeed);
             }
             let request_id = self
                 .glance

@@ -1,6 +1,8 @@
 //! The `glance-upload` sink: `PUT /v2/images/{id}/file` on the fronted Glance.
 //!
-//! Works in front of any Glance v2. Glance hashes and stores the bytes itself; the upload is sent
+//! Works in front of any Glance v2. On a multi-store Glance the first requested store is named
+//! with `X-Image-Meta-Store`; the others are copied after the image is verified (see `import`).
+//! Glance hashes and stores the bytes itself; the upload is sent
 //! with `Content-Length` equal to the source size, so when the pipeline fails the body the request
 //! is cut before its last byte and Glance puts the image back to `queued`.
 

@@ -7,6 +7,7 @@
 
 mod glance_stage;
 mod glance_upload;
+mod s3;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 pub use glance_stage::GlanceStage;
 pub use glance_upload::GlanceUpload;
+pub use s3::S3Sink;
 
 use crate::config::SinkKind;
 use crate::glance::{Glance, GlanceError, ImageId};
@@ -27,6 +29,11 @@ pub struct Target {
     pub size: u64,
     /// The first requested store (`X-Image-Meta-Store`), if any.
     pub store: Option<String>,
+    /// Every store requested, the first included (empty on a single-store Glance); only sinks
+    /// that [`StoreSink::writes_every_store`] look past the first.
+    pub stores: Vec<String>,
+    /// `all_stores_must_succeed`, for sinks that write every store.
+    pub all_stores_must_succeed: bool,
     pub token: Token,
 }
 
@@ -36,9 +43,22 @@ pub enum SinkError {
     /// The store refused or failed the upload.
     #[error("the target Glance refused the upload: {0}")]
     Glance(#[from] GlanceError),
-    /// The target Glance's own import task failed (glance-stage).
+    /// The target Glance's own import task failed (glance-stage), or its `location_import`
+    /// task refused the S3 location (s3).
     #[error("the target Glance's import task failed: {0}")]
     ImportFailed(String),
+    /// The S3 store refused or failed a call (s3).
+    #[error("the S3 store failed: {0}")]
+    S3(#[from] crate::s3::S3Error),
+    /// The sidecar's own Keystone user could not get a token (s3: the location API needs it).
+    #[error("the sidecar's service credentials were refused: {0}")]
+    ServiceCredentials(String),
+    /// The data was stopped before it was complete and verified; nothing was stored.
+    #[error("the upload was aborted: {0}")]
+    Aborted(String),
+    /// The request chose a sink this sidecar has no configuration for.
+    #[error("the {0} store sink is not configured on this sidecar")]
+    NotConfigured(&'static str),
 }
 
 /// The sinks of this sidecar, one of them the default.
@@ -47,6 +67,7 @@ pub struct Sinks {
     pub default: SinkKind,
     upload: Arc<GlanceUpload>,
     stage: Arc<GlanceStage>,
+    s3: Option<Arc<S3Sink>>,
 }
 
 impl Sinks {
@@ -56,7 +77,19 @@ impl Sinks {
             default,
             upload: Arc::new(GlanceUpload::new(glance.clone(), glance_url)),
             stage: Arc::new(GlanceStage::new(glance, glance_url)),
+            s3: None,
         }
+    }
+
+    /// Adds the `s3` sink (when `[s3]` is configured).
+    pub fn with_s3(mut self, sink: Option<S3Sink>) -> Self {
+        self.s3 = sink.map(Arc::new);
+        self
+    }
+
+    /// Whether the sink `kind` can be used (`s3` needs its configuration).
+    pub fn offers(&self, kind: SinkKind) -> bool {
+        kind != SinkKind::S3 || self.s3.is_some()
     }
 
     /// The sink `kind`, or the default.
@@ -64,7 +97,24 @@ impl Sinks {
         match kind.unwrap_or(self.default) {
             SinkKind::GlanceUpload => self.upload.as_ref(),
             SinkKind::GlanceStage => self.stage.as_ref(),
+            SinkKind::S3 => match &self.s3 {
+                Some(s3) => s3.as_ref(),
+                None => &Unconfigured("s3"),
+            },
         }
+    }
+}
+
+/// A sink chosen by a request but not configured: fails the import before any byte moves.
+struct Unconfigured(&'static str);
+
+impl StoreSink for Unconfigured {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+
+    fn store<'a>(&'a self, _target: &'a Target, _body: SinkBody) -> SinkFuture<'a> {
+        Box::pin(async move { Err(SinkError::NotConfigured(self.0)) })
     }
 }
 
@@ -80,6 +130,12 @@ pub trait StoreSink: Send + Sync {
     /// must equal the source's (false when the target may transform them, e.g. convert formats).
     fn keeps_bytes(&self) -> bool {
         true
+    }
+
+    /// Whether the sink writes every store of `Target::stores` itself (through Glance's own
+    /// import flow); otherwise it writes the first and the rest are copied afterwards.
+    fn writes_every_store(&self) -> bool {
+        false
     }
 
     /// Writes `body` as the data of `target`; resolves once the store has committed or aborted.

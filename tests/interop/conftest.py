@@ -283,22 +283,26 @@ class Cloud:
                                         timeout, seen, img))
             time.sleep(0.5)
 
-    def wait_task_done(self, image_id, url=None, timeout=DEFAULT_TIMEOUT, min_tasks=1):
-        """Poll GET /v2/images/{id}/tasks (through `url`, default the catalog endpoint) until the
-        newest api_image_import task is success or failure. Returns (task, all tasks)."""
+    def wait_task_done(self, image_id, url=None, timeout=DEFAULT_TIMEOUT, min_tasks=1, token=None,
+                       method=None):
+        """Poll GET /v2/images/{id}/tasks (through `url`, default the catalog endpoint; with `token`,
+        default the demo token) until the newest api_image_import task -- of import `method` if
+        given -- is success or failure. Returns (task, all tasks)."""
         url = url or self.region2_image_url
         deadline = time.monotonic() + timeout
         while True:
             r = requests.get("%s/v2/images/%s/tasks" % (url, image_id),
-                             headers={"X-Auth-Token": self.token()}, timeout=30)
+                             headers={"X-Auth-Token": token or self.token()}, timeout=30)
             if r.status_code == 200:
-                tasks = [t for t in r.json().get("tasks", []) if t.get("type") == "api_image_import"]
+                every = r.json().get("tasks", [])
+                tasks = [t for t in every if t.get("type") == "api_image_import"
+                         and (method is None or import_method(t) == method)]
                 if len(tasks) >= min_tasks:
                     newest = max(tasks, key=lambda t: t.get("created_at") or "")
                     if newest.get("status") in ("success", "failure"):
                         LOG.info("  task %s %s: %s", newest.get("id"), newest.get("status"),
                                  newest.get("message"))
-                        return newest, tasks
+                        return newest, (every if method else tasks)
             if time.monotonic() > deadline:
                 raise AssertionError("no finished import task for %s within %ss (last answer %s %s)"
                                      % (image_id, timeout, r.status_code, r.text[:500]))
@@ -465,6 +469,11 @@ def target(cloud, request):
     yield make
     for image_id in made:
         cloud.delete_quietly(image_id)
+
+
+def import_method(task):
+    """The import method name in a task's input (None when absent)."""
+    return (((task.get("input") or {}).get("import_req") or {}).get("method") or {}).get("name")
 
 
 def extra_properties(img):

@@ -10,7 +10,7 @@ injection mirrored in its own config.
 import pytest
 import requests
 
-from conftest import LOG, SYNCED_PROPS, assert_imported_like, extra_properties
+from conftest import LOG, SYNCED_PROPS, assert_imported_like, extra_properties, import_method
 
 SINK_HEADER = "X-Glance-Download-Sink"
 REGION = "REGION4"
@@ -101,6 +101,6 @@ def test_stage_sink_task_reports_the_target_import(cloud, sidecar_present, regio
     assert task["status"] == "success", task
     upstream = requests.get("%s/v2/images/%s/tasks" % (cloud.glance_urls[REGION], tgt["id"]),
                             headers={"X-Auth-Token": cloud.token()}, timeout=30).json()["tasks"]
-    direct = [t for t in upstream if t["input"]["import_req"]["method"]["name"] == "glance-direct"]
+    direct = [t for t in upstream if import_method(t) == "glance-direct"]
     assert direct and direct[0]["status"] == "success", upstream
     assert img["disk_format"] == "raw"

@@ -164,3 +164,101 @@ pub fn assert_reverted(image: &Value, before: &Value) {
 pub fn algo_of(name: &str) -> HashAlgo {
     name.parse().unwrap()
 }
+
+/// S3 credentials the fake S3 accepts and the `s3` sink signs with.
+pub const S3_ACCESS: &str = "gds-access";
+pub const S3_SECRET: &str = "gds-secret/with+chars";
+pub const S3_BUCKET: &str = "glance-images";
+/// The sidecar's service user (role `service`) in the fake Keystone.
+pub const SERVICE_USER: &str = "gds-service";
+pub const SERVICE_PASSWORD: &str = "service-pw";
+
+/// A harness whose REGION2 Glance has an S3 store (a fake S3 on loopback), with the sidecar
+/// configured for `store_sink = s3` (5 MiB parts) and `[service_credentials]`.
+pub struct S3Harness {
+    pub h: Harness,
+    pub s3: glance_download_sidecar::sim::FakeS3,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+impl S3Harness {
+    /// `do_secure_hash` is REGION2 Glance's option; `adjust` may change the sidecar's config.
+    pub async fn start(do_secure_hash: bool, adjust: impl FnOnce(&mut Config)) -> S3Harness {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let s3 = glance_download_sidecar::sim::FakeS3::start(
+            "us-east-1",
+            S3_ACCESS,
+            S3_SECRET,
+            stop.clone(),
+        )
+        .await
+        .unwrap();
+        let endpoint = s3.endpoint();
+        let h = Harness::with_config(|c| {
+            c.store_sink = glance_download_sidecar::config::SinkKind::S3;
+            c.s3 = Some(glance_download_sidecar::s3::S3Config {
+                endpoint,
+                region: "us-east-1".into(),
+                bucket: S3_BUCKET.into(),
+                access_key: S3_ACCESS.into(),
+                secret_key: S3_SECRET.into(),
+                part_size: glance_download_sidecar::s3::MIN_PART_SIZE,
+                location_host: None,
+            });
+            c.service_credentials = Some(glance_download_sidecar::keystone::ServiceCredentials {
+                username: SERVICE_USER.into(),
+                password: SERVICE_PASSWORD.into(),
+                project_name: "service".into(),
+                user_domain_name: "Default".into(),
+                project_domain_name: "Default".into(),
+            });
+            adjust(c);
+        })
+        .await;
+        h.cloud
+            .keystone
+            .add_user(SERVICE_USER, SERVICE_PASSWORD, "service", &["service"]);
+        h.target().attach_s3_store(&s3, S3_BUCKET, do_secure_hash);
+        S3Harness {
+            h,
+            s3,
+            _stop: stop.drop_guard(),
+        }
+    }
+
+    /// Imports and waits for the sidecar's own task (Glance's `location_import` task is listed
+    /// beside it); returns that task.
+    pub async fn import_and_wait(&self, target: &str, source: &str) -> Value {
+        let answer = self.h.import(target, source).await;
+        assert_eq!(
+            answer.status,
+            202,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let answer = self
+                .h
+                .api
+                .get(&format!("/v2/images/{target}/tasks"))
+                .await
+                .unwrap();
+            let task = answer.json()["tasks"]
+                .as_array()
+                .and_then(|tasks| {
+                    tasks
+                        .iter()
+                        .find(|t| t["input"]["import_req"]["method"]["name"] == "glance-download")
+                        .cloned()
+                })
+                .unwrap_or(Value::Null);
+            let ended = matches!(task["status"].as_str(), Some("success" | "failure"));
+            if ended {
+                return task;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no end: {task}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

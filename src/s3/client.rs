@@ -1,0 +1,343 @@
+//! The signed S3 calls, path-style (`{endpoint}/{bucket}/{key}`), each bounded by a timeout.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+use sha2::{Digest, Sha256};
+
+use super::sigv4::{self, Canonical, Scope, EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use super::{xml, S3Config, S3Error};
+use crate::http::{describe, empty, full, read_limited, BoxBody, HttpClient};
+
+/// Largest XML answer read (S3's answers to these calls are a few hundred bytes).
+const MAX_XML: usize = 64 * 1024;
+
+/// A client for one bucket.
+#[derive(Clone)]
+pub struct S3Client {
+    http: HttpClient,
+    config: Arc<S3Config>,
+    timeout: Duration,
+}
+
+impl S3Client {
+    /// Calls to `config`'s bucket through `http`, each allowed `timeout` (a part upload
+    /// included: a part is sent from memory at the link's speed).
+    pub fn new(http: HttpClient, config: S3Config, timeout: Duration) -> Self {
+        S3Client {
+            http,
+            config: Arc::new(config),
+            timeout,
+        }
+    }
+
+    pub fn config(&self) -> &S3Config {
+        &self.config
+    }
+
+    /// `POST /{bucket}/{key}?uploads`: starts a multipart upload; returns its upload id.
+    pub async fn create_multipart(&self, key: &str) -> Result<String, S3Error> {
+        let op = "CreateMultipartUpload";
+        let query = vec![("uploads".to_string(), String::new())];
+        let response = self
+            .send(
+                op,
+                Method::POST,
+                key,
+                &query,
+                empty(),
+                Some(0),
+                EMPTY_SHA256,
+            )
+            .await?;
+        let doc = self.xml(op, response).await?;
+        xml::element(&doc, "UploadId")
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| S3Error::BadResponse {
+                op,
+                detail: "no UploadId".into(),
+            })
+    }
+
+    /// `PUT /{bucket}/{key}?partNumber=N&uploadId=U` with `chunks` (`len` bytes in all);
+    /// returns the part's ETag.
+    pub async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        chunks: Vec<Bytes>,
+        len: u64,
+    ) -> Result<String, S3Error> {
+        let op = "UploadPart";
+        let query = vec![
+            ("partNumber".to_string(), number.to_string()),
+            ("uploadId".to_string(), upload_id.to_string()),
+        ];
+        let body = crate::http::boxed(PartBody::new(chunks, len));
+        let response = self
+            .send(
+                op,
+                Method::PUT,
+                key,
+                &query,
+                body,
+                Some(len),
+                UNSIGNED_PAYLOAD,
+            )
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(self.error(op, status, response).await);
+        }
+        response
+            .headers()
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| S3Error::BadResponse {
+                op,
+                detail: "no ETag".into(),
+            })
+    }
+
+    /// `POST /{bucket}/{key}?uploadId=U` with the parts in order: the object appears whole.
+    pub async fn complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+    ) -> Result<(), S3Error> {
+        let op = "CompleteMultipartUpload";
+        let query = vec![("uploadId".to_string(), upload_id.to_string())];
+        let body = xml::complete_body(parts);
+        let len = body.len() as u64;
+        let hash = sigv4::hex(&Sha256::digest(body.as_bytes()));
+        let response = self
+            .send(op, Method::POST, key, &query, full(body), Some(len), &hash)
+            .await?;
+        // S3 may answer 200 and report the failure in the body.
+        let doc = self.xml(op, response).await?;
+        if xml::is_error(&doc) {
+            return Err(S3Error::Failed {
+                op,
+                code: xml::element(&doc, "Code").unwrap_or_default(),
+                message: xml::element(&doc, "Message").unwrap_or_default(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `DELETE /{bucket}/{key}?uploadId=U`: S3 discards the parts.
+    pub async fn abort(&self, key: &str, upload_id: &str) -> Result<(), S3Error> {
+        let op = "AbortMultipartUpload";
+        let query = vec![("uploadId".to_string(), upload_id.to_string())];
+        self.expect_success(op, Method::DELETE, key, &query).await
+    }
+
+    /// `DELETE /{bucket}/{key}` (succeeds when the object is already gone).
+    pub async fn delete_object(&self, key: &str) -> Result<(), S3Error> {
+        self.expect_success("DeleteObject", Method::DELETE, key, &[])
+            .await
+    }
+
+    /// `HEAD /{bucket}/{key}`: the object's size, or `None` when there is no such object.
+    pub async fn head_object(&self, key: &str) -> Result<Option<u64>, S3Error> {
+        let op = "HeadObject";
+        let response = self
+            .send(op, Method::HEAD, key, &[], empty(), None, EMPTY_SHA256)
+            .await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => Ok(response
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())),
+            s => Err(self.error(op, s, response).await),
+        }
+    }
+
+    async fn expect_success(
+        &self,
+        op: &'static str,
+        method: Method,
+        key: &str,
+        query: &[(String, String)],
+    ) -> Result<(), S3Error> {
+        let response = self
+            .send(op, method, key, query, empty(), None, EMPTY_SHA256)
+            .await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(self.error(op, status, response).await)
+    }
+
+    /// Builds, signs and sends one request; the answer's body is not read. `payload_hash` is the
+    /// hex SHA-256 of the body, or `UNSIGNED-PAYLOAD` for part bodies (already hashed by the
+    /// pipeline with MD5 and the image's `os_hash_algo`).
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &self,
+        op: &'static str,
+        method: Method,
+        key: &str,
+        query: &[(String, String)],
+        body: BoxBody,
+        content_length: Option<u64>,
+        payload_hash: &str,
+    ) -> Result<Response<Incoming>, S3Error> {
+        let path = sigv4::encode_path(&format!("/{}/{key}", self.config.bucket));
+        let query_string = sigv4::query_string(query);
+        let uri = if query_string.is_empty() {
+            format!("{}{path}", self.config.endpoint)
+        } else {
+            format!("{}{path}?{query_string}", self.config.endpoint)
+        };
+        let host = self.config.authority();
+        let amz_date = sigv4::amz_date_now();
+        let headers = [
+            ("host", host),
+            ("x-amz-content-sha256", payload_hash),
+            ("x-amz-date", amz_date.as_str()),
+        ];
+        let signature = sigv4::sign(
+            &Canonical {
+                method: method.as_str(),
+                path: &path,
+                query,
+                headers: &headers,
+                payload_hash,
+            },
+            &Scope {
+                amz_date: &amz_date,
+                region: &self.config.region,
+                service: "s3",
+            },
+            &self.config.access_key,
+            &self.config.secret_key,
+        );
+        let mut authorization =
+            HeaderValue::from_str(&signature.authorization).map_err(|_| S3Error::Transport {
+                op,
+                detail: "the access key is not a valid header value".into(),
+            })?;
+        authorization.set_sensitive(true);
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::HOST, host)
+            .header("x-amz-content-sha256", payload_hash)
+            .header("x-amz-date", amz_date.as_str())
+            .header(header::AUTHORIZATION, authorization);
+        if let Some(len) = content_length {
+            builder = builder.header(header::CONTENT_LENGTH, len);
+        }
+        let request = builder.body(body).map_err(|e| S3Error::Transport {
+            op,
+            detail: e.to_string(),
+        })?;
+        tokio::time::timeout(self.timeout, self.http.request(request))
+            .await
+            .map_err(|_| S3Error::Timeout {
+                op,
+                after: self.timeout,
+            })?
+            .map_err(|e| S3Error::Transport {
+                op,
+                detail: describe(&e),
+            })
+    }
+
+    /// Reads a successful XML answer, or turns an error status into an [`S3Error`].
+    async fn xml(&self, op: &'static str, response: Response<Incoming>) -> Result<String, S3Error> {
+        let status = response.status();
+        if !status.is_success() {
+            return Err(self.error(op, status, response).await);
+        }
+        let body = tokio::time::timeout(self.timeout, read_limited(response.into_body(), MAX_XML))
+            .await
+            .map_err(|_| S3Error::Timeout {
+                op,
+                after: self.timeout,
+            })?
+            .map_err(|e| S3Error::Transport {
+                op,
+                detail: e.to_string(),
+            })?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    async fn error(
+        &self,
+        op: &'static str,
+        status: StatusCode,
+        response: Response<Incoming>,
+    ) -> S3Error {
+        let read = tokio::time::timeout(self.timeout, read_limited(response.into_body(), MAX_XML));
+        let doc = match read.await {
+            Ok(Ok(body)) => String::from_utf8_lossy(&body).into_owned(),
+            _ => String::new(),
+        };
+        S3Error::Status {
+            op,
+            status,
+            code: xml::element(&doc, "Code").unwrap_or_default(),
+            message: xml::element(&doc, "Message")
+                .unwrap_or_default()
+                .chars()
+                .take(300)
+                .collect(),
+        }
+    }
+}
+
+/// One part's frames, sent as they were received from the pipeline (no copy).
+struct PartBody {
+    chunks: VecDeque<Bytes>,
+    remaining: u64,
+}
+
+impl PartBody {
+    fn new(chunks: Vec<Bytes>, len: u64) -> Self {
+        PartBody {
+            chunks: chunks.into(),
+            remaining: len,
+        }
+    }
+}
+
+impl http_body::Body for PartBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.chunks.pop_front() {
+            Some(chunk) => {
+                self.remaining = self.remaining.saturating_sub(chunk.len() as u64);
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}

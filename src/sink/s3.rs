@@ -1,0 +1,218 @@
+//! The `s3` sink: the verified bytes go straight into the bucket of an S3-backed Glance
+//! (multipart upload, key = image id), past Glance's Python ingest; then the object is registered
+//! on the queued image with `POST /v2/images/{id}/locations`, its verified `os_hash` passed as
+//! validation data, and Glance's `location_import` task is followed to its end.
+//!
+//! The location call carries the caller's token and the sidecar's own service token as
+//! `X-Service-Token`: Glance lets only callers with the `service` role add non-http locations.
+//! With Glance's `do_secure_hash = True` (its default) Glance reads the object back, computes
+//! `checksum` and `os_hash_value` and compares them with the validation data before `active`;
+//! with `False` it takes the validation data as given and leaves `checksum` unset.
+//!
+//! An empty image goes through `glance-upload` instead: Glance refuses a location of size 0.
+
+use std::time::Duration;
+
+use http::{header, HeaderValue, Method, Request, StatusCode};
+use serde_json::json;
+
+use crate::glance::{error_message, Glance, GlanceError};
+use crate::http::{describe, full, read_limited, HttpClient, REQUEST_ID};
+use crate::keystone::{Keystone, ServiceCredentials, Token};
+use crate::pipeline::{SinkBody, Verified};
+use crate::s3::{self, S3Client, S3Config, UploadError};
+
+use super::{GlanceUpload, SinkError, SinkFuture, StoreSink, Target};
+
+/// How often Glance's `location_import` task is polled, at first and at most.
+const POLL_FIRST: Duration = Duration::from_millis(100);
+const POLL_MAX: Duration = Duration::from_secs(2);
+
+/// Writes into Glance's S3 bucket and registers the location.
+pub struct S3Sink {
+    s3: S3Client,
+    http: HttpClient,
+    glance: Glance,
+    glance_url: String,
+    service: Option<(Keystone, ServiceCredentials)>,
+    timeout: Duration,
+    empty: GlanceUpload,
+}
+
+impl S3Sink {
+    /// The sink for `config`'s bucket in front of the Glance at `glance_url`; `service` is the
+    /// sidecar's own Keystone user (role `service`), required by Glance's location API.
+    pub fn new(
+        http: HttpClient,
+        glance: Glance,
+        glance_url: &str,
+        config: S3Config,
+        service: Option<(Keystone, ServiceCredentials)>,
+        timeout: Duration,
+    ) -> Self {
+        S3Sink {
+            s3: S3Client::new(http.clone(), config, timeout),
+            http,
+            glance: glance.clone(),
+            glance_url: glance_url.to_string(),
+            service,
+            timeout,
+            empty: GlanceUpload::new(glance, glance_url),
+        }
+    }
+
+    /// A fresh token of the sidecar's service user.
+    async fn service_token(&self) -> Result<Token, SinkError> {
+        let Some((keystone, creds)) = &self.service else {
+            return Err(SinkError::ServiceCredentials(
+                "no [service_credentials] are configured".into(),
+            ));
+        };
+        keystone
+            .password_token(creds)
+            .await
+            .map_err(|e| SinkError::ServiceCredentials(e.to_string()))
+    }
+
+    async fn store_object(&self, target: &Target, body: SinkBody) -> Result<(), SinkError> {
+        // Fail before the first byte moves if the service user cannot log in.
+        self.service_token().await?;
+        let key = target.image_id.as_str();
+        let verified = match s3::upload(&self.s3, key, target.size, body).await {
+            Ok(verified) => verified,
+            Err(UploadError::S3(error)) => return Err(SinkError::S3(error)),
+            Err(other) => return Err(SinkError::Aborted(other.to_string())),
+        };
+        let registered = self.register(target, &verified).await;
+        if registered.is_err() {
+            // Glance removes the objects of locations it took; one it never took stays ours.
+            if let Err(error) = self.s3.delete_object(key).await {
+                tracing::warn!(%error, image_id = %target.image_id, "Failed to delete the S3 object of a refused location");
+            }
+        }
+        registered
+    }
+
+    /// Adds the location to the queued image and follows Glance's task to its end.
+    async fn register(&self, target: &Target, verified: &Verified) -> Result<(), SinkError> {
+        // A new token: the first one may have aged through a long copy.
+        let service = self.service_token().await?;
+        let url = self.s3.config().location_uri(target.image_id.as_str());
+        let body = json!({"url": url, "validation_data": {
+            "os_hash_algo": verified.os_hash_algo.name(),
+            "os_hash_value": verified.os_hash_value}});
+        let request_id = self.add_location(target, &service, &body).await?;
+        tracing::debug!(image_id = %target.image_id, "Location added; following Glance's task");
+        self.follow(target, &request_id).await
+    }
+
+    /// `POST /v2/images/{id}/locations`; returns the answer's request id (the task records it).
+    async fn add_location(
+        &self,
+        target: &Target,
+        service: &Token,
+        body: &serde_json::Value,
+    ) -> Result<String, SinkError> {
+        let transport = |e: String| SinkError::Glance(GlanceError::Transport(e));
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!(
+                "{}/v2/images/{}/locations",
+                self.glance_url, target.image_id
+            ))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json")
+            .header("x-auth-token", sensitive(target.token.expose())?)
+            .header("x-service-token", sensitive(service.expose())?)
+            .body(full(serde_json::to_vec(body).unwrap_or_default()))
+            .map_err(|e| transport(e.to_string()))?;
+        let call = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| transport(describe(&e)))?;
+            let status = response.status();
+            if status != StatusCode::ACCEPTED {
+                let text = read_limited(response.into_body(), 64 * 1024)
+                    .await
+                    .map(|b| error_message(&b))
+                    .unwrap_or_default();
+                return Err(SinkError::Glance(GlanceError::Status {
+                    status,
+                    message: text,
+                }));
+            }
+            Ok(response
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string())
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| SinkError::Glance(GlanceError::Timeout(self.timeout)))?
+    }
+
+    /// Polls the image's tasks until the `location_import` task of `request_id` ends (Glance
+    /// reads the whole object back when `do_secure_hash` is on: this takes a while for a big
+    /// image; the import's `total_timeout` bounds it).
+    async fn follow(&self, target: &Target, request_id: &str) -> Result<(), SinkError> {
+        let mut delay = POLL_FIRST;
+        let appear_by = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let tasks = self
+                .glance
+                .tasks(&self.glance_url, &target.image_id, &target.token)
+                .await?;
+            let task = tasks.iter().rev().find(|t| {
+                t["type"] == "location_import"
+                    && (request_id.is_empty() || t["request_id"] == request_id)
+            });
+            match task.map(|t| (t["status"].as_str().unwrap_or(""), t)) {
+                Some(("success", _)) => return Ok(()),
+                Some(("failure", task)) => {
+                    let message = task["message"].as_str().unwrap_or("no reason given");
+                    return Err(SinkError::ImportFailed(format!(
+                        "Glance refused the S3 location: {message}"
+                    )));
+                }
+                None if tokio::time::Instant::now() > appear_by => {
+                    return Err(SinkError::ImportFailed(
+                        "Glance accepted the S3 location but no location_import task appeared"
+                            .into(),
+                    ))
+                }
+                _ => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(POLL_MAX);
+                }
+            }
+        }
+    }
+}
+
+/// A header value marked sensitive (kept out of debug output).
+fn sensitive(value: &str) -> Result<HeaderValue, SinkError> {
+    let mut value = HeaderValue::from_str(value).map_err(|_| {
+        SinkError::Glance(GlanceError::Transport(
+            "a token is not a valid header value".into(),
+        ))
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+impl StoreSink for S3Sink {
+    fn name(&self) -> &'static str {
+        "s3"
+    }
+
+    fn store<'a>(&'a self, target: &'a Target, body: SinkBody) -> SinkFuture<'a> {
+        if target.size == 0 {
+            return self.empty.store(target, body);
+        }
+        Box::pin(self.store_object(target, body))
+    }
+}
