@@ -55,6 +55,14 @@ async fn a_request_may_choose_its_sink() {
         .as_str()
         .unwrap()
         .contains("Unknown store sink 'tape'"));
+    // s3 exists, but only where [s3] is configured: refused up front, not failed later
+    let unconfigured = call_with_sink(&h, &path, "s3", bytes.clone()).await;
+    assert_eq!(unconfigured.status, 400);
+    let message = unconfigured.json()["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("'s3'") && message.ends_with("offers glance-upload, glance-stage"),
+        "{message}"
+    );
     let ok = call_with_sink(&h, &path, "glance-stage", bytes).await;
     assert_eq!(ok.status, 202, "{:?}", ok.json());
     let task = h.api.wait_for_import(&dst, TASK_WAIT).await.unwrap();

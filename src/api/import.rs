@@ -173,12 +173,17 @@ pub async fn handle(
         None => None,
         Some(value) => {
             let name = value.to_str().unwrap_or_default();
-            Some(SinkKind::parse(name).ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "Unknown store sink '{}': this sidecar offers glance-upload and glance-stage",
-                    name.chars().take(64).collect::<String>()
-                ))
-            })?)
+            let sinks = &app.importer.sinks;
+            match SinkKind::parse(name).filter(|kind| sinks.offers(*kind)) {
+                Some(kind) => Some(kind),
+                None => {
+                    return Err(ApiError::BadRequest(format!(
+                        "Unknown store sink '{}': this sidecar offers {}",
+                        name.chars().take(64).collect::<String>(),
+                        sinks.offered()
+                    )))
+                }
+            }
         }
     };
 

@@ -92,6 +92,15 @@ impl Sinks {
         kind != SinkKind::S3 || self.s3.is_some()
     }
 
+    /// The names of the sinks this sidecar can use, for messages.
+    pub fn offered(&self) -> String {
+        let mut names = vec!["glance-upload", "glance-stage"];
+        if self.s3.is_some() {
+            names.push("s3");
+        }
+        names.join(", ")
+    }
+
     /// The sink `kind`, or the default.
     pub fn pick(&self, kind: Option<SinkKind>) -> &dyn StoreSink {
         match kind.unwrap_or(self.default) {
