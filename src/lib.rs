@@ -7,7 +7,7 @@
 pub mod api;
 /// A small Image API client acting as a user (demo, bench, tests).
 pub mod apiclient;
-/// The `bench` command: ceiling, pipeline and full import measured side by side.
+/// The `bench` command: ceiling, pipeline and imports side by side, simulated or on a real cloud.
 pub mod bench;
 /// INI file + flags → one typed `Config`, every default in one place.
 pub mod config;

@@ -62,7 +62,7 @@ impl World {
             buffer_chunks: 4,
         };
         let target = self.cloud.region("REGION2").url();
-        CloudOptions::from_flags(
+        let mut options = CloudOptions::from_flags(
             Some("REGION1"),
             Some("REGION2"),
             Some(&target),
@@ -71,7 +71,9 @@ impl World {
             1,
             limits,
         )
-        .unwrap()
+        .unwrap();
+        options.background_window = std::time::Duration::from_millis(50);
+        options
     }
 
     fn bench(&self, image: Option<&str>) -> (Result<CloudReport, BenchError>, Vec<String>) {

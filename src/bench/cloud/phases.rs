@@ -334,7 +334,7 @@ pub(super) async fn sidecar(
         target.clone(),
         id.clone(),
         sink.receiving(),
-        ctx.budget,
+        (ctx.budget, ctx.request_timeout),
         stop_watch.clone(),
     ));
     let deadline = accepted_at + ctx.budget;
@@ -381,12 +381,12 @@ async fn first_byte(
     target: ImageApi,
     id: String,
     status: &'static str,
-    budget: Duration,
+    (budget, per_call): (Duration, Duration),
     stop: CancellationToken,
 ) -> Option<Instant> {
     let deadline = Instant::now() + budget;
     while Instant::now() < deadline && !stop.is_cancelled() {
-        let seen = tokio::time::timeout(budget, target.image(&id)).await;
+        let seen = tokio::time::timeout(per_call, target.image(&id)).await;
         if let Ok(Ok(image)) = seen {
             let now = image["status"].as_str();
             if now == Some(status) || now == Some("active") {
