@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cross-region copies over an emulated 80 ms / 1 Gbit/s / 4 MiB-window link on the real test cloud:
 # upstream Glance's glance-download against the sidecar with one and with N source streams, side by
-# side on the same image (scripts/interop/bench_wan.py says how).
+# side on the same image (scripts/interop/bench_copies.py says how).
 #
 #   scripts/bench-wan.sh [SIZE_MIB] [RUNS] [STREAMS]      (defaults 256 2 4)
 #
@@ -39,6 +39,6 @@ for _ in $(seq 50); do
 done
 cat "$STATE_DIR/logs/wan-link.log"
 
-PYTHONDONTWRITEBYTECODE=1 "$GDS_VENV/bin/python3" scripts/interop/bench_wan.py \
+PYTHONDONTWRITEBYTECODE=1 "$GDS_VENV/bin/python3" scripts/interop/bench_copies.py --mode wan \
     --size-mib "$SIZE_MIB" --runs "$RUNS" --streams "$STREAMS" --json "$STATE_DIR/bench-wan.json" \
     --workdir "$STATE_DIR"
