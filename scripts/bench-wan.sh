@@ -3,7 +3,7 @@
 # upstream Glance's glance-download against the sidecar with one and with N source streams, side by
 # side on the same image (scripts/interop/bench_copies.py says how).
 #
-#   scripts/bench-wan.sh [SIZE_MIB] [RUNS] [STREAMS]      (defaults 256 2 4)
+#   scripts/bench-wan.sh [SIZE_MIB] [RUNS] [STREAMS] [SEGMENT_MIB]     (defaults 256 2 4 8)
 #
 # Environment: GDS_WAN_RTT_MS (80), GDS_WAN_MBIT (1000), GDS_WAN_WINDOW (4MiB), GDS_BENCH_STATE_DIR
 # (/tmp/gds-cloud-bench-wan). Builds the release binary, brings the cloud up, stops it at the end.
@@ -14,6 +14,7 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SIZE_MIB=${1:-256}
 RUNS=${2:-2}
 STREAMS=${3:-4}
+SEGMENT_MIB=${4:-8}
 STATE_DIR=${GDS_BENCH_STATE_DIR:-/tmp/gds-cloud-bench-wan}
 export GDS_WAN_RTT_MS=${GDS_WAN_RTT_MS:-80} GDS_WAN_MBIT=${GDS_WAN_MBIT:-1000} GDS_WAN_WINDOW=${GDS_WAN_WINDOW:-4MiB}
 BIN=$REPO_ROOT/target/release/glance-download-sidecar
@@ -40,5 +41,5 @@ done
 cat "$STATE_DIR/logs/wan-link.log"
 
 PYTHONDONTWRITEBYTECODE=1 "$GDS_VENV/bin/python3" scripts/interop/bench_copies.py --mode wan \
-    --size-mib "$SIZE_MIB" --runs "$RUNS" --streams "$STREAMS" --json "$STATE_DIR/bench-wan.json" \
+    --size-mib "$SIZE_MIB" --runs "$RUNS" --streams "$STREAMS" --segment-mib "$SEGMENT_MIB" --json "$STATE_DIR/bench-wan.json" \
     --workdir "$STATE_DIR"

@@ -104,6 +104,42 @@ async fn permanent_faults_fail_cleanly() {
     }
 }
 
+/// The source's metadata is what is wrong: garbled JSON, an `os_hash_algo` that does not match
+/// its `os_hash_value`, one nobody can compute. Each fails cleanly; nothing is synced or stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_source_metadata_fails_cleanly() {
+    let h = harness().await;
+    type Spoil = fn(&glance_download_sidecar::sim::FakeGlance, &str);
+    let cases: [(&str, Spoil, &str); 3] = [
+        (
+            "garbled JSON",
+            |g, id| g.garble_image_json(id, true),
+            "unexpected answer",
+        ),
+        (
+            "wrong algorithm",
+            |g, id| g.set_os_hash_algo(id, "sha256"),
+            "sha256 mismatch",
+        ),
+        (
+            "unknown algorithm",
+            |g, id| g.set_os_hash_algo(id, "whirlpool"),
+            "cannot compute",
+        ),
+    ];
+    for (seed, (name, spoil, message)) in cases.into_iter().enumerate() {
+        let src = h.source_image(SIZE, 700 + seed as u64, json!({"hw_a": "1"}));
+        spoil(h.source(), &src);
+        let dst = h.target_image().await;
+        let before = h.target_state(&dst);
+        let task = h.import_and_wait(&dst, &src).await;
+        assert_eq!(task["status"], "failure", "{name}: {task}");
+        let text = task["message"].as_str().unwrap();
+        assert!(text.contains(message), "{name}: {text}");
+        assert_reverted(&h.target_state(&dst), &before);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_is_visible_while_running() {
     let h = harness().await;

@@ -133,6 +133,7 @@ def main():
     p.add_argument("--size-mib", type=int, default=256)
     p.add_argument("--runs", type=int, default=2)
     p.add_argument("--streams", type=int, default=4)
+    p.add_argument("--segment-mib", type=int, default=8, help="segment_size of the N-stream sidecar")
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--workdir", default="/tmp")
     a = p.parse_args()
@@ -146,7 +147,8 @@ def main():
         one = Sidecar(cloud.sidecar_bin, "wan-1", cloud.state_dir, cloud.region2_glance,
                       cloud.keystone_url)
         many = Sidecar(cloud.sidecar_bin, "wan-%d" % a.streams, cloud.state_dir, cloud.region2_glance,
-                       cloud.keystone_url, {"source_streams": a.streams})
+                       cloud.keystone_url, {"source_streams": a.streams,
+                                            "segment_size": a.segment_mib << 20})
         extra = [one, many]
         tg = cloud.region2_glance
         # (name, url, source region, target Glance, headers, pid of the sidecar or None)
@@ -195,6 +197,7 @@ def main():
     base = med["upstream"]
     result = {
         "mode": a.mode, "size_bytes": size, "runs": a.runs, "streams": a.streams,
+        "segment_bytes": a.segment_mib << 20,
         "s3_do_secure_hash": os.environ.get("GDS_S3_SECURE_HASH") if a.mode == "s3" else None,
         "copy_checksum": checksums,
         "link": {"rtt_ms": int(os.environ.get("GDS_WAN_RTT_MS", "80")),

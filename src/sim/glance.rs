@@ -40,6 +40,8 @@ pub(crate) struct Inner {
     /// Image PATCHes still to be answered 500, as Glance does when its database refuses a write
     /// ("database is locked" on SQLite): a transient failure of the API itself.
     pub(crate) failing_patches: u32,
+    /// Images whose `GET /v2/images/{id}` answers 200 with a body cut mid-JSON.
+    pub(crate) garbled: std::collections::HashSet<String>,
     /// Staged data (`PUT /stage`) waiting for a `glance-direct` import, by image id.
     pub(crate) staged: HashMap<String, super::transfer::Received>,
     /// Import tasks run by this fake (`glance-direct`).
@@ -106,6 +108,7 @@ impl FakeGlance {
                 faults: HashMap::new(),
                 upload_faults: HashMap::new(),
                 failing_patches: 0,
+                garbled: Default::default(),
                 staged: HashMap::new(),
                 tasks: Vec::new(),
                 inject: serde_json::Map::new(),
@@ -227,6 +230,26 @@ impl FakeGlance {
                 None => image.properties.remove(key),
             };
             image.touch();
+        }
+    }
+
+    /// Sets an image's `os_hash_algo` directly, leaving `os_hash_value` as it is: a source that
+    /// names the wrong algorithm, or one no client can compute.
+    pub fn set_os_hash_algo(&self, id: &str, algo: &str) {
+        if let Some(image) = self.state.lock().images.get_mut(id) {
+            image.os_hash_algo = Some(algo.to_owned());
+            image.touch();
+        }
+    }
+
+    /// Makes `GET /v2/images/{id}` answer 200 with a body that is not valid JSON (a truncated
+    /// document), until cleared with `false`.
+    pub fn garble_image_json(&self, id: &str, garbled: bool) {
+        let mut inner = self.state.lock();
+        if garbled {
+            inner.garbled.insert(id.to_owned());
+        } else {
+            inner.garbled.remove(id);
         }
     }
 
