@@ -259,6 +259,18 @@ fn run_wan_link(args: WanLinkArgs) -> ExitCode {
     })
 }
 
+/// Checked options with the caller's credentials (clouds.yaml or `OS_*`, as the openstack client
+/// reads them), or the first problem as a message for the command line.
+fn with_credentials<T, E: std::fmt::Display>(
+    options: Result<T, E>,
+    os_cloud: Option<&str>,
+) -> Result<(T, sync::Credentials), String> {
+    let options = options.map_err(|e| e.to_string())?;
+    let env = sync::Environment::from_process();
+    let credentials = sync::Credentials::load(os_cloud, &env).map_err(|e| e.to_string())?;
+    Ok((options, credentials))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -488,13 +500,7 @@ fn run_bench_cloud(args: BenchArgs, limits: glance_download_sidecar::pipeline::L
         args.runs,
         limits,
     );
-    let env = sync::Environment::from_process();
-    let prepared = options.map_err(|e| e.to_string()).and_then(|options| {
-        sync::Credentials::load(args.os_cloud.as_deref(), &env)
-            .map(|credentials| (options, credentials))
-            .map_err(|e| e.to_string())
-    });
-    let (options, credentials) = match prepared {
+    let (options, credentials) = match with_credentials(options, args.os_cloud.as_deref()) {
         Ok(prepared) => prepared,
         Err(error) => {
             eprintln!("glance-download-sidecar bench: {error}");
@@ -550,22 +556,15 @@ fn run_sync(args: SyncArgs) -> ExitCode {
         visibility: args.visibility,
         properties: args.properties,
     };
-    let prepared = sync::Options::new(
+    let options = sync::Options::new(
         &args.from,
         &args.to,
         &args.images,
         filters,
         args.concurrency,
         args.dry_run,
-    )
-    .map_err(|e| e.to_string())
-    .and_then(|options| {
-        let env = sync::Environment::from_process();
-        sync::Credentials::load(args.os_cloud.as_deref(), &env)
-            .map(|credentials| (options, credentials))
-            .map_err(|e| e.to_string())
-    });
-    let (options, credentials) = match prepared {
+    );
+    let (options, credentials) = match with_credentials(options, args.os_cloud.as_deref()) {
         Ok(prepared) => prepared,
         Err(error) => {
             eprintln!("glance-download-sidecar sync: {error}");

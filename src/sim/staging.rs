@@ -6,7 +6,6 @@
 //! What the fake leaves out: format conversion and decompression plugins.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -15,15 +14,12 @@ use serde_json::{Map, Value};
 use super::glance::{glance_error, not_found, visible, GlanceState};
 use super::images::ImageStatus;
 use super::keystone::Caller;
-use super::stores::{end_task, merge, task_record, write_stores, FAILED, IMPORTING};
+use super::stores::{end_task, lock_for_task, run_task, write_stores, NewTask};
 use super::transfer::{media_type, receive, refuse_write, Received};
-use super::wire::{glance_time, header, request_id};
-use crate::http::{status_response, BoxBody, REQUEST_ID};
+use super::wire::header;
+use crate::http::{status_response, BoxBody};
 
 type Reply = Response<BoxBody>;
-
-/// How long the fake's import task takes before it moves the data (an asynchronous task).
-const TASK_DELAY: Duration = Duration::from_millis(20);
 
 /// `PUT /v2/images/{id}/stage`.
 pub(crate) async fn stage(
@@ -110,50 +106,16 @@ pub(crate) fn start_direct_import(
     body: Value,
     stores: Vec<String>,
 ) -> Reply {
-    let request = request_id();
-    let request_text = request.to_str().unwrap_or_default().to_owned();
-    let task_id = uuid::Uuid::new_v4().to_string();
-    let now = glance_time(time::OffsetDateTime::now_utc());
+    let task = NewTask::new();
     {
         let mut inner = state.lock();
         let Some(image) = inner.images.get_mut(id) else {
             return not_found(id);
         };
         image.status = ImageStatus::Importing;
-        image.properties.insert(
-            "os_glance_import_task".into(),
-            Value::from(task_id.as_str()),
-        );
-        if !stores.is_empty() {
-            merge(image, IMPORTING, &stores, false);
-            merge(image, FAILED, &stores, true);
-        }
-        image.touch();
-        let owner = image.owner.clone();
-        inner.tasks.push(task_record(
-            &task_id,
-            owner,
-            id,
-            &request_text,
-            caller,
-            &body,
-            &stores,
-            &now,
-        ));
+        lock_for_task(&mut inner, id, &task, caller, &body, &stores);
     }
-    let must = body
-        .get("all_stores_must_succeed")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    let state = state.clone();
-    let image_id = id.to_owned();
-    tokio::spawn(async move {
-        tokio::time::sleep(TASK_DELAY).await;
-        finish_direct_import(&state, &image_id, &task_id, &stores, must);
-    });
-    let mut response = status_response(StatusCode::ACCEPTED);
-    response.headers_mut().insert(REQUEST_ID, request);
-    response
+    run_task(state, id, task, stores, &body, finish_direct_import)
 }
 
 /// The task's end: staged data into each store (a failing store as `write_stores` says),

@@ -14,7 +14,7 @@ use std::time::Duration;
 use http::{HeaderValue, Response, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::glance::{glance_error, FakeGlance, GlanceState};
+use super::glance::{glance_error, FakeGlance, GlanceState, Inner};
 use super::images::{Image, ImageStatus};
 use super::keystone::Caller;
 use super::wire::{glance_time, request_id};
@@ -22,7 +22,7 @@ use crate::http::{full, json_response, status_response, BoxBody, REQUEST_ID};
 
 type Reply = Response<BoxBody>;
 
-/// How long the fake's copy task takes before it copies (an asynchronous task).
+/// How long the fake's import tasks (glance-direct, copy-image) wait before they move data.
 const TASK_DELAY: Duration = Duration::from_millis(20);
 
 /// Upstream's generic task failure message (`taskflow_executor._run`).
@@ -213,10 +213,7 @@ pub(crate) fn start_copy(
     body: Value,
     mut stores: Vec<String>,
 ) -> Reply {
-    let request = request_id();
-    let request_text = request.to_str().unwrap_or_default().to_owned();
-    let task_id = uuid::Uuid::new_v4().to_string();
-    let now = glance_time(time::OffsetDateTime::now_utc());
+    let task = NewTask::new();
     let all_stores = body.get("all_stores").and_then(Value::as_bool) == Some(true);
     {
         let mut inner = state.lock();
@@ -234,37 +231,85 @@ pub(crate) fn start_copy(
                 &format!("Image is already present at store '{present}'"),
             );
         }
-        image.properties.insert(
-            "os_glance_import_task".into(),
-            Value::from(task_id.as_str()),
-        );
-        merge(image, IMPORTING, &stores, false);
-        merge(image, FAILED, &stores, true);
-        image.touch();
-        let owner = image.owner.clone();
-        inner.tasks.push(task_record(
-            &task_id,
-            owner,
-            id,
-            &request_text,
-            caller,
-            &body,
-            &stores,
-            &now,
-        ));
+        lock_for_task(&mut inner, id, &task, caller, &body, &stores);
     }
+    run_task(state, id, task, stores, &body, finish_copy)
+}
+
+/// A new import task's ids and start time.
+pub(crate) struct NewTask {
+    /// The `x-openstack-request-id` of the `202`, recorded in the task.
+    request: HeaderValue,
+    id: String,
+    now: String,
+}
+
+impl NewTask {
+    pub(crate) fn new() -> Self {
+        NewTask {
+            request: request_id(),
+            id: uuid::Uuid::new_v4().to_string(),
+            now: glance_time(time::OffsetDateTime::now_utc()),
+        }
+    }
+}
+
+/// Takes image `id`'s import lock for `task` (`os_glance_import_task`), marks `stores` importing
+/// and no longer failed, and records the task `processing`, as Glance's import flow starts.
+pub(crate) fn lock_for_task(
+    inner: &mut Inner,
+    id: &str,
+    task: &NewTask,
+    caller: &Caller,
+    body: &Value,
+    stores: &[String],
+) {
+    let Some(image) = inner.images.get_mut(id) else {
+        return;
+    };
+    image.properties.insert(
+        "os_glance_import_task".into(),
+        Value::from(task.id.as_str()),
+    );
+    if !stores.is_empty() {
+        merge(image, IMPORTING, stores, false);
+        merge(image, FAILED, stores, true);
+    }
+    image.touch();
+    let owner = image.owner.clone();
+    let request = task.request.to_str().unwrap_or_default();
+    let record = task_record(
+        &task.id, owner, id, request, caller, body, stores, &task.now,
+    );
+    inner.tasks.push(record);
+}
+
+/// The function that ends a task: state, image id, task id, stores, all stores must succeed.
+pub(crate) type FinishTask = fn(&GlanceState, &str, &str, &[String], bool);
+
+/// Runs `finish` a moment later, as Glance's task executor, and answers `202` with the task's
+/// request id.
+pub(crate) fn run_task(
+    state: &Arc<GlanceState>,
+    id: &str,
+    task: NewTask,
+    stores: Vec<String>,
+    body: &Value,
+    finish: FinishTask,
+) -> Reply {
     let must = body
         .get("all_stores_must_succeed")
         .and_then(Value::as_bool)
         .unwrap_or(true);
     let state = state.clone();
     let image_id = id.to_owned();
+    let task_id = task.id;
     tokio::spawn(async move {
         tokio::time::sleep(TASK_DELAY).await;
-        finish_copy(&state, &image_id, &task_id, &stores, must);
+        finish(&state, &image_id, &task_id, &stores, must);
     });
     let mut response = status_response(StatusCode::ACCEPTED);
-    response.headers_mut().insert(REQUEST_ID, request);
+    response.headers_mut().insert(REQUEST_ID, task.request);
     response
 }
 

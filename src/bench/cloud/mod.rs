@@ -32,10 +32,9 @@ pub use report::{
     GOAL_UPLOAD_OVER_UPSTREAM, PHASES, RATIOS,
 };
 
-use super::ceiling::{generated_frames, hash_two_threads_measured};
 use super::measure::{Machine, Meter, Sample};
 use super::sim::runtime;
-use super::{BenchError, SEED};
+use super::BenchError;
 use crate::api::{App, Server};
 use crate::apiclient::ImageApi;
 use crate::config::{Config, SinkKind};
@@ -430,15 +429,7 @@ fn ceiling(
     limits: Limits,
     generated: bool,
 ) -> Result<Sample, BenchError> {
-    let size = ctx.source.size;
-    let meter = Meter::start();
-    let frames = generated_frames(SEED, size, limits.chunk_size);
-    let measured = hash_two_threads_measured(frames, algo, limits.buffer_chunks)?;
-    let mut sample = meter.stop(size);
-    if let (Some(md5), Some(other)) = (measured.md5_cpu, measured.other_cpu) {
-        let other_name = format!("gds-hash-{}", algo.name());
-        sample.attribute_exited(&[("gds-hash-md5", md5), (other_name.as_str(), other)]);
-    }
+    let (sample, measured) = super::metered_ceiling(algo, ctx.source.size, limits)?;
     let digests = &measured.digests;
     let same_algo = ctx.source.os_hash_algo.as_deref() == Some(algo.name());
     let os_hash_differs =
