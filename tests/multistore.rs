@@ -70,32 +70,6 @@ fn upload_stores(h: &Harness) -> Vec<Option<String>> {
         .collect()
 }
 
-/// Imports with the `X-Image-Meta-Store` header, as `glance image-import --store` does.
-async fn import_with_store_header(h: &Harness, target: &str, body: &Value, store: &str) -> Answer {
-    let client = glance_download_sidecar::http::client(std::time::Duration::from_secs(5));
-    let request = http::Request::builder()
-        .method(http::Method::POST)
-        .uri(format!("{}/v2/images/{target}/import", h.sidecar.url()))
-        .header("x-auth-token", &h.token)
-        .header("content-type", "application/json")
-        .header("accept", "application/json")
-        .header("x-image-meta-store", store)
-        .body(glance_download_sidecar::http::full(
-            serde_json::to_vec(body).unwrap(),
-        ))
-        .unwrap();
-    let response = client.request(request).await.unwrap();
-    let (parts, body) = response.into_parts();
-    let body = glance_download_sidecar::http::read_limited(body, 1 << 20)
-        .await
-        .unwrap();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
-}
-
 /// How many `POST /import` REGION2 received: with glance-upload only copy-image goes there
 /// (the glance-download request itself is handled by the sidecar).
 fn import_posts(h: &Harness) -> usize {
@@ -166,7 +140,11 @@ async fn no_store_named_means_the_default_store_and_no_copy() {
     assert_eq!(import_posts(&h), 0);
     // The header names the store too.
     let dst = h.target_image().await;
-    let answer = import_with_store_header(&h, &dst, &body(&src, json!({})), "fast").await;
+    // the X-Image-Meta-Store header, as `glance image-import --store` sends it
+    let bytes = serde_json::to_vec(&body(&src, json!({}))).unwrap();
+    let answer = h
+        .import_with_header(&dst, bytes, ("x-image-meta-store", "fast"))
+        .await;
     assert_eq!(
         answer.status,
         202,

@@ -4,11 +4,12 @@
 mod support;
 
 use glance_download_sidecar::config::SinkKind;
-use glance_download_sidecar::http::full;
 use glance_download_sidecar::sim::{generated_bytes, Fault};
-use http::Method;
 use serde_json::json;
 use support::*;
+
+/// The per-request sink header.
+const SINK: &str = "x-glance-download-sink";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staged_imports_run_the_targets_import_flow() {
@@ -48,22 +49,27 @@ async fn a_request_may_choose_its_sink() {
     let dst = h.target_image().await;
     let body = json!({"method": {"name": "glance-download", "glance_region": "REGION1", "glance_image_id": src}});
     let bytes = serde_json::to_vec(&body).unwrap();
-    let path = format!("/v2/images/{dst}/import");
-    let bad = call_with_sink(&h, &path, "tape", bytes.clone()).await;
+    let bad = h
+        .import_with_header(&dst, bytes.clone(), (SINK, "tape"))
+        .await;
     assert_eq!(bad.status, 400);
     assert!(bad.json()["message"]
         .as_str()
         .unwrap()
         .contains("Unknown store sink 'tape'"));
     // s3 exists, but only where [s3] is configured: refused up front, not failed later
-    let unconfigured = call_with_sink(&h, &path, "s3", bytes.clone()).await;
+    let unconfigured = h
+        .import_with_header(&dst, bytes.clone(), (SINK, "s3"))
+        .await;
     assert_eq!(unconfigured.status, 400);
     let message = unconfigured.json()["message"].as_str().unwrap().to_owned();
     assert!(
         message.contains("'s3'") && message.ends_with("offers glance-upload, glance-stage"),
         "{message}"
     );
-    let ok = call_with_sink(&h, &path, "glance-stage", bytes).await;
+    let ok = h
+        .import_with_header(&dst, bytes, (SINK, "glance-stage"))
+        .await;
     assert_eq!(ok.status, 202, "{:?}", ok.json());
     let task = h.api.wait_for_import(&dst, TASK_WAIT).await.unwrap();
     assert_eq!(task["status"], "success", "{task}");
@@ -72,34 +78,6 @@ async fn a_request_may_choose_its_sink() {
         .request_log()
         .iter()
         .any(|r| r.path.ends_with("/stage")));
-}
-
-async fn call_with_sink(
-    h: &Harness,
-    path: &str,
-    sink: &str,
-    body: Vec<u8>,
-) -> glance_download_sidecar::apiclient::Answer {
-    let client = glance_download_sidecar::http::client(std::time::Duration::from_secs(5));
-    let request = http::Request::builder()
-        .method(Method::POST)
-        .uri(format!("{}{path}", h.sidecar.url()))
-        .header("x-auth-token", &h.token)
-        .header("content-type", "application/json")
-        .header("x-glance-download-sink", sink)
-        .header("accept", "application/json")
-        .body(full(body))
-        .unwrap();
-    let response = client.request(request).await.unwrap();
-    let (parts, body) = response.into_parts();
-    let body = glance_download_sidecar::http::read_limited(body, 1 << 20)
-        .await
-        .unwrap();
-    glance_download_sidecar::apiclient::Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,6 +27,36 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// `POST /v2/images/{target}/import` with `body` and one extra header (a per-request sink,
+    /// a store), as a client holding the caller's token; the answer read whole.
+    pub async fn import_with_header(
+        &self,
+        target: &str,
+        body: Vec<u8>,
+        header: (&str, &str),
+    ) -> Answer {
+        let client = glance_download_sidecar::http::client(Duration::from_secs(5));
+        let request = http::Request::builder()
+            .method(http::Method::POST)
+            .uri(format!("{}/v2/images/{target}/import", self.sidecar.url()))
+            .header("x-auth-token", &self.token)
+            .header("content-type", "application/json")
+            .header("accept", "application/json")
+            .header(header.0, header.1)
+            .body(glance_download_sidecar::http::full(body))
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let body = glance_download_sidecar::http::read_limited(body, 1 << 20)
+            .await
+            .unwrap();
+        Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
     pub async fn start() -> Harness {
         Harness::with_config(|_| {}).await
     }
