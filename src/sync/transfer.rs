@@ -96,8 +96,12 @@ pub(super) async fn import(
     let request_id = answer.header(crate::http::REQUEST_ID).map(str::to_string);
     let deadline = Instant::now() + ctx.tuning.transfer_timeout;
     let mut errors = 0;
+    // Small images finish in well under a poll interval: the first polls come sooner, then
+    // double up to the interval.
+    let mut pause = (ctx.tuning.poll_interval / 8).max(Duration::from_millis(50));
     loop {
-        tokio::time::sleep(ctx.tuning.poll_interval).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(ctx.tuning.poll_interval);
         let polled = async {
             let fresh = api(ctx, &region.endpoint).await?;
             tasks_of(ctx, &fresh, target).await
