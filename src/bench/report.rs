@@ -197,20 +197,15 @@ impl Report {
             "others"
         );
         for p in &self.phases {
-            let runs: Vec<String> = p.mb_per_s_runs.iter().map(|r| format!("{r:.0}")).collect();
-            let threads: Vec<String> = p
-                .cpu_s_per_gib_by_thread
-                .iter()
-                .map(|(name, cpu)| format!("{} {cpu:.2}", name.trim_start_matches("gds-")))
-                .collect();
+            let (runs, threads) = runs_and_threads(&p.mb_per_s_runs, &p.cpu_s_per_gib_by_thread);
             let _ = writeln!(
                 out,
                 "{:<24} {:>7.0}  {:<22} {:>9}  {:<44} {:>9}  {:>6}",
                 p.label,
                 p.mb_per_s,
-                runs.join(" "),
+                runs,
                 p.cpu_s_per_gib.map_or("?".into(), |c| format!("{c:.2}")),
-                threads.join(", "),
+                threads,
                 p.peak_rss
                     .map_or("?".into(), |b| format!("{:.1} MiB", mib(b))),
                 p.others_cores.map_or("?".into(), |c| format!("{c:.2}"))
@@ -343,6 +338,17 @@ fn notes(algo: HashAlgo, per_phase: bool) -> Vec<String> {
 }
 
 /// The median (the mean of the middle two for an even count); 0 when empty.
+/// A phase's per-run rates ("697 685 695") and its CPU by thread ("sidecar 3.61, bench 0.03"), as
+/// both report tables print them.
+pub(crate) fn runs_and_threads(runs: &[f64], by_thread: &[(String, f64)]) -> (String, String) {
+    let runs: Vec<String> = runs.iter().map(|r| format!("{r:.0}")).collect();
+    let threads: Vec<String> = by_thread
+        .iter()
+        .map(|(name, cpu)| format!("{} {cpu:.2}", name.trim_start_matches("gds-")))
+        .collect();
+    (runs.join(" "), threads.join(", "))
+}
+
 pub(crate) fn median(values: impl IntoIterator<Item = f64>) -> f64 {
     let mut v: Vec<f64> = values.into_iter().collect();
     if v.is_empty() {

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::super::measure::{Machine, Sample};
-use super::super::report::{bytes, median, mib};
+use super::super::report::{bytes, median, mib, runs_and_threads};
 
 /// The goal for the `glance-upload` sink: at least this share of Glance's own `PUT /file` rate.
 pub const GOAL_UPLOAD_OVER_PUT: f64 = 0.9;
@@ -310,25 +310,20 @@ impl CloudReport {
                 let _ = writeln!(out, "{:<30} not offered: {reason}", p.label);
                 continue;
             }
-            let runs: Vec<String> = p.mb_per_s_runs.iter().map(|r| format!("{r:.0}")).collect();
-            let threads: Vec<String> = p
-                .cpu_s_per_gib_by_thread
-                .iter()
-                .map(|(name, cpu)| format!("{} {cpu:.2}", name.trim_start_matches("gds-")))
-                .collect();
+            let (runs, threads) = runs_and_threads(&p.mb_per_s_runs, &p.cpu_s_per_gib_by_thread);
             let _ = writeln!(
                 out,
                 "{:<30} {:>6}  {:<20} {:>7}  {:>7}  {:>9}  {:>9}  {:<28} {:>8}  {:>9}",
                 p.label,
                 opt(p.mb_per_s, 0),
-                runs.join(" "),
+                runs,
                 opt(p.seconds, 2),
                 p.accepted
                     .map_or("—".into(), |s| format!("{:.0} ms", s * 1e3)),
                 p.to_store
                     .map_or("—".into(), |s| format!("{:.0} ms", s * 1e3)),
                 opt(p.cpu_s_per_gib, 2),
-                threads.join(", "),
+                threads,
                 opt(p.others_cpu_s_per_gib, 2),
                 p.peak_rss
                     .map_or("?".into(), |b| format!("{:.1} MiB", mib(b)))
