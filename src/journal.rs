@@ -176,6 +176,10 @@ pub fn replay_lines(reader: impl BufRead) -> Replay {
             .flatten();
         match entry {
             None => replay.skipped += 1,
+            // Task ids are UUIDs the sidecar made: anything else was not written by it.
+            Some(Entry::Started { ref task_id, .. }) if uuid::Uuid::parse_str(task_id).is_err() => {
+                replay.skipped += 1
+            }
             Some(Entry::Started {
                 task_id,
                 image_id,
@@ -227,22 +231,25 @@ mod tests {
             glance_url: "http://g".into(),
             task: json!({"id": id, "status": "pending"}),
         };
-        journal.append(&started("a")).await.unwrap();
-        journal.append(&started("b")).await.unwrap();
+        let [a, b, c] = [0; 3].map(|_| uuid::Uuid::new_v4().to_string());
+        journal.append(&started(&a)).await.unwrap();
+        journal.append(&started(&b)).await.unwrap();
+        // Not a task id the sidecar makes: never replayed (the fuzzer found an empty one).
+        journal.append(&started("")).await.unwrap();
         let revert = json!([{"op": "remove", "path": "/hw_x"}]);
         journal
             .append(&Entry::Synced {
-                task_id: "b".into(),
+                task_id: b.clone(),
                 revert: revert.clone(),
             })
             .await
             .unwrap();
         journal
             .append(&Entry::Finished {
-                task_id: "a".into(),
+                task_id: a.clone(),
                 status: "success".into(),
                 message: String::new(),
-                task: json!({"id": "a", "status": "success"}),
+                task: json!({"id": a, "status": "success"}),
             })
             .await
             .unwrap();
@@ -254,18 +261,15 @@ mod tests {
             .write_all(b"{\"event\":\"fin")
             .unwrap();
         let replay = journal.replay().unwrap();
-        assert_eq!(
-            replay.finished,
-            vec![json!({"id": "a", "status": "success"})]
-        );
+        assert_eq!(replay.finished, vec![json!({"id": a, "status": "success"})]);
         assert_eq!(replay.interrupted.len(), 1);
-        assert_eq!(replay.interrupted[0].task_id, "b");
+        assert_eq!(replay.interrupted[0].task_id, b);
         assert_eq!(replay.interrupted[0].revert, Some(revert));
-        assert_eq!(replay.skipped, 1);
+        assert_eq!(replay.skipped, 2, "the torn line and the empty task id");
 
         journal.compact(&[]).unwrap();
         assert!(journal.replay().unwrap().finished.is_empty());
-        journal.append(&started("c")).await.unwrap();
+        journal.append(&started(&c)).await.unwrap();
         assert_eq!(journal.replay().unwrap().interrupted.len(), 1);
         std::fs::remove_dir_all(dir).unwrap();
     }
