@@ -477,6 +477,15 @@ schema_db() { # kind (keystone|glance) target: copy a migrated empty DB, migrati
     "$PYTHON" -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("PRAGMA journal_mode=WAL"); c.close()' "$target"
 }
 
+start_region_sidecar() { # region port glance_port: the sidecar of a region, with $STATE_DIR/sidecar-REGION.conf
+    local region=$1 port=$2 gport=$3 pidvar=PID_sidecar_$1
+    start_bg "sidecar-$region" "$STATE_DIR/logs/sidecar-$region.log" "127.0.0.1:$port" -- \
+        env RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 "$SIDECAR_BIN" serve --config "$STATE_DIR/sidecar-$region.conf" \
+        --bind "127.0.0.1:$port" --glance-url "http://127.0.0.1:$gport" --auth-url "http://127.0.0.1:$KEYSTONE_PORT/v3"
+    wait_http "sidecar-$region" "http://127.0.0.1:$port/healthcheck" "$STATE_DIR/logs/sidecar-$region.log" \
+        "${!pidvar}" '^200$'
+}
+
 glance_port() { # region -> its Glance's port
     case "$1" in
         REGION1) echo "$GLANCE1_PORT" ;; REGION2) echo "$GLANCE2_PORT" ;;
@@ -773,11 +782,7 @@ task_journal = $STATE_DIR/sidecar-REGION4.jsonl
 ignore_user_roles = admin
 inject = $INJECT_PROPERTIES
 EOF
-        start_bg sidecar-REGION4 "$STATE_DIR/logs/sidecar-REGION4.log" "127.0.0.1:$SIDECAR4_PORT" -- \
-            env RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 "$SIDECAR_BIN" serve --config "$STATE_DIR/sidecar-REGION4.conf" \
-            --bind "127.0.0.1:$SIDECAR4_PORT" --glance-url "http://127.0.0.1:$GLANCE4_PORT" --auth-url "$kurl/v3"
-        wait_http sidecar-REGION4 "http://127.0.0.1:$SIDECAR4_PORT/healthcheck" "$STATE_DIR/logs/sidecar-REGION4.log" \
-            "$PID_sidecar_REGION4" '^200$'
+        start_region_sidecar REGION4 "$SIDECAR4_PORT" "$GLANCE4_PORT"
 
         # REGION5's sidecar: the s3 sink writes Glance's bucket and registers the location with
         # the glance service user's token (role service) as X-Service-Token
@@ -797,11 +802,7 @@ password = $GLANCE_PASSWORD
 project_name = service
 EOF
         chmod 600 "$STATE_DIR/sidecar-REGION5.conf"
-        start_bg sidecar-REGION5 "$STATE_DIR/logs/sidecar-REGION5.log" "127.0.0.1:$SIDECAR5_PORT" -- \
-            env RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 "$SIDECAR_BIN" serve --config "$STATE_DIR/sidecar-REGION5.conf" \
-            --bind "127.0.0.1:$SIDECAR5_PORT" --glance-url "http://127.0.0.1:$GLANCE5_PORT" --auth-url "$kurl/v3"
-        wait_http sidecar-REGION5 "http://127.0.0.1:$SIDECAR5_PORT/healthcheck" "$STATE_DIR/logs/sidecar-REGION5.log" \
-            "$PID_sidecar_REGION5" '^200$'
+        start_region_sidecar REGION5 "$SIDECAR5_PORT" "$GLANCE5_PORT"
     fi
 
     write_env_file

@@ -404,7 +404,6 @@ impl Importer {
         let sink_target = Target {
             image_id: request.image_id.clone(),
             size: expected.size,
-            store: request.stores.first().map(str::to_string),
             stores: request.stores.stores.clone(),
             all_stores_must_succeed: request.stores.all_must_succeed,
             token: token.clone(),

@@ -2,9 +2,12 @@
 //! from it.
 #![no_main]
 
+mod oracle;
+
 use glance_download_sidecar::api::upstream_uri;
 use glance_download_sidecar::config::{ini, Config, Overrides};
 use libfuzzer_sys::fuzz_target;
+use oracle::port_is_kept;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -42,22 +45,3 @@ fuzz_target!(|data: &[u8]| {
         assert!(port_is_kept(&uri), "{url:?}: the port is dropped");
     }
 });
-
-/// A port written in the URL is one the client will use: `http::Uri` accepts any text after the
-/// colon (`:99999`, `:9292*`) and then reports no port, so the connection would silently go to
-/// the scheme's default port instead. An empty port (`host:`) means the default anyway.
-fn port_is_kept(uri: &http::Uri) -> bool {
-    let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
-    let host_port = authority.rsplit('@').next().unwrap_or_default();
-    let after_host = match host_port.strip_prefix('[') {
-        Some(rest) => rest
-            .split_once(']')
-            .map(|(_, after)| after)
-            .unwrap_or_default(),
-        None => host_port,
-    };
-    match after_host.split_once(':') {
-        None => true,
-        Some((_, port)) => port.is_empty() || uri.port_u16().is_some(),
-    }
-}

@@ -7,8 +7,11 @@
 //! as well.
 #![no_main]
 
+mod oracle;
+
 use glance_download_sidecar::keystone::{parse_token, Catalog};
 use libfuzzer_sys::fuzz_target;
+use oracle::port_is_kept;
 
 fuzz_target!(|data: &[u8]| {
     let (query, doc) = split_query(data);
@@ -64,25 +67,6 @@ fn lookup(catalog: &Catalog, region: &str, interface: &str) {
             name.eq_ignore_ascii_case(region) && e.url.starts_with(url.as_str())
         });
     assert!(from_catalog, "{url} is not an image endpoint of {region}");
-}
-
-/// A port written in the URL is one the client will use: `http::Uri` accepts any text after the
-/// colon (`:99999`, `:9292*`) and then reports no port, so the connection would silently go to
-/// the scheme's default port instead. An empty port (`host:`) means the default anyway.
-fn port_is_kept(uri: &http::Uri) -> bool {
-    let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
-    let host_port = authority.rsplit('@').next().unwrap_or_default();
-    let after_host = match host_port.strip_prefix('[') {
-        Some(rest) => rest
-            .split_once(']')
-            .map(|(_, after)| after)
-            .unwrap_or_default(),
-        None => host_port,
-    };
-    match after_host.split_once(':') {
-        None => true,
-        Some((_, port)) => port.is_empty() || uri.port_u16().is_some(),
-    }
 }
 
 /// Splits `REGION INTERFACE\n` off the front; defaults when there is no such line.

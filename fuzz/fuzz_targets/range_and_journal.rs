@@ -17,6 +17,8 @@ fuzz_target!(|data: &[u8]| {
     let replay = replay_lines(data);
     // Every interrupted task was started in the journal; nothing is invented.
     for task in &replay.interrupted {
-        assert!(data.windows(task.task_id.len()).any(|w| w == task.task_id.as_bytes()));
+        assert!(data
+            .windows(task.task_id.len())
+            .any(|w| w == task.task_id.as_bytes()));
     }
 });

@@ -269,24 +269,7 @@ fn summarize(
     let samples: Vec<&Sample> = runs.iter().map(pick).collect();
     let mb_per_s_runs: Vec<f64> = samples.iter().map(|s| s.mb_per_s()).collect();
     let cpu: Vec<f64> = samples.iter().filter_map(|s| s.cpu_per_gib()).collect();
-    let mut groups: Vec<String> = samples
-        .iter()
-        .flat_map(|s| s.cpu_by_thread.iter().map(|(name, _)| name.clone()))
-        .collect();
-    groups.sort();
-    groups.dedup();
-    let mut by_thread: Vec<(String, f64)> = groups
-        .into_iter()
-        .map(|group| {
-            let per_run = samples
-                .iter()
-                .map(|s| s.group_cpu_per_gib(&group).unwrap_or(0.0));
-            let cpu = median(per_run);
-            (group, cpu)
-        })
-        .filter(|(_, cpu)| *cpu >= 0.005)
-        .collect();
-    by_thread.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let by_thread = median_cpu_by_thread(&samples);
     PhaseSummary {
         key,
         label,
@@ -338,6 +321,30 @@ fn notes(algo: HashAlgo, per_phase: bool) -> Vec<String> {
 }
 
 /// The median (the mean of the middle two for an even count); 0 when empty.
+/// The median CPU seconds per GiB of each thread group over the runs (groups below 0.005
+/// left out), busiest first.
+pub(crate) fn median_cpu_by_thread(samples: &[&Sample]) -> Vec<(String, f64)> {
+    let mut groups: Vec<String> = samples
+        .iter()
+        .flat_map(|s| s.cpu_by_thread.iter().map(|(name, _)| name.clone()))
+        .collect();
+    groups.sort();
+    groups.dedup();
+    let mut by_thread: Vec<(String, f64)> = groups
+        .into_iter()
+        .map(|group| {
+            let per_run = samples
+                .iter()
+                .map(|s| s.group_cpu_per_gib(&group).unwrap_or(0.0));
+            let cpu = median(per_run);
+            (group, cpu)
+        })
+        .filter(|(_, cpu)| *cpu >= 0.005)
+        .collect();
+    by_thread.sort_by(|a, b| b.1.total_cmp(&a.1));
+    by_thread
+}
+
 /// A phase's per-run rates ("697 685 695") and its CPU by thread ("sidecar 3.61, bench 0.03"), as
 /// both report tables print them.
 pub(crate) fn runs_and_threads(runs: &[f64], by_thread: &[(String, f64)]) -> (String, String) {

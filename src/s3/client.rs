@@ -246,7 +246,16 @@ impl S3Client {
             op,
             detail: e.to_string(),
         })?;
-        tokio::time::timeout(self.timeout, self.http.request(request))
+        self.within(op, self.http.request(request)).await
+    }
+
+    /// `future` within the client's timeout; its error, with its causes, as a transport failure.
+    async fn within<T, E: std::error::Error + 'static>(
+        &self,
+        op: &'static str,
+        future: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, S3Error> {
+        tokio::time::timeout(self.timeout, future)
             .await
             .map_err(|_| S3Error::Timeout {
                 op,
@@ -264,16 +273,9 @@ impl S3Client {
         if !status.is_success() {
             return Err(self.error(op, status, response).await);
         }
-        let body = tokio::time::timeout(self.timeout, read_limited(response.into_body(), MAX_XML))
-            .await
-            .map_err(|_| S3Error::Timeout {
-                op,
-                after: self.timeout,
-            })?
-            .map_err(|e| S3Error::Transport {
-                op,
-                detail: e.to_string(),
-            })?;
+        let body = self
+            .within(op, read_limited(response.into_body(), MAX_XML))
+            .await?;
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 

@@ -41,7 +41,7 @@ impl StoreSink for GlanceUpload {
                     &target.image_id,
                     &target.token,
                     target.size,
-                    target.store.as_deref(),
+                    target.stores.first().map(String::as_str),
                     boxed(body),
                 )
                 .await?;

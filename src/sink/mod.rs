@@ -27,10 +27,9 @@ use crate::pipeline::SinkBody;
 pub struct Target {
     pub image_id: ImageId,
     pub size: u64,
-    /// The first requested store (`X-Image-Meta-Store`), if any.
-    pub store: Option<String>,
-    /// Every store requested, the first included (empty on a single-store Glance); only sinks
-    /// that [`StoreSink::writes_every_store`] look past the first.
+    /// Every store requested (empty on a single-store Glance); the first is the one a sink
+    /// writes (`X-Image-Meta-Store`), and only sinks that [`StoreSink::writes_every_store`] look
+    /// past it.
     pub stores: Vec<String>,
     /// `all_stores_must_succeed`, for sinks that write every store.
     pub all_stores_must_succeed: bool,

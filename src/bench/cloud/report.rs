@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::super::measure::{Machine, Sample};
-use super::super::report::{bytes, median, mib, runs_and_threads};
+use super::super::report::{bytes, median, median_cpu_by_thread, mib, runs_and_threads};
 
 /// The goal for the `glance-upload` sink: at least this share of Glance's own `PUT /file` rate.
 pub const GOAL_UPLOAD_OVER_PUT: f64 = 0.9;
@@ -375,25 +375,7 @@ fn summarize(key: &'static str, label: &'static str, runs: &[CloudRun]) -> Cloud
     let med = |values: Vec<f64>| (!values.is_empty()).then(|| median(values));
     let mb_per_s_runs: Vec<f64> = samples.iter().map(|s| s.mb_per_s()).collect();
     let per_gib = |cpu: f64, s: &Sample| cpu / (s.bytes.max(1) as f64 / (1u64 << 30) as f64);
-    let mut groups: Vec<String> = samples
-        .iter()
-        .flat_map(|s| s.cpu_by_thread.iter().map(|(name, _)| name.clone()))
-        .collect();
-    groups.sort();
-    groups.dedup();
-    let mut by_thread: Vec<(String, f64)> = groups
-        .into_iter()
-        .map(|group| {
-            let cpu = median(
-                samples
-                    .iter()
-                    .map(|s| s.group_cpu_per_gib(&group).unwrap_or(0.0)),
-            );
-            (group, cpu)
-        })
-        .filter(|(_, cpu)| *cpu >= 0.005)
-        .collect();
-    by_thread.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let by_thread = median_cpu_by_thread(&samples);
     CloudPhase {
         key,
         label,
