@@ -111,6 +111,20 @@ struct BenchArgs {
     /// Measure on a simulated cloud in this process.
     #[arg(long)]
     simulated: bool,
+    /// Measure under load on a simulated cloud, the sidecar run as a child `serve`: many clients
+    /// through the pass-through and straight to Glance, uploads and imports of --size, and a
+    /// flood of failing imports, at once.
+    #[arg(long, conflicts_with = "simulated")]
+    load: bool,
+    /// --load: clients sending small calls [default: 64].
+    #[arg(long, requires = "load")]
+    clients: Option<usize>,
+    /// --load: seconds the small calls are measured [default: 30].
+    #[arg(long, requires = "load")]
+    seconds: Option<u64>,
+    /// --load: failing imports (an unknown region) sent by one project [default: 2000].
+    #[arg(long, requires = "load")]
+    failing_imports: Option<usize>,
     /// Real cloud: the cloud of clouds.yaml to sign in with [default: $OS_CLOUD, else OS_*].
     #[arg(long, value_name = "NAME")]
     os_cloud: Option<String>,
@@ -446,6 +460,15 @@ fn run_bench(args: BenchArgs) -> ExitCode {
         }),
         buffer_chunks: args.buffer_chunks.unwrap_or(defaults.limits.buffer_chunks),
     };
+    if args.load {
+        if args.names_a_cloud() {
+            return refuse(
+                &"--load runs on a simulated cloud: no --os-cloud, --from, --to, \
+                  --target-glance-url or --image",
+            );
+        }
+        return run_bench_load(args);
+    }
     match (args.simulated, args.names_a_cloud()) {
         (true, true) => {
             return refuse(
@@ -473,6 +496,44 @@ fn run_bench(args: BenchArgs) -> ExitCode {
         return refuse(&error);
     }
     match bench::run(&options, &mut |line| eprintln!("{line}")) {
+        Ok(report) if args.json => {
+            println!("{:#}", report.to_json());
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            print!("{}", report.table());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("bench failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `bench --load`; exits 1 if the run could not complete.
+fn run_bench_load(args: BenchArgs) -> ExitCode {
+    init_logging("warn");
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(error) => {
+            eprintln!("bench: cannot find this program to run the sidecar: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let defaults = bench::load::LoadOptions::new(exe);
+    let options = bench::load::LoadOptions {
+        clients: args.clients.unwrap_or(defaults.clients),
+        seconds: args.seconds.unwrap_or(defaults.seconds),
+        failing_imports: args.failing_imports.unwrap_or(defaults.failing_imports),
+        size: args.size.unwrap_or(defaults.size),
+        ..defaults
+    };
+    if let Err(error) = options.validate() {
+        eprintln!("glance-download-sidecar bench: {error}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    match bench::load::run_load(&options, &mut |line| eprintln!("{line}")) {
         Ok(report) if args.json => {
             println!("{:#}", report.to_json());
             ExitCode::SUCCESS

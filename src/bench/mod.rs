@@ -19,6 +19,8 @@ mod bodies;
 mod ceiling;
 /// `bench` against a real cloud: Glance's `PUT /file`, both sinks and upstream side by side.
 pub mod cloud;
+/// `bench --load`: many clients, large uploads, imports and a flood of failing imports at once.
+pub mod load;
 mod measure;
 mod report;
 mod sim;
