@@ -372,11 +372,7 @@ impl Importer {
         let sync = metadata::plan_with(&source, &target, &self.prefixes, inject);
         if !sync.apply.is_empty() {
             task.note("Syncing metadata");
-            self.glance
-                .patch_image(&self.glance_url, &request.image_id, token, &sync.apply)
-                .await
-                .map_err(target_error)?;
-            undo.synced = Some(sync.revert.clone());
+            // Journaled before the patch, so a crash between the two can still be reverted.
             let revert =
                 serde_json::Value::Array(sync.revert.iter().map(PatchOp::to_json).collect());
             let entry = Entry::Synced {
@@ -386,6 +382,11 @@ impl Importer {
             if let Err(error) = self.journal(&entry).await {
                 warn!(task_id = %task.id, %error, "Failed to journal the metadata sync");
             }
+            self.glance
+                .patch_image(&self.glance_url, &request.image_id, token, &sync.apply)
+                .await
+                .map_err(target_error)?;
+            undo.synced = Some(sync.revert.clone());
         }
 
         task.note("Copying data");

@@ -2,16 +2,23 @@
 //! middle of an import can, when it starts again, mark the task `failure` and put the image back.
 //!
 //! A line never holds a token. It holds what recovery needs: the task's Glance record, the fronted
-//! Glance URL, and (once the metadata was synced) the JSON patch that undoes the sync.
+//! Glance URL, and (before the metadata is synced) the JSON patch that undoes the sync.
+//!
+//! Bounded: a running sidecar rewrites the journal once it passes `max_bytes`, keeping only the
+//! unfinished tasks and the newest finished ones; replay streams the file, reads lines of at most
+//! 256 KiB and keeps no more finished tasks than memory holds, whatever the file's size.
 
-use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::collections::{HashMap, VecDeque};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::tasks::{bounded_record, bounded_text, Limits as TaskLimits, Retained};
 
 /// Largest journal line read back (a task record with a large import body stays well below).
 const MAX_LINE: usize = 256 * 1024;
@@ -52,12 +59,15 @@ pub struct Interrupted {
 /// What the journal says after a restart.
 #[derive(Debug, Default)]
 pub struct Replay {
-    /// Tasks that ended, newest last, as their final JSON.
+    /// Tasks that ended, oldest first, as their final JSON: only the newest within the
+    /// journal's [`Limits`] (per image, per project, in all).
     pub finished: Vec<Value>,
-    /// Tasks that started and never ended.
+    /// Tasks that started and never ended (at most [`MAX_INTERRUPTED`]).
     pub interrupted: Vec<Interrupted>,
     /// Lines that could not be read (a torn last line after a crash, most likely).
     pub skipped: usize,
+    /// Finished tasks read but not kept (older than the newest within the limits).
+    pub dropped: usize,
 }
 
 /// Why the journal could not be used.
@@ -69,18 +79,62 @@ pub enum JournalError {
         #[source]
         source: std::io::Error,
     },
+    #[error("task journal {path} is locked by another process (one journal per sidecar)")]
+    Locked { path: PathBuf },
 }
 
-/// An append-only, fsynced JSON-lines file.
+/// Default of `task_journal_max_bytes`: a running sidecar compacts its journal past this size.
+pub const MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Most unfinished tasks read back (a sidecar runs at most 1,024 imports at once).
+pub const MAX_INTERRUPTED: usize = 4 * 1024;
+
+/// How large the journal may grow, and which finished tasks a compaction keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Past this size the journal is rewritten with only what is still needed.
+    pub max_bytes: u64,
+    /// Finished tasks kept by replay and compaction (the task store's own bounds).
+    pub finished: TaskLimits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: MAX_BYTES,
+            finished: TaskLimits::default(),
+        }
+    }
+}
+
+/// An append-only, fsynced JSON-lines file, created `0600` and held under an exclusive advisory
+/// lock (`flock`) while open, so two sidecars never share one.
 #[derive(Debug, Clone)]
 pub struct Journal {
     path: PathBuf,
-    file: Arc<Mutex<File>>,
+    limits: Limits,
+    file: Arc<Mutex<Open>>,
+}
+
+#[derive(Debug)]
+struct Open {
+    file: File,
+    /// Bytes in the file.
+    size: u64,
+    /// Size past which the next append compacts (at least `max_bytes`; twice what the last
+    /// compaction kept, so a journal that stays large is not rewritten on every line).
+    compact_at: u64,
 }
 
 impl Journal {
-    /// Opens (creating it and its directory if needed) the journal at `path`.
+    /// Opens (creating it and its directory if needed) the journal at `path` with the default
+    /// limits.
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        Journal::open_with(path, Limits::default())
+    }
+
+    /// Opens (creating it `0600`, and its directory, if needed) and locks the journal at `path`.
+    pub fn open_with(path: &Path, limits: Limits) -> Result<Journal, JournalError> {
         let io = |source| JournalError::Io {
             path: path.to_path_buf(),
             source,
@@ -88,15 +142,38 @@ impl Journal {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(path)
-            .map_err(io)?;
+        // The file may be replaced by a compaction between open and lock: lock the one the path
+        // names.
+        let mut tries = 0;
+        let file = loop {
+            let file = open_locked(path, false)?;
+            let same = match (std::fs::metadata(path), file.metadata()) {
+                (Ok(named), Ok(held)) => named.ino() == held.ino() && named.dev() == held.dev(),
+                _ => false,
+            };
+            tries += 1;
+            if same {
+                break file;
+            }
+            if tries >= 3 {
+                return Err(JournalError::Locked {
+                    path: path.to_path_buf(),
+                });
+            }
+        };
+        let meta = file.metadata().map_err(io)?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(io)?;
+        }
         Ok(Journal {
             path: path.to_path_buf(),
-            file: Arc::new(Mutex::new(file)),
+            limits,
+            file: Arc::new(Mutex::new(Open {
+                file,
+                size: meta.len(),
+                compact_at: limits.max_bytes,
+            })),
         })
     }
 
@@ -104,66 +181,159 @@ impl Journal {
         &self.path
     }
 
-    /// Appends `entry` and waits until it is on disk.
+    /// The journal's size in bytes as last written.
+    pub fn size(&self) -> u64 {
+        self.file.lock().unwrap_or_else(|p| p.into_inner()).size
+    }
+
+    /// Appends `entry` and waits until it is on disk; past `max_bytes` the journal is then
+    /// compacted (unfinished tasks and the newest finished ones kept).
     pub async fn append(&self, entry: &Entry) -> Result<(), JournalError> {
         let mut line = serde_json::to_vec(entry).unwrap_or_default();
         line.push(b'\n');
-        let file = self.file.clone();
-        let path = self.path.clone();
+        let journal = self.clone();
         let write = move || {
-            let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
-            file.write_all(&line)?;
-            file.sync_data()
+            let mut open = journal.file.lock().unwrap_or_else(|p| p.into_inner());
+            open.file.write_all(&line).map_err(|e| journal.io(e))?;
+            open.file.sync_data().map_err(|e| journal.io(e))?;
+            open.size += line.len() as u64;
+            if open.size > open.compact_at {
+                // The entry is on disk whatever happens here; a failed compaction is retried
+                // once the journal has doubled.
+                if let Err(error) = journal.compact_locked(&mut open) {
+                    tracing::warn!(%error, "Could not compact the task journal");
+                    open.compact_at = open.size.saturating_mul(2);
+                }
+            }
+            Ok(())
         };
         tokio::task::spawn_blocking(write)
             .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
-            .map_err(|source| JournalError::Io { path, source })
+            .unwrap_or_else(|e| Err(self.io(std::io::Error::other(e))))
     }
 
-    /// Reads the journal back.
-    pub fn replay(&self) -> Result<Replay, JournalError> {
-        let io = |source| JournalError::Io {
+    fn io(&self, source: std::io::Error) -> JournalError {
+        JournalError::Io {
             path: self.path.clone(),
             source,
-        };
-        let file = File::open(&self.path).map_err(io)?;
-        Ok(replay_lines(BufReader::new(file)))
-    }
-
-    /// Rewrites the journal with only `keep` (finished tasks worth keeping), atomically.
-    pub fn compact(&self, keep: &[Entry]) -> Result<(), JournalError> {
-        let io = |source| JournalError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let tmp = self.path.with_extension("jsonl.tmp");
-        {
-            let mut out = File::create(&tmp).map_err(io)?;
-            for entry in keep {
-                let mut line = serde_json::to_vec(entry).unwrap_or_default();
-                line.push(b'\n');
-                out.write_all(&line).map_err(io)?;
-            }
-            out.sync_all().map_err(io)?;
         }
-        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
-        *file = OpenOptions::new()
-            .append(true)
-            .read(true)
-            .open(&self.path)
-            .map_err(io)?;
+    }
+
+    /// Reads the journal back, streaming, into bounded memory.
+    pub fn replay(&self) -> Result<Replay, JournalError> {
+        let file = File::open(&self.path).map_err(|e| self.io(e))?;
+        Ok(replay_bounded(BufReader::new(file), self.limits.finished))
+    }
+
+    /// Rewrites the journal with only `keep`, atomically.
+    pub fn compact(&self, keep: &[Entry]) -> Result<(), JournalError> {
+        let mut open = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        self.rewrite(&mut open, keep)
+    }
+
+    /// Rewrites the journal, while running, with the tasks still unfinished (and what undoes
+    /// their sync) and the newest finished ones.
+    fn compact_locked(&self, open: &mut Open) -> Result<(), JournalError> {
+        let file = File::open(&self.path).map_err(|e| self.io(e))?;
+        let replay = replay_bounded(BufReader::new(file), self.limits.finished);
+        let mut keep: Vec<Entry> = Vec::new();
+        for task in replay.finished {
+            keep.push(Entry::Finished {
+                task_id: task["id"].as_str().unwrap_or_default().to_string(),
+                status: task["status"].as_str().unwrap_or("failure").to_string(),
+                message: task["message"].as_str().unwrap_or_default().to_string(),
+                task,
+            });
+        }
+        for t in replay.interrupted {
+            keep.push(Entry::Started {
+                task_id: t.task_id.clone(),
+                image_id: t.image_id,
+                glance_url: t.glance_url,
+                task: t.task,
+            });
+            if let Some(revert) = t.revert {
+                keep.push(Entry::Synced {
+                    task_id: t.task_id,
+                    revert,
+                });
+            }
+        }
+        let before = open.size;
+        self.rewrite(open, &keep)?;
+        open.compact_at = self.limits.max_bytes.max(open.size.saturating_mul(2));
+        tracing::info!(path = %self.path.display(), before, after = open.size, "Compacted the task journal");
+        Ok(())
+    }
+
+    /// Writes `keep` to a new file (locked, `0600`, fsynced), renames it over the journal and
+    /// fsyncs the directory; the new file then takes the old one's place (and lock).
+    fn rewrite(&self, open: &mut Open, keep: &[Entry]) -> Result<(), JournalError> {
+        let tmp = self.path.with_extension("jsonl.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let mut out = open_locked(&tmp, true)?;
+        let mut size = 0u64;
+        for entry in keep {
+            let mut line = serde_json::to_vec(entry).unwrap_or_default();
+            line.push(b'\n');
+            out.write_all(&line).map_err(|e| self.io(e))?;
+            size += line.len() as u64;
+        }
+        out.sync_all().map_err(|e| self.io(e))?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| self.io(e))?;
+        let dir = match self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) => dir.to_path_buf(),
+            None => PathBuf::from("."),
+        };
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| self.io(e))?;
+        open.file = out;
+        open.size = size;
         Ok(())
     }
 }
 
-/// Replays journal lines from any reader (the parser of the file; fuzzed).
+/// Opens `path` for appending (created `0600`) and takes its exclusive lock without waiting.
+fn open_locked(path: &Path, fresh: bool) -> Result<File, JournalError> {
+    let io = |source| JournalError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut options = OpenOptions::new();
+    options.create(true).append(true).read(true).mode(0o600);
+    if fresh {
+        options.create_new(true);
+    }
+    let file = options.open(path).map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(JournalError::Locked {
+            path: path.to_path_buf(),
+        }),
+        Err(TryLockError::Error(source)) => Err(io(source)),
+    }
+}
+
+/// Replays journal lines from any reader (the parser of the file; fuzzed), with the default
+/// limits.
 pub fn replay_lines(reader: impl BufRead) -> Replay {
+    replay_bounded(reader, TaskLimits::default())
+}
+
+/// Replays journal lines, streaming: memory stays within `limits` finished tasks (each reduced
+/// to its bounded record) and [`MAX_INTERRUPTED`] unfinished ones, whatever the file's size.
+pub fn replay_bounded(reader: impl BufRead, limits: TaskLimits) -> Replay {
     let mut started: HashMap<String, Interrupted> = HashMap::new();
-    let mut order: Vec<String> = Vec::new();
+    let mut order: VecDeque<String> = VecDeque::new();
+    let mut finished: Retained<Value> = Retained::new(limits);
     let mut replay = Replay::default();
-    for line in reader.split(b'\n') {
+    let mut read = 0usize;
+    for line in LimitedLines::new(reader) {
+        let Some(line) = line else {
+            replay.skipped += 1;
+            continue;
+        };
         let Ok(line) = line else {
             replay.skipped += 1;
             break;
@@ -171,9 +341,7 @@ pub fn replay_lines(reader: impl BufRead) -> Replay {
         if line.is_empty() {
             continue;
         }
-        let entry = (line.len() <= MAX_LINE)
-            .then(|| serde_json::from_slice::<Entry>(&line).ok())
-            .flatten();
+        let entry = serde_json::from_slice::<Entry>(&line).ok();
         match entry {
             None => replay.skipped += 1,
             // Task ids are UUIDs the sidecar made: anything else was not written by it.
@@ -186,17 +354,34 @@ pub fn replay_lines(reader: impl BufRead) -> Replay {
                 glance_url,
                 task,
             }) => {
-                order.push(task_id.clone());
+                let Some(task) = bounded_record(&task) else {
+                    replay.skipped += 1;
+                    continue;
+                };
+                if !started.contains_key(&task_id) {
+                    order.push_back(task_id.clone());
+                }
                 started.insert(
                     task_id.clone(),
                     Interrupted {
                         task_id,
-                        image_id,
-                        glance_url,
+                        image_id: bounded_text(&image_id),
+                        glance_url: bounded_text(&glance_url),
                         task,
                         revert: None,
                     },
                 );
+                // Never more unfinished tasks than a sidecar can run: the oldest are dropped.
+                while started.len() > MAX_INTERRUPTED {
+                    match order.pop_front() {
+                        Some(old) => {
+                            if started.remove(&old).is_some() {
+                                replay.skipped += 1;
+                            }
+                        }
+                        None => break,
+                    }
+                }
             }
             Some(Entry::Synced { task_id, revert }) => {
                 if let Some(t) = started.get_mut(&task_id) {
@@ -205,15 +390,90 @@ pub fn replay_lines(reader: impl BufRead) -> Replay {
             }
             Some(Entry::Finished { task_id, task, .. }) => {
                 started.remove(&task_id);
-                replay.finished.push(task);
+                read += 1;
+                if let Some(task) = bounded_record(&task) {
+                    let image = task["image_id"].as_str().unwrap_or_default().to_string();
+                    let owner = task["owner"].as_str().unwrap_or_default().to_string();
+                    let id = task["id"].as_str().unwrap_or_default().to_string();
+                    finished.insert(&id, &image, &owner, task);
+                }
             }
         }
+        // Keep the order of unfinished ids from growing with finished ones.
+        if order.len() > 2 * MAX_INTERRUPTED {
+            order.retain(|id| started.contains_key(id));
+        }
     }
+    replay.dropped = read.saturating_sub(finished.len());
+    replay.finished = finished.into_values().collect();
     replay.interrupted = order
         .into_iter()
         .filter_map(|id| started.remove(&id))
         .collect();
     replay
+}
+
+/// Lines of at most [`MAX_LINE`] bytes, read without holding a longer one: a longer line is
+/// skipped to its end and yields `None`.
+struct LimitedLines<R> {
+    reader: R,
+    done: bool,
+}
+
+impl<R: BufRead> LimitedLines<R> {
+    fn new(reader: R) -> Self {
+        LimitedLines {
+            reader,
+            done: false,
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for LimitedLines<R> {
+    type Item = Option<std::io::Result<Vec<u8>>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let mut line = Vec::new();
+        let mut too_long = false;
+        loop {
+            let buf = match self.reader.fill_buf() {
+                Ok(buf) => buf,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Some(Err(e)));
+                }
+            };
+            if buf.is_empty() {
+                self.done = true;
+                if line.is_empty() && !too_long {
+                    return None;
+                }
+                break;
+            }
+            let (chunk, found) = match buf.iter().position(|b| *b == b'\n') {
+                Some(at) => (&buf[..at], Some(at + 1)),
+                None => (buf, None),
+            };
+            if !too_long {
+                if line.len() + chunk.len() > MAX_LINE {
+                    too_long = true;
+                    line = Vec::new();
+                } else {
+                    line.extend_from_slice(chunk);
+                }
+            }
+            let used = found.unwrap_or(buf.len());
+            self.reader.consume(used);
+            if found.is_some() {
+                break;
+            }
+        }
+        Some((!too_long).then_some(Ok(line)))
+    }
 }
 
 #[cfg(test)]
@@ -261,7 +521,9 @@ mod tests {
             .write_all(b"{\"event\":\"fin")
             .unwrap();
         let replay = journal.replay().unwrap();
-        assert_eq!(replay.finished, vec![json!({"id": a, "status": "success"})]);
+        assert_eq!(replay.finished.len(), 1);
+        assert_eq!(replay.finished[0]["id"], a.as_str());
+        assert_eq!(replay.finished[0]["status"], "success");
         assert_eq!(replay.interrupted.len(), 1);
         assert_eq!(replay.interrupted[0].task_id, b);
         assert_eq!(replay.interrupted[0].revert, Some(revert));
@@ -272,5 +534,171 @@ mod tests {
         journal.append(&started(&c)).await.unwrap();
         assert_eq!(journal.replay().unwrap().interrupted.len(), 1);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn temp_journal() -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("gds-journal-{}", uuid::Uuid::new_v4()));
+        let path = dir.join("tasks.jsonl");
+        (dir, path)
+    }
+
+    fn finished(id: &str, image: &str, owner: &str) -> Entry {
+        Entry::Finished {
+            task_id: id.into(),
+            status: "failure".into(),
+            message: "unknown region".into(),
+            task: json!({"id": id, "image_id": image, "owner": owner, "status": "failure",
+                         "message": "unknown region"}),
+        }
+    }
+
+    #[test]
+    fn the_journal_is_private_and_locked_against_a_second_sidecar() {
+        let (dir, path) = temp_journal();
+        let journal = Journal::open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let second = Journal::open(&path).unwrap_err();
+        assert!(matches!(second, JournalError::Locked { .. }));
+        assert!(
+            second.to_string().contains(&path.display().to_string()),
+            "{second}"
+        );
+        // The lock follows the journal through a compaction, and ends with it.
+        journal.compact(&[]).unwrap();
+        assert!(matches!(
+            Journal::open(&path).unwrap_err(),
+            JournalError::Locked { .. }
+        ));
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        drop(journal);
+        Journal::open(&path).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_existing_world_readable_journal_is_made_private() {
+        let (dir, path) = temp_journal();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _journal = Journal::open(&path).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_running_journal_is_compacted_keeping_unfinished_tasks() {
+        let (dir, path) = temp_journal();
+        let limits = Limits {
+            max_bytes: 64 * 1024,
+            finished: TaskLimits {
+                per_image: 5,
+                per_project: 50,
+                total: 100,
+            },
+        };
+        let journal = Journal::open_with(&path, limits).unwrap();
+        let running = uuid::Uuid::new_v4().to_string();
+        journal
+            .append(&Entry::Started {
+                task_id: running.clone(),
+                image_id: "img-running".into(),
+                glance_url: "http://g".into(),
+                task: json!({"id": running, "image_id": "img-running", "status": "processing"}),
+            })
+            .await
+            .unwrap();
+        let revert = json!([{"op": "remove", "path": "/hw_x"}]);
+        journal
+            .append(&Entry::Synced {
+                task_id: running.clone(),
+                revert: revert.clone(),
+            })
+            .await
+            .unwrap();
+        let mut peak = 0;
+        for n in 0..3000 {
+            let id = uuid::Uuid::new_v4().to_string();
+            let image = format!("img-{}", n % 40);
+            journal.append(&finished(&id, &image, "p")).await.unwrap();
+            peak = peak.max(std::fs::metadata(&path).unwrap().len());
+        }
+        // Without compaction 3,000 lines would be over 500 KiB.
+        assert!(peak <= 2 * limits.max_bytes, "peak {peak}");
+        assert_eq!(journal.size(), std::fs::metadata(&path).unwrap().len());
+        let replay = journal.replay().unwrap();
+        assert_eq!(replay.finished.len(), 50, "per project");
+        assert_eq!(replay.interrupted.len(), 1);
+        assert_eq!(replay.interrupted[0].task_id, running);
+        assert_eq!(replay.interrupted[0].revert, Some(revert));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A journal of `lines` generated lines, never held whole in memory.
+    struct Generated {
+        lines: usize,
+        at: usize,
+        pending: Vec<u8>,
+    }
+
+    impl std::io::Read for Generated {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.pending.is_empty() {
+                if self.at >= self.lines {
+                    return Ok(0);
+                }
+                self.at += 1;
+                self.pending = if self.at.is_multiple_of(1000) {
+                    // An overlong line (an older version's padded body, or garbage).
+                    let mut line = vec![b'x'; 2 * MAX_LINE];
+                    line.push(b'\n');
+                    line
+                } else {
+                    let id = format!("00000000-0000-4000-8000-{:012}", self.at);
+                    let mut line = serde_json::to_vec(&finished(
+                        &id,
+                        &format!("img-{}", self.at % 5000),
+                        &format!("p-{}", self.at % 50),
+                    ))
+                    .unwrap();
+                    line.push(b'\n');
+                    line
+                };
+            }
+            let n = buf.len().min(self.pending.len());
+            buf[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_big_journal_replays_into_bounded_memory() {
+        let limits = TaskLimits {
+            per_image: 20,
+            per_project: 1000,
+            total: 10_000,
+        };
+        let source = Generated {
+            lines: 100_000,
+            at: 0,
+            pending: Vec::new(),
+        };
+        let replay = replay_bounded(BufReader::new(source), limits);
+        assert_eq!(replay.skipped, 100, "the overlong lines");
+        assert_eq!(replay.finished.len(), 10_000);
+        assert_eq!(replay.dropped, 99_900 - 10_000);
+        // The newest are kept.
+        assert_eq!(
+            replay.finished.last().unwrap()["id"],
+            "00000000-0000-4000-8000-000000099999"
+        );
     }
 }

@@ -8,7 +8,7 @@
 //! Limits (documented in the README): Glance has no compare-and-set on properties, so a claim is
 //! a write followed by a read-back; two instances claiming within the same few milliseconds can
 //! both win. A claim whose heartbeat is older than [`STALE_AFTER`] is dead (its instance
-//! stopped) and may be taken over. Property values are at most 255 characters (Glance's limit).
+//! stopped) and may be taken over, as is one dated more than [`STALE_AFTER`] in the future. Property values are at most 255 characters (Glance's limit).
 
 use std::time::Duration;
 
@@ -55,7 +55,10 @@ pub fn live_task(image: &Image) -> Option<String> {
     let updated = image.0.get(UPDATED)?.as_str()?;
     let at = parse_timestamp(updated)?;
     let age = OffsetDateTime::now_utc() - at;
-    if age > time::Duration::try_from(STALE_AFTER).ok()? {
+    let stale = time::Duration::try_from(STALE_AFTER).ok()?;
+    // A heartbeat from further ahead than that is a skewed clock or a forged value: stale too,
+    // or it would block imports of the image until that time.
+    if age > stale || age < -stale {
         return None;
     }
     image.0.get(TASK_ID)?.as_str().map(str::to_string)
@@ -138,4 +141,30 @@ pub fn task_from_image(image: &Image) -> Option<Value> {
 /// Whether a property belongs to this namespace (never synced, never reverted).
 pub fn is_ours(name: &str) -> bool {
     name.starts_with(PREFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claimed(updated: OffsetDateTime) -> Image {
+        let map = json!({
+            STATUS: "processing",
+            TASK_ID: "7c5a4f6e-1d2b-4c3a-9e8f-0a1b2c3d4e5f",
+            UPDATED: timestamp(updated),
+        });
+        Image(map.as_object().cloned().unwrap_or_default())
+    }
+
+    #[test]
+    fn a_claim_dated_in_the_future_does_not_block_imports() {
+        let now = OffsetDateTime::now_utc();
+        assert!(live_task(&claimed(now)).is_some());
+        assert!(live_task(&claimed(now - time::Duration::hours(1))).is_none());
+        // A skewed or forged heartbeat a year ahead would hold the image for a year.
+        assert!(live_task(&claimed(now + time::Duration::days(365))).is_none());
+        assert!(live_task(&claimed(now + time::Duration::hours(1))).is_none());
+        // Small skew between instances is tolerated.
+        assert!(live_task(&claimed(now + time::Duration::seconds(30))).is_some());
+    }
 }

@@ -57,7 +57,8 @@ pub struct Fields {
     pub region: String,
     pub interface: String,
     pub stores: Vec<String>,
-    /// The body as the task records it: `glance_service_interface` defaulted to `public`.
+    /// The body as the task records it: only the glance-download fields, bounded, with
+    /// `glance_service_interface` defaulted to `public`.
     pub recorded: Value,
 }
 
@@ -119,17 +120,23 @@ pub fn check_fields(body: &Map<String, Value>) -> Result<Fields, ApiError> {
             .ok_or_else(|| bad("'stores' must be a list of store identifiers"))?,
         Some(_) => return Err(bad("'stores' must be a list of store identifiers")),
     };
-    let mut recorded = body.clone();
-    if let Some(Value::Object(m)) = recorded.get_mut("method") {
-        m.entry("glance_service_interface")
-            .or_insert_with(|| Value::from("public"));
-    }
+    // Only the known fields, bounded: the rest of a body of up to 64 KiB is never kept.
+    let recorded = crate::tasks::import_request(
+        remote_text,
+        &region,
+        &interface,
+        body.get("stores")
+            .is_some_and(Value::is_array)
+            .then_some(&stores[..]),
+        body.get("all_stores").and_then(Value::as_bool),
+        body.get("all_stores_must_succeed").and_then(Value::as_bool),
+    );
     Ok(Fields {
         remote_image_id,
         region,
         interface,
         stores,
-        recorded: Value::Object(recorded),
+        recorded,
     })
 }
 

@@ -76,8 +76,19 @@ impl App {
             config.request_timeout,
             config.token_cache_ttl,
         );
+        let task_limits = crate::tasks::Limits {
+            per_image: config.max_tasks_per_image,
+            per_project: config.max_tasks_per_project,
+            total: config.max_finished_tasks,
+        };
         let journal = match &config.task_journal {
-            Some(path) => Some(Journal::open(path)?),
+            Some(path) => Some(Journal::open_with(
+                path,
+                crate::journal::Limits {
+                    max_bytes: config.task_journal_max_bytes,
+                    finished: task_limits,
+                },
+            )?),
             None => None,
         };
         let importer = Arc::new(Importer {
@@ -132,7 +143,7 @@ impl App {
             client,
             glance,
             keystone,
-            tasks: Arc::new(Tasks::default()),
+            tasks: Arc::new(Tasks::new(task_limits)),
             importer,
             metrics,
         }))
@@ -156,6 +167,11 @@ impl App {
         tokio::spawn(crate::recovery::restore(
             interrupted,
             self.glance.clone(),
+            crate::recovery::Scope {
+                glance_url: self.config.glance_url.clone(),
+                prefixes: self.config.extra_properties.clone(),
+                injected: self.config.inject.iter().map(|(k, _)| k.clone()).collect(),
+            },
             self.keystone.clone(),
             self.config.service_credentials.clone(),
             self.tasks.clone(),

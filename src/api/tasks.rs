@@ -34,8 +34,8 @@ pub async fn list(
     if response.status() != StatusCode::OK {
         return Ok(response);
     }
-    let mut ours: Vec<Value> = app.tasks.restored_for_image(&image_id);
-    ours.extend(app.tasks.for_image(&image_id).iter().map(|t| t.to_json()));
+    // Bounded: the newest `max_tasks_per_image` finished tasks and the running one.
+    let mut ours: Vec<Value> = app.tasks.records_for_image(&image_id);
     // A task run by another instance is known here only from its summary on the image.
     if let Ok(image) = app
         .glance

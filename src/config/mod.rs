@@ -55,6 +55,14 @@ pub mod defaults {
     pub const S3_REGION: &str = "us-east-1";
     /// `[s3] part_size`: bytes per multipart part; an upload holds at most two in memory.
     pub const S3_PART_SIZE: u64 = 16 * 1024 * 1024;
+    /// Finished tasks kept in memory (and in the journal) in all.
+    pub const MAX_FINISHED_TASKS: usize = crate::tasks::MAX_FINISHED;
+    /// Finished tasks kept, and listed, per image.
+    pub const MAX_TASKS_PER_IMAGE: usize = crate::tasks::MAX_PER_IMAGE;
+    /// Finished tasks kept per project.
+    pub const MAX_TASKS_PER_PROJECT: usize = crate::tasks::MAX_PER_PROJECT;
+    /// Bytes past which a running sidecar compacts its task journal.
+    pub const TASK_JOURNAL_MAX_BYTES: u64 = crate::journal::MAX_BYTES;
     /// Property-name prefixes copied from the source image (Glance's own defaults).
     pub const EXTRA_PROPERTIES: [&str; 5] =
         ["hw_", "trait:", "os_distro", "os_secure_boot", "os_type"];
@@ -141,6 +149,14 @@ pub struct Config {
     /// `[s3]`: the bucket of an S3-backed Glance, for the `s3` sink (needs
     /// `[service_credentials]`); `None` when the section is absent.
     pub s3: Option<crate::s3::S3Config>,
+    /// `[DEFAULT] max_finished_tasks`: 1 to 100000.
+    pub max_finished_tasks: usize,
+    /// `[DEFAULT] max_tasks_per_image`: 1 to 1000.
+    pub max_tasks_per_image: usize,
+    /// `[DEFAULT] max_tasks_per_project`: 1 to 100000.
+    pub max_tasks_per_project: usize,
+    /// `[DEFAULT] task_journal_max_bytes`: 64 KiB to 1 GiB.
+    pub task_journal_max_bytes: u64,
 }
 
 /// Values given on the command line; each one, when present, wins over the file.
@@ -207,6 +223,10 @@ impl Default for Config {
                 .map(|p| p.to_string())
                 .collect(),
             s3: None,
+            max_finished_tasks: defaults::MAX_FINISHED_TASKS,
+            max_tasks_per_image: defaults::MAX_TASKS_PER_IMAGE,
+            max_tasks_per_project: defaults::MAX_TASKS_PER_PROJECT,
+            task_journal_max_bytes: defaults::TASK_JOURNAL_MAX_BYTES,
         }
     }
 }
@@ -373,6 +393,19 @@ impl Config {
             }
             ("glance_download_properties", "extra_properties" | "extra_properties_prefixes") => {
                 self.extra_properties = ini::list(value);
+            }
+            ("DEFAULT", "max_finished_tasks") => {
+                self.max_finished_tasks = int("max_finished_tasks", value, 1, 100_000)?
+            }
+            ("DEFAULT", "max_tasks_per_image") => {
+                self.max_tasks_per_image = int("max_tasks_per_image", value, 1, 1000)?
+            }
+            ("DEFAULT", "max_tasks_per_project") => {
+                self.max_tasks_per_project = int("max_tasks_per_project", value, 1, 100_000)?
+            }
+            ("DEFAULT", "task_journal_max_bytes") => {
+                self.task_journal_max_bytes =
+                    int("task_journal_max_bytes", value, 64 << 10, 1 << 30)? as u64
             }
             _ => {
                 return Err(ConfigError::UnknownKey {

@@ -133,3 +133,23 @@ fn target_checks_match_upstream() {
     ))
     .is_ok());
 }
+
+#[test]
+fn only_the_known_fields_of_a_padded_body_are_recorded() {
+    let body = map(json!({
+        "method": {"name": "glance-download", "glance_region": "REGION1", "glance_image_id": ID,
+                   "pad": "x".repeat(30_000)},
+        "stores": ["local"], "all_stores": false,
+        "pad": vec![0; 15_000],
+    }));
+    let fields = check_fields(&body).unwrap();
+    let recorded = fields.recorded.to_string();
+    assert!(recorded.len() < 512, "{recorded}");
+    assert!(!recorded.contains("pad"));
+    assert_eq!(
+        fields.recorded,
+        json!({"method": {"name": "glance-download", "glance_image_id": ID,
+                          "glance_region": "REGION1", "glance_service_interface": "public"},
+               "stores": ["local"], "all_stores": false})
+    );
+}
