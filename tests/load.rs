@@ -4,11 +4,19 @@
 
 use std::path::PathBuf;
 
-use glance_download_sidecar::bench::load::{run_load, LoadOptions, LoadReport, Statuses};
+use glance_download_sidecar::bench::load::{
+    run_load, LoadOptions, LoadReport, Statuses, FLOOD_PER_IMAGE,
+};
+use glance_download_sidecar::config::defaults;
 
 const CLIENTS: usize = 16;
 const FAILING: usize = 200;
 const SIZE: u64 = 64 << 20;
+// The flood sends more failing imports into each image than the sidecar keeps per image.
+const _: () = assert!(FLOOD_PER_IMAGE > defaults::MAX_TASKS_PER_IMAGE);
+
+/// The sidecar's journal bound (its smallest): the flood journals several times this much.
+const JOURNAL_MAX: u64 = 64 << 10;
 
 fn run() -> LoadReport {
     let options = LoadOptions {
@@ -17,6 +25,7 @@ fn run() -> LoadReport {
         failing_imports: FAILING,
         size: SIZE,
         sidecar: PathBuf::from(env!("CARGO_BIN_EXE_glance-download-sidecar")),
+        journal_max_bytes: Some(JOURNAL_MAX),
     };
     let report = run_load(&options, &mut |line| eprintln!("{line}")).unwrap();
     eprintln!("{}", report.table());
@@ -72,7 +81,8 @@ fn under_load_every_call_is_answered_and_every_task_accounted_for() {
     assert_eq!(flood.ended_failure, flood.accepted, "{flood:?}");
     assert_clean("failing imports", &flood.statuses);
 
-    // The sidecar holds no task it was never given, and journals what it runs.
+    // The sidecar holds no task it was never given, and keeps finished tasks within its bounds:
+    // the flood sent more failing imports into each of its images than one image keeps.
     let sidecar = &report.sidecar;
     let started = flood.accepted + imports.accepted;
     let retained = sidecar.tasks_total();
@@ -80,7 +90,28 @@ fn under_load_every_call_is_answered_and_every_task_accounted_for() {
         retained > 0 && retained <= started,
         "{sidecar:?}, {started} started"
     );
+    let failures = sidecar
+        .tasks_retained
+        .iter()
+        .find(|(status, _)| status == "failure")
+        .map_or(0, |(_, n)| *n);
+    assert!(failures > 0, "{sidecar:?}");
+    let bound = (flood.images * defaults::MAX_TASKS_PER_IMAGE as u64)
+        .min(defaults::MAX_TASKS_PER_PROJECT as u64)
+        .min(defaults::MAX_FINISHED_TASKS as u64);
+    assert!(
+        failures <= bound,
+        "{failures} failed tasks kept, bound {bound}"
+    );
+
+    // The journal is compacted while running: every import journals its start and its end, so
+    // without compaction it would hold two lines per import.
     assert!(sidecar.journal_bytes > 0, "{sidecar:?}");
+    assert!(
+        sidecar.journal_lines < 2 * started,
+        "{} journal lines for {started} imports",
+        sidecar.journal_lines
+    );
     assert_eq!(sidecar.log_errors, 0, "{:?}", sidecar.errors);
 
     // Uploads stream: the sidecar's peak memory stays well under one upload's size.

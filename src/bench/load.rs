@@ -11,7 +11,8 @@
 //!   `PUT /v2/images/{id}/file` through the pass-through (streamed, never buffered);
 //! - [`IMPORT_STREAMS`] clients each run glance-download imports of a `size`-byte source image;
 //! - one project sends `failing_imports` glance-download imports naming an unknown region, from
-//!   [`FLOOD_STREAMS`] clients, each following its task to the end.
+//!   [`FLOOD_STREAMS`] clients, each following its task to the end and taking a new image every
+//!   [`FLOOD_PER_IMAGE`] imports (so both the per-image and the per-project task bounds apply).
 //!
 //! Reported: requests/s, p50/p99 per call class through the sidecar and direct, the added
 //! latency, answers by status, the sidecar's peak RSS, its journal's size and the tasks it
@@ -44,6 +45,8 @@ pub const UPLOAD_STREAMS: usize = 2;
 pub const IMPORT_STREAMS: usize = 2;
 /// Clients sending the failing imports, each into an image of its own.
 pub const FLOOD_STREAMS: usize = 4;
+/// Failing imports sent into one image before a flooding client takes a new one.
+pub const FLOOD_PER_IMAGE: usize = 25;
 /// Longest wait for one small call's answer.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long uploads, imports and the flood may run on after the measured window.
@@ -74,6 +77,8 @@ pub struct LoadOptions {
     pub size: u64,
     /// The sidecar binary, run as `serve`.
     pub sidecar: PathBuf,
+    /// The sidecar's `task_journal_max_bytes` (`None`: its default).
+    pub journal_max_bytes: Option<u64>,
 }
 
 impl LoadOptions {
@@ -85,6 +90,7 @@ impl LoadOptions {
             failing_imports: 2000,
             size: 256 << 20,
             sidecar,
+            journal_max_bytes: None,
         }
     }
 
@@ -311,6 +317,8 @@ pub struct Imports {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Flood {
     pub sent: u64,
+    /// Images the failing imports went into.
+    pub images: u64,
     /// Answered 202.
     pub accepted: u64,
     /// Of those, tasks seen ending `failure`.
@@ -451,8 +459,8 @@ impl LoadReport {
         let f = &self.flood;
         let _ = writeln!(
             out,
-            "failing imports          {} sent in {:.1} s ({:.0}/s): {} accepted, {} ended failure, {} success, {} not ended; refused 409:{} 429:{} 5xx:{}",
-            f.sent, f.seconds, f.per_s, f.accepted, f.ended_failure, f.ended_success, f.not_ended,
+            "failing imports          {} sent into {} images in {:.1} s ({:.0}/s): {} accepted, {} ended failure, {} success, {} not ended; refused 409:{} 429:{} 5xx:{}",
+            f.sent, f.images, f.seconds, f.per_s, f.accepted, f.ended_failure, f.ended_success, f.not_ended,
             f.statuses.conflict_409, f.statuses.too_many_429, f.statuses.server_5xx
         );
         let p = &self.sidecar;
@@ -671,6 +679,7 @@ async fn measure(
     for handle in flood {
         let theirs = handle.await.map_err(|_| BenchError::Panicked)?;
         flood_total.sent += theirs.sent;
+        flood_total.images += theirs.images;
         flood_total.accepted += theirs.accepted;
         flood_total.ended_failure += theirs.ended_failure;
         flood_total.ended_success += theirs.ended_success;
@@ -930,27 +939,37 @@ async fn import(
     done
 }
 
-/// One flooding client: its own image, failing imports into it one after another (each followed
-/// to its end) while tickets last and the deadline has not passed.
+/// One flooding client: failing imports one after another (each followed to its end), into an
+/// image of its own that it replaces every [`FLOOD_PER_IMAGE`] imports, while tickets last and
+/// the deadline has not passed.
 async fn fail_imports(api: ImageApi, tickets: Arc<AtomicUsize>, deadline: Instant) -> Flood {
     let mut done = Flood::default();
-    let created = api
-        .create_image(
-            &json!({"name": "load-flood", "disk_format": "raw", "container_format": "bare"}),
-        )
-        .await;
-    let id = match created.as_ref().map(created_id) {
-        Ok(Ok(id)) => id,
-        _ => {
-            done.statuses.count(&created);
-            return done;
-        }
-    };
+    let mut image: Option<(String, usize)> = None;
     while Instant::now() < deadline
         && tickets
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
             .is_ok()
     {
+        let (id, used) = match image.take() {
+            Some((id, used)) if used < FLOOD_PER_IMAGE => (id, used),
+            _ => {
+                let created = api
+                    .create_image(&json!({"name": "load-flood", "disk_format": "raw", "container_format": "bare"}))
+                    .await;
+                match created.as_ref().map(created_id) {
+                    Ok(Ok(id)) => {
+                        done.images += 1;
+                        (id, 0)
+                    }
+                    _ => {
+                        done.statuses.count(&created);
+                        tokio::time::sleep(BACKOFF).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        image = Some((id.clone(), used + 1));
         done.sent += 1;
         let remote = uuid::Uuid::new_v4().to_string();
         let answer = api
@@ -1076,15 +1095,16 @@ impl Sidecar {
         dir: &std::path::Path,
     ) -> Result<Sidecar, BenchError> {
         let config = dir.join("sidecar.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "[DEFAULT]\nbind = 127.0.0.1:0\nglance_url = {}\nauth_url = {}\ntask_journal = {}\n",
-                cloud.region(TARGET_REGION).url(),
-                cloud.auth_url(),
-                journal.display()
-            ),
-        )?;
+        let mut text = format!(
+            "[DEFAULT]\nbind = 127.0.0.1:0\nglance_url = {}\nauth_url = {}\ntask_journal = {}\n",
+            cloud.region(TARGET_REGION).url(),
+            cloud.auth_url(),
+            journal.display()
+        );
+        if let Some(bytes) = options.journal_max_bytes {
+            text.push_str(&format!("task_journal_max_bytes = {bytes}\n"));
+        }
+        std::fs::write(&config, text)?;
         let mut child = Command::new(&options.sidecar)
             .arg("serve")
             .arg("--config")
