@@ -4,7 +4,10 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -14,7 +17,9 @@ use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
@@ -214,21 +219,56 @@ pub async fn serve<S, F>(
     S: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<BoxBody>> + Send + 'static,
 {
-    serve_with(listener, tls, HEADER_READ_TIMEOUT, service, shutdown).await
+    serve_with(listener, tls, ServeLimits::default(), service, shutdown).await
 }
 
-/// [`serve`] with a chosen limit on how long a client may take to send its request head.
+/// The bounds of an accept loop.
+#[derive(Debug, Clone)]
+pub struct ServeLimits {
+    /// How long a client may take to send a request head, counted from the end of the previous
+    /// exchange on a kept-alive connection too (so it is also the idle keep-alive timeout).
+    pub header_timeout: Duration,
+    /// How long a write to the client may make no progress (a client that stops reading).
+    pub write_stall: Duration,
+    /// Connections served at once; beyond it the loop stops accepting, so further clients wait
+    /// in the kernel's listen backlog.
+    pub max_connections: usize,
+    /// Connections open now, kept up to date for `/metrics`.
+    pub open: Arc<AtomicU64>,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            header_timeout: HEADER_READ_TIMEOUT,
+            write_stall: WRITE_STALL_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+            open: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+/// [`serve`] within chosen [`ServeLimits`].
 pub async fn serve_with<S, F>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    header_timeout: Duration,
+    limits: ServeLimits,
     service: S,
     shutdown: CancellationToken,
 ) where
     S: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<BoxBody>> + Send + 'static,
 {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     loop {
+        // A permit first: while every connection slot is taken nothing is accepted.
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
@@ -241,10 +281,14 @@ pub async fn serve_with<S, F>(
             },
         };
         let _ = stream.set_nodelay(true);
+        let stream = StallIo::new(stream, limits.write_stall);
         let service = service.clone();
         let shutdown = shutdown.clone();
         let tls = tls.clone();
+        let header_timeout = limits.header_timeout;
+        let open = OpenConnection::new(permit, limits.open.clone());
         tokio::spawn(async move {
+            let _open = open;
             match tls {
                 None => serve_connection(stream, peer, header_timeout, service, shutdown).await,
                 Some(acceptor) => {
@@ -259,6 +303,28 @@ pub async fn serve_with<S, F>(
                 }
             }
         });
+    }
+}
+
+/// A served connection: holds its slot and counts itself open while it lives.
+struct OpenConnection {
+    _permit: OwnedSemaphorePermit,
+    open: Arc<AtomicU64>,
+}
+
+impl OpenConnection {
+    fn new(permit: OwnedSemaphorePermit, open: Arc<AtomicU64>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection {
+            _permit: permit,
+            open,
+        }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -301,3 +367,185 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Largest request head (line and headers) accepted; larger ones are refused by hyper.
 pub const MAX_HEADER_BUF: usize = 256 * 1024;
+
+/// How long a write to a client may make no progress by default.
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Connections served at once by default.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// A stream whose writes fail with `TimedOut` once they have made no progress for `stall`:
+/// a peer that stops reading cannot hold a connection (and what it pins) forever.
+pub struct StallIo<I> {
+    inner: I,
+    stall: Duration,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<I> StallIo<I> {
+    pub fn new(inner: I, stall: Duration) -> Self {
+        StallIo {
+            inner,
+            stall,
+            deadline: None,
+        }
+    }
+
+    /// Passes a write's outcome on; a pending write arms the stall deadline, progress clears it.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match poll {
+            Poll::Pending => {
+                let stall = self.stall;
+                let deadline = self
+                    .deadline
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+                match deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the peer stopped reading",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            ready => {
+                self.deadline = None;
+                ready
+            }
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for StallIo<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for StallIo<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.watch(cx, poll)
+    }
+}
+
+/// When a body last made progress, shared between the body and whoever watches it.
+#[derive(Debug)]
+pub struct Progress {
+    start: tokio::time::Instant,
+    last_micros: AtomicU64,
+}
+
+impl Progress {
+    pub fn new() -> Arc<Progress> {
+        Arc::new(Progress {
+            start: tokio::time::Instant::now(),
+            last_micros: AtomicU64::new(0),
+        })
+    }
+
+    fn touch(&self) {
+        let micros = self.start.elapsed().as_micros().min(u64::MAX as u128) as u64;
+        self.last_micros.fetch_max(micros, Ordering::Relaxed);
+    }
+
+    /// The last time progress was made (creation counts as progress).
+    pub fn last(&self) -> tokio::time::Instant {
+        self.start + Duration::from_micros(self.last_micros.load(Ordering::Relaxed))
+    }
+}
+
+/// A body stalled: no frame for the allowed time.
+#[derive(Debug, thiserror::Error)]
+#[error("no data for {0:?}")]
+pub struct Stalled(pub Duration);
+
+/// A body that fails with [`Stalled`] when, polled, it yields no frame for `stall`; every frame
+/// is recorded in `progress`. A body that keeps flowing is never cut, however long it runs.
+pub struct StallBody {
+    inner: BoxBody,
+    stall: Duration,
+    progress: Arc<Progress>,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl StallBody {
+    pub fn new(inner: BoxBody, stall: Duration, progress: Arc<Progress>) -> Self {
+        StallBody {
+            inner,
+            stall,
+            progress,
+            deadline: None,
+        }
+    }
+}
+
+impl http_body::Body for StallBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Pending => {
+                let stall = self.stall;
+                let deadline = self
+                    .deadline
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+                match deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(Stalled(stall))))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            ready => {
+                self.deadline = None;
+                self.progress.touch();
+                ready
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

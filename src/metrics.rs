@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::tasks::Tasks;
 
@@ -18,6 +19,10 @@ pub struct Metrics {
     pub in_flight: AtomicU64,
     pub proxied_requests: AtomicU64,
     pub source_retries: AtomicU64,
+    /// Imports refused with `429` (global or per-project limit).
+    pub imports_rejected: AtomicU64,
+    /// Client connections open now (shared with the accept loop).
+    pub connections_open: Arc<AtomicU64>,
     /// Throughput of successful imports, MB/s (10^6 bytes), from start to verified.
     pub throughput: Histogram,
     /// Seconds per call to Keystone or an upstream Glance (JSON calls, not data streams).
@@ -90,6 +95,8 @@ impl Default for Metrics {
             in_flight: AtomicU64::new(0),
             proxied_requests: AtomicU64::new(0),
             source_retries: AtomicU64::new(0),
+            imports_rejected: AtomicU64::new(0),
+            connections_open: Arc::new(AtomicU64::new(0)),
             throughput: Histogram::new(THROUGHPUT_BUCKETS),
             upstream_latency: Histogram::new(LATENCY_BUCKETS),
         }
@@ -157,6 +164,18 @@ impl Metrics {
             "Reconnections to a source Glance (resumed with Range) after a transient failure.",
             "counter",
             get(&self.source_retries),
+        );
+        counter(
+            "gds_imports_rejected_total",
+            "Imports refused with 429 (max_concurrent_imports or max_imports_per_project reached).",
+            "counter",
+            get(&self.imports_rejected),
+        );
+        counter(
+            "gds_connections_open",
+            "Client connections open now (at most max_connections).",
+            "gauge",
+            get(&self.connections_open),
         );
         self.throughput.render(
             &mut out,

@@ -54,6 +54,7 @@ async fn a_flood_of_failing_imports_stays_within_the_bounds_and_a_restart_replay
         c.task_journal_max_bytes = JOURNAL_MAX;
         // A slot is released just after the image lock: room for both.
         c.max_concurrent_imports = 2 * IMAGES;
+        c.max_imports_per_project = 2 * IMAGES;
     })
     .await;
     let src = h.source_image(1024, 1, json!({}));

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::http::{escape_html, html_error, json_response, BoxBody};
 
-/// Seconds a client is asked to wait when all import slots are taken.
+/// Seconds a client is asked to wait when all import slots (or its project's) are taken.
 const RETRY_AFTER_SECS: &str = "10";
 
 /// What the sidecar answers a client when it does not answer `202` or pass through.
@@ -26,6 +26,9 @@ pub enum ApiError {
     /// `max_concurrent_imports` imports are running.
     #[error("Too many imports are running on this node; retry later.")]
     TooManyImports,
+    /// `max_imports_per_project` imports of the image's project are running.
+    #[error("Too many imports are running for this project; retry later.")]
+    TooManyProjectImports,
     /// The client was too slow to send its request.
     #[error("The request was not received in time.")]
     RequestTimeout,
@@ -50,7 +53,9 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TooManyImports => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyImports | ApiError::TooManyProjectImports => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -91,7 +96,10 @@ impl ApiError {
                 headers.insert(http::header::WWW_AUTHENTICATE, value);
             }
         }
-        if matches!(self, ApiError::TooManyImports) {
+        if matches!(
+            self,
+            ApiError::TooManyImports | ApiError::TooManyProjectImports
+        ) {
             headers.insert(
                 http::header::RETRY_AFTER,
                 HeaderValue::from_static(RETRY_AFTER_SECS),

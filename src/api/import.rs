@@ -214,12 +214,16 @@ pub async fn handle(
         .get("x-image-meta-store")
         .and_then(|v| v.to_str().ok());
     let stores = resolve_stores(app, &token, &body, header_store).await?;
-    let slot = app
-        .importer
-        .slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::TooManyImports)?;
+    // The project's own bound first, then the node's: both answer 429 with Retry-After.
+    let owner = target.owner().unwrap_or(&identity.project_id).to_string();
+    let Some(project_slot) = app.project_slots.try_acquire(&owner) else {
+        Metrics::inc(&app.metrics.imports_rejected);
+        return Err(ApiError::TooManyProjectImports);
+    };
+    let Ok(slot) = app.importer.slots.clone().try_acquire_owned() else {
+        Metrics::inc(&app.metrics.imports_rejected);
+        return Err(ApiError::TooManyImports);
+    };
     let request_id = parts
         .extensions
         .get::<super::RequestId>()
@@ -229,7 +233,7 @@ pub async fn handle(
         .tasks
         .begin(NewTask {
             image_id: image_id.clone(),
-            owner: target.owner().unwrap_or(&identity.project_id).to_string(),
+            owner,
             user_id: identity.user_id.clone(),
             request_id: request_id.clone(),
             input: json!({
@@ -260,11 +264,13 @@ pub async fn handle(
         image_id = %import.image_id,
         request_id = %request_id,
     );
+    let run = app.importer.clone().run(lock, import, slot);
     app.importer.running.spawn(
-        app.importer
-            .clone()
-            .run(lock, import, slot)
-            .instrument(span),
+        async move {
+            run.await;
+            drop(project_slot);
+        }
+        .instrument(span),
     );
 
     let mut response = status_response(StatusCode::ACCEPTED);

@@ -6,6 +6,7 @@ mod error;
 mod health;
 mod import;
 mod proxy;
+mod slots;
 mod tasks;
 
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ pub use discovery::{add_method, with_method, METHOD};
 pub use error::{wants_json, ApiError, UNAUTHORIZED_HTML};
 pub use import::{check_fields, check_flags, check_target, classify, Classified, MAX_IMPORT_BODY};
 pub use proxy::{strip_hop_by_hop, upstream_uri, HOP_BY_HOP};
+pub use slots::{ProjectSlot, ProjectSlots};
 
 use crate::config::Config;
 use crate::glance::Glance;
@@ -56,6 +58,8 @@ pub struct App {
     pub tasks: Arc<Tasks>,
     pub importer: Arc<Importer>,
     pub metrics: Arc<Metrics>,
+    /// Imports running per project (`max_imports_per_project`).
+    pub project_slots: Arc<ProjectSlots>,
 }
 
 impl App {
@@ -137,6 +141,7 @@ impl App {
                 .clone()
                 .map(|creds| (keystone.clone(), creds)),
         });
+        let project_slots = Arc::new(ProjectSlots::new(config.max_imports_per_project));
         Ok(Arc::new(App {
             config,
             tls,
@@ -146,6 +151,7 @@ impl App {
             tasks: Arc::new(Tasks::new(task_limits)),
             importer,
             metrics,
+            project_slots,
         }))
     }
 }
@@ -241,10 +247,16 @@ impl Server {
         let service_app = app.clone();
         let service = move |request, _peer| route(service_app.clone(), request);
         let tls = app.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        let limits = crate::http::ServeLimits {
+            header_timeout: app.config.client_timeout,
+            write_stall: app.config.stall_timeout,
+            max_connections: app.config.max_connections,
+            open: app.metrics.connections_open.clone(),
+        };
         let handle = tokio::spawn(crate::http::serve_with(
             listener,
             tls,
-            app.config.client_timeout,
+            limits,
             service,
             shutdown.clone(),
         ));

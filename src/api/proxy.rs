@@ -5,11 +5,14 @@
 //! error bodies and `x-openstack-request-id` are passed verbatim. Hop-by-hop headers (RFC 9110
 //! §7.6.1: `Connection` and the headers it names, `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`,
 //! `Transfer-Encoding`, `Upgrade`) are dropped in each direction, as a proxy must.
+//!
+//! An exchange that stops making progress for `stall_timeout` is cut: a body stalled in either
+//! direction, or no answer from the upstream once it stopped taking the request body (`504`).
 
 use http::header::{self, HeaderMap, HeaderName};
 use http::{Request, Response, Uri};
 
-use crate::http::{boxed, BoxBody};
+use crate::http::{boxed, BoxBody, Progress, StallBody};
 use crate::metrics::Metrics;
 
 use super::{error::ApiError, App};
@@ -62,14 +65,43 @@ pub async fn send(app: &App, request: Request<BoxBody>) -> Result<Response<BoxBo
     parts.uri = upstream_uri(&app.config.glance_url, &parts.uri)?;
     strip_hop_by_hop(&mut parts.headers);
     Metrics::inc(&app.metrics.proxied_requests);
-    let response = app
-        .client
-        .request(Request::from_parts(parts, body))
-        .await
-        .map_err(|e| ApiError::BadGateway(format!("upstream Glance: {e}")))?;
+    let stall = app.config.stall_timeout;
+    let progress = Progress::new();
+    let body = boxed(StallBody::new(body, stall, progress.clone()));
+    let response = until_stalled(
+        app.client.request(Request::from_parts(parts, body)),
+        &progress,
+        stall,
+    )
+    .await
+    .ok_or(ApiError::GatewayTimeout)?
+    .map_err(|e| ApiError::BadGateway(format!("upstream Glance: {e}")))?;
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    let body = StallBody::new(boxed(body), stall, Progress::new());
     Ok(Response::from_parts(parts, boxed(body)))
+}
+
+/// Awaits the upstream's answer while the exchange makes progress: `None` once neither a request
+/// body frame went out nor the answer came for `stall` (the upstream stopped reading, or does
+/// not answer once it has the whole request). An upload that keeps flowing is never cut.
+async fn until_stalled<F: std::future::Future>(
+    answer: F,
+    progress: &Progress,
+    stall: std::time::Duration,
+) -> Option<F::Output> {
+    let mut answer = std::pin::pin!(answer);
+    loop {
+        let deadline = progress.last() + stall;
+        tokio::select! {
+            output = answer.as_mut() => return Some(output),
+            _ = tokio::time::sleep_until(deadline) => {
+                if progress.last() + stall <= tokio::time::Instant::now() {
+                    return None;
+                }
+            }
+        }
+    }
 }
 
 /// Forwards a request whose body has not been touched.

@@ -23,6 +23,10 @@ pub mod defaults {
     pub const STORE_SINK: &str = "glance-upload";
     /// Imports running at once; further imports wait as `pending`.
     pub const MAX_CONCURRENT_IMPORTS: usize = 8;
+    /// Imports one project may run at once; more get `429` with `Retry-After`.
+    pub const MAX_IMPORTS_PER_PROJECT: usize = 4;
+    /// Client connections served at once; further ones wait in the listen backlog.
+    pub const MAX_CONNECTIONS: usize = 1024;
     /// Largest frame handed through the pipeline (larger ones are split without copying).
     pub const CHUNK_SIZE: usize = 1024 * 1024;
     /// Frames buffered between each pipeline stage (per hasher, and before the sink).
@@ -35,6 +39,9 @@ pub mod defaults {
     pub const READ_TIMEOUT_SECS: u64 = 120;
     /// Seconds a client may take to send its request head, or an import body (then 408).
     pub const CLIENT_TIMEOUT_SECS: u64 = 30;
+    /// Seconds a pass-through exchange may make no progress (a body stalled in either direction,
+    /// the upstream's answer after the request body, a client not reading) before it is cut.
+    pub const STALL_TIMEOUT_SECS: u64 = 60;
     /// Reconnections allowed to a source Glance during one import (resumed with `Range`).
     pub const SOURCE_RETRIES: u32 = 5;
     /// Milliseconds before the first reconnection; doubled each time (with jitter), at most 10 s.
@@ -104,6 +111,10 @@ pub struct Config {
     pub store_sink: SinkKind,
     /// `[DEFAULT] max_concurrent_imports`: 1 to 1024.
     pub max_concurrent_imports: usize,
+    /// `[DEFAULT] max_imports_per_project`: 1 to 1024.
+    pub max_imports_per_project: usize,
+    /// `[DEFAULT] max_connections`: 1 to 65536.
+    pub max_connections: usize,
     /// `[DEFAULT] chunk_size`: bytes, 4 KiB to 64 MiB.
     pub chunk_size: usize,
     /// `[DEFAULT] buffer_chunks`: frames, 1 to 1024.
@@ -114,6 +125,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `[DEFAULT] client_timeout`: seconds, 1 to 3600.
     pub client_timeout: Duration,
+    /// `[DEFAULT] stall_timeout`: seconds, 1 to 3600.
+    pub stall_timeout: Duration,
     /// `[DEFAULT] read_timeout`: seconds, 1 to 3600.
     pub read_timeout: Duration,
     /// `[DEFAULT] source_streams`: 1 to 16.
@@ -199,11 +212,14 @@ impl Default for Config {
             auth_url: defaults::AUTH_URL.to_string(),
             store_sink: SinkKind::GlanceUpload,
             max_concurrent_imports: defaults::MAX_CONCURRENT_IMPORTS,
+            max_imports_per_project: defaults::MAX_IMPORTS_PER_PROJECT,
+            max_connections: defaults::MAX_CONNECTIONS,
             chunk_size: defaults::CHUNK_SIZE,
             buffer_chunks: defaults::BUFFER_CHUNKS,
             connect_timeout: Duration::from_secs(defaults::CONNECT_TIMEOUT_SECS),
             request_timeout: Duration::from_secs(defaults::REQUEST_TIMEOUT_SECS),
             client_timeout: Duration::from_secs(defaults::CLIENT_TIMEOUT_SECS),
+            stall_timeout: Duration::from_secs(defaults::STALL_TIMEOUT_SECS),
             read_timeout: Duration::from_secs(defaults::READ_TIMEOUT_SECS),
             source_streams: defaults::SOURCE_STREAMS,
             segment_size: defaults::SEGMENT_SIZE,
@@ -330,6 +346,12 @@ impl Config {
             ("DEFAULT", "max_concurrent_imports") => {
                 self.max_concurrent_imports = int("max_concurrent_imports", value, 1, 1024)?
             }
+            ("DEFAULT", "max_imports_per_project") => {
+                self.max_imports_per_project = int("max_imports_per_project", value, 1, 1024)?
+            }
+            ("DEFAULT", "max_connections") => {
+                self.max_connections = int("max_connections", value, 1, 65_536)?
+            }
             ("DEFAULT", "chunk_size") => {
                 self.chunk_size = int("chunk_size", value, 4096, 64 * 1024 * 1024)?
             }
@@ -346,6 +368,7 @@ impl Config {
             ("DEFAULT", "client_timeout") => {
                 self.client_timeout = seconds("client_timeout", value)?
             }
+            ("DEFAULT", "stall_timeout") => self.stall_timeout = seconds("stall_timeout", value)?,
             ("DEFAULT", "source_streams") => {
                 self.source_streams = int("source_streams", value, 1, 16)?
             }

@@ -164,7 +164,20 @@ pub struct Keystone {
     auth_url: String,
     timeout: Duration,
     cache: Arc<TokenCache>,
+    /// The last service-credential token, reused until shortly before it expires.
+    service_token: Arc<tokio::sync::Mutex<Option<ServiceToken>>>,
 }
+
+/// A service-credential token and until when it is reused.
+struct ServiceToken {
+    /// SHA-256 of the credentials it was issued for.
+    creds: [u8; 32],
+    token: Token,
+    reuse_until: tokio::time::Instant,
+}
+
+/// How long before its expiry a service-credential token is replaced by a fresh one.
+pub const SERVICE_TOKEN_MARGIN: Duration = Duration::from_secs(300);
 
 impl Keystone {
     /// A client for Keystone at `auth_url`, remembering validated tokens for `cache_ttl`.
@@ -174,6 +187,7 @@ impl Keystone {
             auth_url: auth_url.trim_end_matches('/').to_string(),
             timeout,
             cache: Arc::new(TokenCache::new(cache_ttl)),
+            service_token: Arc::new(tokio::sync::Mutex::new(None)),
         }
     }
 
@@ -233,6 +247,25 @@ pub struct ServiceCredentials {
     pub project_domain_name: String,
 }
 
+impl ServiceCredentials {
+    /// A digest naming these credentials (the password included) without holding them.
+    fn fingerprint(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for part in [
+            &self.username,
+            &self.password,
+            &self.project_name,
+            &self.user_domain_name,
+            &self.project_domain_name,
+        ] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part.as_bytes());
+        }
+        hash.finalize().into()
+    }
+}
+
 impl fmt::Debug for ServiceCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServiceCredentials")
@@ -243,8 +276,47 @@ impl fmt::Debug for ServiceCredentials {
 }
 
 impl Keystone {
-    /// Authenticates with a password (`POST /v3/auth/tokens`, project-scoped); returns the token.
+    /// A project-scoped token for `creds`: the one issued last while it has more than
+    /// [`SERVICE_TOKEN_MARGIN`] to live, else a new login (one at a time: concurrent callers wait
+    /// for it and share its token).
     pub async fn password_token(&self, creds: &ServiceCredentials) -> Result<Token, KeystoneError> {
+        let key = creds.fingerprint();
+        let mut cached = self.service_token.lock().await;
+        if let Some(entry) = cached.as_ref() {
+            if entry.creds == key && entry.reuse_until > tokio::time::Instant::now() {
+                return Ok(entry.token.clone());
+            }
+        }
+        *cached = None;
+        let (token, expires_at) = self.password_login(creds).await?;
+        let left = expires_at
+            .map(|at| at - OffsetDateTime::now_utc())
+            .and_then(|left| Duration::try_from(left).ok())
+            .unwrap_or(Duration::ZERO);
+        if let Some(reuse) = left
+            .checked_sub(SERVICE_TOKEN_MARGIN)
+            .filter(|d| !d.is_zero())
+        {
+            *cached = Some(ServiceToken {
+                creds: key,
+                token: token.clone(),
+                reuse_until: tokio::time::Instant::now() + reuse,
+            });
+        }
+        Ok(token)
+    }
+
+    /// Forgets the reused service-credential token (e.g. after Keystone revoked it).
+    pub async fn forget_service_token(&self) {
+        *self.service_token.lock().await = None;
+    }
+
+    /// Authenticates with a password (`POST /v3/auth/tokens`, project-scoped); returns the token
+    /// and, when the answer names it, its expiry.
+    async fn password_login(
+        &self,
+        creds: &ServiceCredentials,
+    ) -> Result<(Token, Option<OffsetDateTime>), KeystoneError> {
         let body = serde_json::json!({"auth": {
             "identity": {"methods": ["password"], "password": {"user": {
                 "name": creds.username, "password": creds.password,
@@ -266,11 +338,20 @@ impl Keystone {
                 .await
                 .map_err(|e| KeystoneError::Unavailable(e.to_string()))?;
             match response.status() {
-                StatusCode::CREATED | StatusCode::OK => response
-                    .headers()
-                    .get("x-subject-token")
-                    .and_then(|v| Token::parse(v.as_bytes()))
-                    .ok_or_else(|| KeystoneError::BadResponse("no X-Subject-Token".into())),
+                StatusCode::CREATED | StatusCode::OK => {
+                    let token = response
+                        .headers()
+                        .get("x-subject-token")
+                        .and_then(|v| Token::parse(v.as_bytes()))
+                        .ok_or_else(|| KeystoneError::BadResponse("no X-Subject-Token".into()))?;
+                    // The expiry decides how long the token is reused; without it, it is not.
+                    let expires_at = read_limited(response.into_body(), MAX_TOKEN_BODY)
+                        .await
+                        .ok()
+                        .and_then(|body| parse_token(&body).ok())
+                        .and_then(|identity| identity.expires_at);
+                    Ok((token, expires_at))
+                }
                 StatusCode::UNAUTHORIZED => Err(KeystoneError::InvalidToken),
                 other => Err(KeystoneError::Unavailable(format!("status {other}"))),
             }
@@ -350,6 +431,66 @@ mod tests {
                 {"interface": "public", "region": "REGION2", "region_id": "REGION2", "url": "http://g2:9292"}]}
         ]))
         .unwrap()
+    }
+
+    /// Heartbeats and reverts of imports whose caller's token expired each ask for a service
+    /// token: Keystone sees one login while that token has time left, and a new one after.
+    #[tokio::test]
+    async fn the_service_login_is_reused_until_shortly_before_expiry() {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let fake = crate::sim::FakeKeystone::start(shutdown.clone())
+            .await
+            .unwrap();
+        fake.add_user("gds-service", "pw", "service", &["admin"]);
+        let keystone = Keystone::new(
+            crate::http::client(Duration::from_secs(5)),
+            &fake.url(),
+            Duration::from_secs(10),
+            Duration::from_secs(60),
+        );
+        let creds = ServiceCredentials {
+            username: "gds-service".into(),
+            password: "pw".into(),
+            project_name: "service".into(),
+            user_domain_name: "Default".into(),
+            project_domain_name: "Default".into(),
+        };
+        let mut tokens = Vec::new();
+        for _ in 0..10 {
+            tokens.push(keystone.password_token(&creds).await.unwrap());
+        }
+        let together = futures_join(&keystone, &creds).await;
+        assert_eq!(fake.logins(), 1);
+        assert!(tokens.iter().chain(&together).all(|t| t == &tokens[0]));
+
+        // Other credentials get their own login.
+        let wrong = ServiceCredentials {
+            password: "not-pw".into(),
+            ..creds.clone()
+        };
+        assert!(keystone.password_token(&wrong).await.is_err());
+        assert_eq!(fake.logins(), 2);
+
+        // A token with less than the margin to live is not reused.
+        fake.set_token_ttl(SERVICE_TOKEN_MARGIN / 2);
+        keystone.password_token(&creds).await.unwrap();
+        keystone.password_token(&creds).await.unwrap();
+        assert_eq!(fake.logins(), 4);
+        shutdown.cancel();
+    }
+
+    async fn futures_join(keystone: &Keystone, creds: &ServiceCredentials) -> Vec<Token> {
+        let calls: Vec<_> = (0..5)
+            .map(|_| {
+                let (keystone, creds) = (keystone.clone(), creds.clone());
+                tokio::spawn(async move { keystone.password_token(&creds).await.unwrap() })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for call in calls {
+            out.push(call.await.unwrap());
+        }
+        out
     }
 
     #[test]

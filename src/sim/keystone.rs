@@ -104,6 +104,8 @@ pub(super) struct Inner {
 pub(crate) struct KeystoneState {
     pub(super) addr: SocketAddr,
     inner: Mutex<Inner>,
+    /// `POST /v3/auth/tokens` requests received (logins).
+    pub(super) logins: std::sync::atomic::AtomicU64,
 }
 
 /// A running fake Keystone; cheap to clone (all clones share state).
@@ -138,6 +140,7 @@ impl FakeKeystone {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let state = Arc::new(KeystoneState {
             addr: listener.local_addr()?,
+            logins: std::sync::atomic::AtomicU64::new(0),
             inner: Mutex::new(Inner {
                 tokens: HashMap::new(),
                 users: Vec::new(),
@@ -204,6 +207,11 @@ impl FakeKeystone {
             roles: effective_roles(roles),
         });
         id
+    }
+
+    /// How many `POST /v3/auth/tokens` (logins) this Keystone has received.
+    pub fn logins(&self) -> u64 {
+        self.state.logins.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Adds or replaces the `image` endpoint of `region` for `interface` in the catalog.

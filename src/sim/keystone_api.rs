@@ -126,6 +126,9 @@ fn revoke(state: &KeystoneState, req: &Request<Incoming>) -> Response<BoxBody> {
 
 /// `POST /v3/auth/tokens` with the `password` or `token` method and an optional project scope.
 async fn issue(state: &KeystoneState, req: Request<Incoming>) -> Response<BoxBody> {
+    state
+        .logins
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let include_catalog = !query_pairs(req.uri().query())
         .iter()
         .any(|(k, _)| k == "nocatalog");
