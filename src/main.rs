@@ -119,7 +119,7 @@ struct BenchArgs {
     /// --load: clients sending small calls [default: 64].
     #[arg(long, requires = "load")]
     clients: Option<usize>,
-    /// --load: seconds the small calls are measured [default: 30].
+    /// --load: seconds the small calls are measured [default: 60].
     #[arg(long, requires = "load")]
     seconds: Option<u64>,
     /// --load: failing imports (an unknown region) sent by one project [default: 2000].

@@ -43,8 +43,9 @@ const UNKNOWN_REGION: &str = "REGION-NOWHERE";
 pub const UPLOAD_STREAMS: usize = 2;
 /// Clients running glance-download imports at once.
 pub const IMPORT_STREAMS: usize = 2;
-/// Clients sending the failing imports, each into an image of its own.
-pub const FLOOD_STREAMS: usize = 4;
+/// Clients sending the failing imports, each into an image of its own: more than the sidecar's
+/// default per-project import limit, so the flood meets it.
+pub const FLOOD_STREAMS: usize = 8;
 /// Failing imports sent into one image before a flooding client takes a new one.
 pub const FLOOD_PER_IMAGE: usize = 25;
 /// Longest wait for one small call's answer.
@@ -86,7 +87,7 @@ impl LoadOptions {
     pub fn new(sidecar: PathBuf) -> LoadOptions {
         LoadOptions {
             clients: 64,
-            seconds: 30,
+            seconds: 60,
             failing_imports: 2000,
             size: 256 << 20,
             sidecar,
@@ -319,6 +320,13 @@ pub struct Flood {
     pub sent: u64,
     /// Images the failing imports went into.
     pub images: u64,
+    /// Most failing imports accepted into one image.
+    pub most_imports_into_one_image: u64,
+    /// Most tasks the sidecar lists for one of those images at the end.
+    pub most_tasks_listed_for_one_image: u64,
+    /// Each image and the failing imports accepted into it.
+    #[serde(skip)]
+    pub into: Vec<(String, u64)>,
     /// Answered 202.
     pub accepted: u64,
     /// Of those, tasks seen ending `failure`.
@@ -459,8 +467,8 @@ impl LoadReport {
         let f = &self.flood;
         let _ = writeln!(
             out,
-            "failing imports          {} sent into {} images in {:.1} s ({:.0}/s): {} accepted, {} ended failure, {} success, {} not ended; refused 409:{} 429:{} 5xx:{}",
-            f.sent, f.images, f.seconds, f.per_s, f.accepted, f.ended_failure, f.ended_success, f.not_ended,
+            "failing imports          {} sent into {} images (at most {} into one; at most {} tasks listed for one) in {:.1} s ({:.0}/s): {} accepted, {} ended failure, {} success, {} not ended; refused 409:{} 429:{} 5xx:{}",
+            f.sent, f.images, f.most_imports_into_one_image, f.most_tasks_listed_for_one_image, f.seconds, f.per_s, f.accepted, f.ended_failure, f.ended_success, f.not_ended,
             f.statuses.conflict_409, f.statuses.too_many_429, f.statuses.server_5xx
         );
         let p = &self.sidecar;
@@ -680,6 +688,7 @@ async fn measure(
         let theirs = handle.await.map_err(|_| BenchError::Panicked)?;
         flood_total.sent += theirs.sent;
         flood_total.images += theirs.images;
+        flood_total.into.extend(theirs.into);
         flood_total.accepted += theirs.accepted;
         flood_total.ended_failure += theirs.ended_failure;
         flood_total.ended_success += theirs.ended_success;
@@ -688,6 +697,15 @@ async fn measure(
     }
     flood_total.seconds = flood_started.elapsed().as_secs_f64();
     flood_total.per_s = flood_total.sent as f64 / flood_total.seconds.max(1e-9);
+    let lister = through(&flooder);
+    for (id, accepted) in &flood_total.into {
+        let listed = lister.get(&format!("/v2/images/{id}/tasks")).await?;
+        let tasks = listed.json()["tasks"].as_array().map_or(0, Vec::len) as u64;
+        flood_total.most_tasks_listed_for_one_image =
+            flood_total.most_tasks_listed_for_one_image.max(tasks);
+        flood_total.most_imports_into_one_image =
+            flood_total.most_imports_into_one_image.max(*accepted);
+    }
     let mut upload_total = Uploads::default();
     for handle in uploads {
         let theirs = handle.await.map_err(|_| BenchError::Panicked)?;
@@ -959,6 +977,7 @@ async fn fail_imports(api: ImageApi, tickets: Arc<AtomicUsize>, deadline: Instan
                 match created.as_ref().map(created_id) {
                     Ok(Ok(id)) => {
                         done.images += 1;
+                        done.into.push((id.clone(), 0));
                         (id, 0)
                     }
                     _ => {
@@ -971,21 +990,31 @@ async fn fail_imports(api: ImageApi, tickets: Arc<AtomicUsize>, deadline: Instan
         };
         image = Some((id.clone(), used + 1));
         done.sent += 1;
-        let remote = uuid::Uuid::new_v4().to_string();
-        let answer = api
-            .import_glance_download(&id, UNKNOWN_REGION, &remote)
-            .await;
-        done.statuses.count(&answer);
-        let request_id = match &answer {
-            Ok(a) if a.status.as_u16() == 202 => {
-                a.header("x-openstack-request-id").map(str::to_string)
-            }
-            _ => {
-                tokio::time::sleep(BACKOFF).await;
-                continue;
+        // A refusal (the project's import limit, a claim not yet released) is retried.
+        let request_id = loop {
+            let remote = uuid::Uuid::new_v4().to_string();
+            let answer = api
+                .import_glance_download(&id, UNKNOWN_REGION, &remote)
+                .await;
+            done.statuses.count(&answer);
+            match &answer {
+                Ok(a) if a.status.as_u16() == 202 => {
+                    break Some(a.header("x-openstack-request-id").map(str::to_string))
+                }
+                Ok(a) if matches!(a.status.as_u16(), 409 | 429) && Instant::now() < deadline => {
+                    tokio::time::sleep(BACKOFF).await;
+                }
+                _ => break None,
             }
         };
+        let Some(request_id) = request_id else {
+            tokio::time::sleep(BACKOFF).await;
+            continue;
+        };
         done.accepted += 1;
+        if let Some((_, accepted)) = done.into.last_mut() {
+            *accepted += 1;
+        }
         match task_end(&api, &id, request_id.as_deref(), deadline).await {
             Some(status) if status == "failure" => done.ended_failure += 1,
             Some(_) => done.ended_success += 1,
