@@ -42,6 +42,9 @@ async fn send(
     }
 }
 
+/// A header name and value.
+type Header<'a> = (&'a str, &'a str);
+
 fn body(source: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({"method": {
         "name": "glance-download", "glance_image_id": source, "glance_region": "REGION1"}}))
@@ -63,7 +66,7 @@ async fn every_spelling_glance_imports_is_taken_by_the_sidecar() {
     let h = Harness::start().await;
     let source = h.source_image(4096, 7, json!({}));
     let vnd = [("accept", "application/vnd.openstack.images-v2")];
-    let cases: Vec<(&str, String, &[(&str, &str)])> = vec![
+    let cases: Vec<(&str, String, &[Header])> = vec![
         ("POST", "/v2/images/{}/%69mport".into(), &[]),
         ("POST", "/v2/images/{}/impor%74?x=1".into(), &[]),
         ("POST", "//v2//images//{}//import".into(), &[]),
