@@ -353,9 +353,9 @@ async fn wait_for_summary(s: &S3Harness, target: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_on_post_locations_keeps_the_object_glance_made_active() {
-    let s = S3Harness::start(false, |c| c.request_timeout = Duration::from_secs(1)).await;
+    let s = S3Harness::start(false, |c| c.request_timeout = Duration::from_secs(2)).await;
     s.h.target()
-        .set_location_fault(LocationFault::AnswerAfter(Duration::from_secs(4)));
+        .set_location_fault(LocationFault::AnswerAfter(Duration::from_secs(8)));
     let source = s.h.source_image(SIZE, 42, json!({}));
     let target = s.h.target_image().await;
 
