@@ -331,8 +331,9 @@ enum Holding {
 
 /// The failure of an import whose object stays, with the object named for the operator.
 fn kept(error: SinkError, object: &str, why: String) -> SinkError {
+    // The object first: the image's one-line summary keeps only the start of a message.
     SinkError::ImportFailed(format!(
-        "{error}; the S3 object {object} was kept because {why}: remove it once no image uses it"
+        "the S3 object {object} was kept because {why} (remove it once no image uses it) after: {error}"
     ))
 }
 
