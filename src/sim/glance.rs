@@ -538,7 +538,7 @@ async fn route(state: &Arc<GlanceState>, req: Request<Incoming>) -> Response<Box
         }
         (Method::PUT, ["images", id, "stage"]) => staging::stage(state, &caller, id, req).await,
         (Method::GET, ["images", id, "file"]) => transfer::download(state, &caller, id, &req).await,
-        (Method::GET, ["images", id, "tasks"]) => routes::tasks(state, &caller, id),
+        (Method::GET, ["images", id, "tasks"]) => super::s3_locations::tasks(state, &caller, id),
         (Method::POST, ["images", id, "import"]) => routes::import(state, &caller, id, req).await,
         (Method::POST, ["images", id, "locations"]) => {
             super::s3_locations::add_location(state, &caller, id, req).await
