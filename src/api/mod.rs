@@ -7,8 +7,8 @@ mod glance_route;
 mod health;
 mod import;
 mod proxy;
-mod slots;
 mod pyjson;
+mod slots;
 mod tasks;
 
 use std::net::SocketAddr;
@@ -28,8 +28,8 @@ pub use error::{wants_json, ApiError, UNAUTHORIZED_HTML};
 pub use glance_route::import_target;
 pub use import::{check_fields, check_flags, check_target, classify, Classified, MAX_IMPORT_BODY};
 pub use proxy::{strip_hop_by_hop, upstream_uri, HOP_BY_HOP};
-pub use slots::{ProjectSlot, ProjectSlots};
 pub use pyjson::{method_name, MethodName};
+pub use slots::{ProjectSlot, ProjectSlots};
 
 use crate::config::Config;
 use crate::glance::Glance;
