@@ -648,7 +648,7 @@ fn run_sync(args: SyncArgs) -> ExitCode {
     match result {
         Ok(summary) => {
             if args.json {
-                println!("{:#}", summary.to_json());
+                println!("{}", sync::json_text(&summary.to_json(), true));
             }
             if summary.succeeded() {
                 ExitCode::SUCCESS
@@ -674,7 +674,11 @@ fn run_tasks(cloud: Option<&str>, region: &str, json: bool, image: &str) -> Exit
     });
     match listed {
         Ok(tasks) if json => {
-            println!("{}", serde_json::Value::Array(tasks));
+            let tasks = serde_json::Value::Array(tasks);
+            println!(
+                "{}",
+                glance_download_sidecar::sync::json_text(&tasks, false)
+            );
             ExitCode::SUCCESS
         }
         Ok(tasks) => {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::apiclient::ImageApi;
-use crate::sync::{Credentials, Environment, Session};
+use crate::sync::{printable, Credentials, Environment, Session};
 
 /// Why the tasks could not be listed.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +48,7 @@ pub async fn list(
             image: image.to_string(),
             region: region.to_string(),
             status: answer.status.as_u16(),
-            message: crate::glance::error_message(&answer.body),
+            message: printable(&crate::glance::error_message(&answer.body)),
         });
     }
     Ok(answer.json()["tasks"]
@@ -71,7 +71,8 @@ pub fn render(tasks: &[Value]) -> String {
     let rows: Vec<[String; 7]> = tasks
         .iter()
         .map(|t| {
-            let text = |v: &Value| v.as_str().map(str::to_string).unwrap_or_default();
+            // Every cell comes from the remote service: shown printable, never raw.
+            let text = |v: &Value| v.as_str().map(printable).unwrap_or_default();
             let done = t["progress"]["bytes_done"].as_u64();
             let total = t["progress"]["bytes_total"].as_u64();
             let progress = match (done, total) {
@@ -92,7 +93,14 @@ pub fn render(tasks: &[Value]) -> String {
                 progress,
                 rate,
                 text(&t["updated_at"]),
-                text(&t["message"]).chars().take(80).collect(),
+                printable(
+                    &t["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(80)
+                        .collect::<String>(),
+                ),
             ]
         })
         .collect();
@@ -152,5 +160,23 @@ mod tests {
         assert!(table
             .lines()
             .all(|l| l.len() == table.lines().next().unwrap().len()));
+    }
+
+    #[test]
+    fn remote_text_cannot_drive_the_terminal() {
+        let tasks = [
+            json!({"id": "t\u{1b}]0;pwned\u{7}", "type": "api_image_import",
+            "status": "fail\u{9b}2J", "updated_at": "x", "message": "a\u{1b}[2J\nb\u{202e}c"}),
+        ];
+        let table = render(&tasks);
+        assert!(
+            !table.chars().any(|c| c.is_control() && c != '\n'),
+            "{table:?}"
+        );
+        assert!(!table.contains('\u{202e}'), "{table:?}");
+        assert!(table.contains(r"a\u{1b}[2J\u{a}b\u{202e}c"), "{table}");
+        assert!(table.contains(r"t\u{1b}]0;pwned\u{7}"), "{table}");
+        // One line per task: a newline in a message does not break the table.
+        assert_eq!(table.lines().count(), 5);
     }
 }

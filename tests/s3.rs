@@ -1,13 +1,17 @@
-//! The `s3` store sink against a fake S3 (SigV4 checked on every request) and a fake Glance
-//! whose S3 store takes the location: success with both `do_secure_hash` settings, fail-closed
-//! on corrupt data, refused credentials, and the start-up checks of `[s3]`.
+//! The `s3` store sink against a fake S3 (SigV4 and `Content-MD5` checked on every request) and
+//! a fake Glance whose S3 store takes the location: success with both `do_secure_hash`
+//! settings, fail-closed on corrupt data, refused credentials, per-part integrity, no
+//! overwrite of an existing key, an object Glance may hold never deleted, and the start-up
+//! checks of `[s3]`.
 
 mod support;
 
+use std::time::Duration;
+
 use glance_download_sidecar::config::{Config, ConfigError, Overrides};
-use glance_download_sidecar::sim::Fault;
+use glance_download_sidecar::sim::{Fault, LocationFault, PartFault};
 use http::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 use support::*;
 
 /// 12 MiB and a bit: three 5 MiB parts, the last one short.
@@ -44,6 +48,12 @@ async fn import_through_s3_ends_active_with_the_source_digests() {
         glance_download_sidecar::s3::MIN_PART_SIZE
     );
     assert_eq!(stats.bad_signatures, 0, "{stats:?}");
+    assert_eq!(
+        stats.parts_with_md5, 3,
+        "every part carries its Content-MD5: {stats:?}"
+    );
+    assert_eq!(stats.bad_digests, 0, "{stats:?}");
+    assert_eq!(stats.heads, 1, "the key was checked free first: {stats:?}");
     assert_eq!(s.s3.open_uploads(), 0);
     // Glance's own task registered the location with the verified hash.
     let tasks = s.h.target().request_log();
@@ -164,7 +174,11 @@ async fn a_wrong_secret_key_is_refused_by_the_signature_check() {
 
     assert_eq!(task["status"], "failure", "{task}");
     let message = task["message"].as_str().unwrap_or_default();
-    assert!(message.contains("SignatureDoesNotMatch"), "{message}");
+    // The first call, HEAD, gets S3's 403 without a body (so without SignatureDoesNotMatch).
+    assert!(
+        message.contains("403") && message.contains("secret key"),
+        "{message}"
+    );
     assert!(!message.contains("not-the-secret"), "{message}");
     assert!(s.s3.stats().bad_signatures >= 1);
     assert_eq!(s.h.target_state(&target)["status"], "queued");
@@ -194,6 +208,237 @@ async fn an_empty_image_goes_through_glance_upload() {
     assert_eq!(task["status"], "success", "{task}");
     assert_eq!(s.h.target_state(&target)["size"], 0);
     assert_eq!(s.s3.stats().uploads_created, 0);
+}
+
+// === per-part integrity and no overwrite ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_damaged_on_the_way_is_refused_by_its_content_md5_and_the_upload_aborted() {
+    let s = S3Harness::start(true, |_| {}).await;
+    s.s3.damage_parts(PartFault::CorruptInTransit, 1);
+    let source = s.h.source_image(SIZE, 39, json!({}));
+    let target = s.h.target_image().await;
+
+    let task = s.import_and_wait(&target, &source).await;
+
+    assert_eq!(task["status"], "failure", "{task}");
+    let message = task["message"].as_str().unwrap_or_default();
+    assert!(message.contains("BadDigest"), "{message}");
+    let stats = s.s3.stats();
+    assert_eq!(stats.bad_digests, 1, "{stats:?}");
+    assert_eq!(stats.uploads_aborted, 1, "{stats:?}");
+    assert_eq!(stats.uploads_completed, 0, "{stats:?}");
+    assert_eq!(s.s3.open_uploads(), 0);
+    assert!(s.s3.keys(S3_BUCKET).is_empty(), "no object left");
+    assert_eq!(s.h.target_state(&target)["status"], "queued");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_etag_that_is_not_its_md5_fails_the_upload() {
+    let s = S3Harness::start(true, |_| {}).await;
+    s.s3.damage_parts(PartFault::WrongEtag, 1);
+    let source = s.h.source_image(SIZE, 40, json!({}));
+    let target = s.h.target_image().await;
+
+    let task = s.import_and_wait(&target, &source).await;
+
+    assert_eq!(task["status"], "failure", "{task}");
+    let message = task["message"].as_str().unwrap_or_default();
+    assert!(message.contains("ETag"), "{message}");
+    let stats = s.s3.stats();
+    assert_eq!(stats.uploads_aborted, 1, "{stats:?}");
+    assert_eq!(stats.uploads_completed, 0, "{stats:?}");
+    assert!(s.s3.keys(S3_BUCKET).is_empty(), "no object left");
+    assert_eq!(s.h.target_state(&target)["status"], "queued");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_already_at_the_key_is_never_overwritten() {
+    let s = S3Harness::start(true, |_| {}).await;
+    let source = s.h.source_image(SIZE, 41, json!({}));
+    let target = s.h.target_image().await;
+    let precious = bytes::Bytes::from_static(b"an object someone else put here");
+    s.s3.put_object(S3_BUCKET, &target, precious.clone());
+
+    let task = s.import_and_wait(&target, &source).await;
+
+    assert_eq!(task["status"], "failure", "{task}");
+    let message = task["message"].as_str().unwrap_or_default();
+    assert!(message.contains("already exists"), "{message}");
+    assert!(
+        message.contains(&format!("/{S3_BUCKET}/{target}")),
+        "{message}"
+    );
+    assert_eq!(s.s3.object(S3_BUCKET, &target), Some(precious));
+    assert_eq!(s.s3.stats().uploads_created, 0);
+    assert_eq!(s.h.target_state(&target)["status"], "queued");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completing_over_an_object_that_appeared_meanwhile_is_refused() {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    let s3 = glance_download_sidecar::sim::FakeS3::start("us-east-1", S3_ACCESS, S3_SECRET, stop)
+        .await
+        .unwrap();
+    s3.create_bucket(S3_BUCKET);
+    let config = glance_download_sidecar::s3::S3Config {
+        endpoint: s3.endpoint(),
+        region: "us-east-1".into(),
+        bucket: S3_BUCKET.into(),
+        access_key: S3_ACCESS.into(),
+        secret_key: S3_SECRET.into(),
+        part_size: glance_download_sidecar::s3::MIN_PART_SIZE,
+        location_host: None,
+    };
+    let timeout = Duration::from_secs(10);
+    let client = glance_download_sidecar::s3::S3Client::new(
+        glance_download_sidecar::http::client(timeout),
+        config,
+        timeout,
+    );
+    let part = bytes::Bytes::from_static(b"part bytes");
+    let md5: [u8; 16] = {
+        use md5::Digest;
+        md5::Md5::digest(&part).into()
+    };
+    let upload = |key: &'static str| {
+        let client = client.clone();
+        let part = part.clone();
+        async move {
+            let id = client.create_multipart(key).await.unwrap();
+            let etag = client
+                .upload_part(key, &id, 1, vec![part.clone()], part.len() as u64, &md5)
+                .await
+                .unwrap();
+            (id, etag)
+        }
+    };
+
+    let (id, etag) = upload("taken").await;
+    s3.put_object(S3_BUCKET, "taken", bytes::Bytes::from_static(b"first"));
+    let refused = client.complete("taken", &id, &[(1, etag)]).await;
+    let (free_id, free_etag) = upload("free").await;
+    let completed = client.complete("free", &free_id, &[(1, free_etag)]).await;
+
+    let error = refused.expect_err("completing over an existing object is refused");
+    assert_eq!(error.code(), Some("PreconditionFailed"), "{error}");
+    assert_eq!(
+        s3.object(S3_BUCKET, "taken").as_deref(),
+        Some(&b"first"[..])
+    );
+    assert_eq!(s3.stats().precondition_failures, 1);
+    completed.unwrap();
+    assert_eq!(s3.object(S3_BUCKET, "free"), Some(part));
+}
+
+// === the object of a location Glance may hold is never deleted ===
+
+/// Waits for the import's end as the sidecar records it on the target image (the sidecar's
+/// task listing goes through Glance's, which some faults break); returns the image.
+async fn wait_for_summary(s: &S3Harness, target: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let image = s.h.target_state(target);
+        if matches!(
+            image["glance_download_task_status"].as_str(),
+            Some("success" | "failure")
+        ) {
+            return image;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no end: {image}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_on_post_locations_keeps_the_object_glance_made_active() {
+    let s = S3Harness::start(false, |c| c.request_timeout = Duration::from_secs(2)).await;
+    s.h.target()
+        .set_location_fault(LocationFault::AnswerAfter(Duration::from_secs(8)));
+    let source = s.h.source_image(SIZE, 42, json!({}));
+    let target = s.h.target_image().await;
+
+    let task = s.import_and_wait(&target, &source).await;
+
+    assert_eq!(task["status"], "success", "{task}");
+    let copy = s.h.target_state(&target);
+    assert_eq!(copy["status"], "active", "{copy}");
+    assert_eq!(
+        copy["os_hash_value"],
+        s.h.source_state(&source)["os_hash_value"]
+    );
+    let object = s.s3.object(S3_BUCKET, &target);
+    assert!(
+        object == Some(source_bytes(&s.h, &source)),
+        "the object of the active image is kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5xx_while_following_location_import_keeps_the_object_of_the_active_image() {
+    let s = S3Harness::start(true, |_| {}).await;
+    s.h.target()
+        .set_location_fault(LocationFault::TasksFail(500));
+    let source = s.h.source_image(SIZE, 43, json!({}));
+    let target = s.h.target_image().await;
+    let answer = s.h.import(&target, &source).await;
+    assert_eq!(answer.status, 202);
+
+    let copy = wait_for_summary(&s, &target).await;
+
+    assert_eq!(copy["glance_download_task_status"], "success", "{copy}");
+    assert_eq!(copy["status"], "active", "{copy}");
+    assert_same_image(&copy, &s.h.source_state(&source));
+    let object = s.s3.object(S3_BUCKET, &target);
+    assert!(
+        object == Some(source_bytes(&s.h, &source)),
+        "the object of the active image is kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_definite_400_to_post_locations_deletes_the_object() {
+    let s = S3Harness::start(true, |_| {}).await;
+    s.h.target().set_location_fault(LocationFault::Refuse(400));
+    let source = s.h.source_image(SIZE, 44, json!({}));
+    let target = s.h.target_image().await;
+
+    let task = s.import_and_wait(&target, &source).await;
+
+    assert_eq!(task["status"], "failure", "{task}");
+    let message = task["message"].as_str().unwrap_or_default();
+    assert!(message.contains("400"), "{message}");
+    assert_eq!(s.h.target_state(&target)["status"], "queued");
+    assert_eq!(s.s3.stats().uploads_completed, 1);
+    assert!(
+        s.s3.keys(S3_BUCKET).is_empty(),
+        "the refused object is deleted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_image_after_a_5xx_keeps_the_object_and_names_it() {
+    let s = S3Harness::start(true, |_| {}).await;
+    s.h.target()
+        .set_location_fault(LocationFault::FailThenGarble(503));
+    let source = s.h.source_image(SIZE, 45, json!({}));
+    let target = s.h.target_image().await;
+
+    let task = s.import_and_wait(&target, &source).await;
+
+    assert_eq!(task["status"], "failure", "{task}");
+    let message = task["message"].as_str().unwrap_or_default();
+    assert!(message.contains("503"), "{message}");
+    assert!(message.contains("was kept"), "{message}");
+    assert!(
+        message.contains(&format!("/{S3_BUCKET}/{target}")),
+        "{message}"
+    );
+    assert!(
+        s.s3.object(S3_BUCKET, &target).is_some(),
+        "the object is kept"
+    );
 }
 
 // === configuration ===

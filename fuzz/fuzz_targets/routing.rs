@@ -7,7 +7,7 @@
 #![no_main]
 
 use glance_download_sidecar::api::{
-    add_method, strip_hop_by_hop, upstream_uri, with_method, HOP_BY_HOP, METHOD,
+    add_method, import_target, strip_hop_by_hop, upstream_uri, with_method, HOP_BY_HOP, METHOD,
 };
 use glance_download_sidecar::keystone::Token;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION};
@@ -34,6 +34,7 @@ fuzz_target!(|data: &[u8]| {
         for base in BASES {
             route(base, &uri);
         }
+        import_route(&uri, &headers);
     }
     hop_by_hop(headers.clone());
     for value in headers.values() {
@@ -168,4 +169,63 @@ fn discovery(body: &[u8]) {
         serde_json::from_slice(&add_method(&out).expect("still a discovery document"))
             .expect("JSON");
     assert_eq!(count(&again), count(&after));
+}
+
+/// A path Glance reads as `/v2/images/{id}/import` (decoded, `//` collapsed, the version `v2` or
+/// `v2.N`) is always taken as an import, whatever else the request carries; a `POST` to it stays
+/// one whatever its `Accept` header, and the id is the decoded segment.
+fn import_route(uri: &Uri, headers: &HeaderMap) {
+    let post = http::Method::POST;
+    let found = import_target(&post, uri, headers);
+    let decoded = decode(uri.path().as_bytes());
+    if decoded.last() == Some(&b'/') {
+        return;
+    }
+    let segments: Vec<&[u8]> = decoded
+        .split(|&b| b == b'/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    if let [version, b"images", id, b"import"] = segments.as_slice() {
+        let v2 = *version == b"v2"
+            || version.strip_prefix(b"v2.").is_some_and(|minor| {
+                !minor.is_empty() && minor.iter().all(u8::is_ascii_digit)
+            });
+        if v2 {
+            assert_eq!(
+                found.as_deref(),
+                Some(String::from_utf8_lossy(id).as_ref()),
+                "{uri}"
+            );
+            assert_eq!(import_target(&post, uri, &HeaderMap::new()), found, "{uri}");
+        }
+    }
+    // Whatever the method, `?_method=POST` makes it a POST to Glance's router.
+    if found.is_some() {
+        let query = match uri.query() {
+            Some(q) => format!("{q}&_method=POST"),
+            None => "_method=POST".to_string(),
+        };
+        if let Ok(put) = format!("{}?{query}", uri.path()).parse::<Uri>() {
+            assert!(import_target(&http::Method::PUT, &put, headers).is_some(), "{put}");
+        }
+    }
+}
+
+/// Percent-decoding written apart from the crate's own.
+fn decode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < input.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        if input[i] == b'%' && i + 2 < input.len() {
+            if let (Some(h), Some(l)) = (hex(input[i + 1]), hex(input[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(input[i]);
+        i += 1;
+    }
+    out
 }

@@ -35,20 +35,42 @@ pub enum Classified {
     NotOurs,
     /// A glance-download request; its fields are checked later, in upstream's order.
     GlanceDownload(Map<String, Value>),
+    /// A glance-download request to Glance's JSON reader (Python's `json`) that this service
+    /// cannot represent: `NaN`/`Infinity`, numbers out of range, lone surrogates, or nesting
+    /// deeper than 128. Refused (400), never passed on.
+    Unreadable,
 }
 
-/// Decides whether the body is a glance-download import request.
+/// Decides whether the body is a glance-download import request, as upstream Glance decides:
+/// the body read by Python's `json` (the last of duplicate keys wins), then
+/// `body['method']['name']`, case-sensitive.
 pub fn classify(body: &[u8]) -> Classified {
-    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
-        return Classified::NotOurs;
-    };
-    let name = map.get("method").and_then(|m| m.get("name"));
-    if name.and_then(Value::as_str) == Some(super::discovery::METHOD) {
-        Classified::GlanceDownload(map)
-    } else {
-        Classified::NotOurs
+    match serde_json::from_slice::<Value>(body) {
+        // `serde_json` keeps the last of duplicate keys, as a Python `dict` does.
+        Ok(Value::Object(map)) => {
+            let name = map.get("method").and_then(|m| m.get("name"));
+            if name.and_then(Value::as_str) == Some(super::discovery::METHOD) {
+                Classified::GlanceDownload(map)
+            } else {
+                Classified::NotOurs
+            }
+        }
+        Ok(_) => Classified::NotOurs,
+        Err(_) => match super::pyjson::method_name(body) {
+            super::pyjson::MethodName::Text(name)
+                if name == super::discovery::METHOD.as_bytes() =>
+            {
+                Classified::Unreadable
+            }
+            _ => Classified::NotOurs,
+        },
     }
 }
+
+/// The answer to an [`Classified::Unreadable`] body.
+pub const UNREADABLE_BODY: &str = "The glance-download request body uses JSON this service \
+     does not accept (NaN, Infinity, a number out of range, a lone surrogate, or nesting deeper \
+     than 128 levels).";
 
 /// The fields of a glance-download body, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,6 +186,7 @@ pub async fn handle(
             return proxy::send(app, Request::from_parts(parts, full(bytes))).await;
         }
         Classified::GlanceDownload(body) => body,
+        Classified::Unreadable => return Err(ApiError::BadRequest(UNREADABLE_BODY.into())),
     };
 
     let token = parts

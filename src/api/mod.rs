@@ -3,9 +3,11 @@
 
 mod discovery;
 mod error;
+mod glance_route;
 mod health;
 mod import;
 mod proxy;
+mod pyjson;
 mod slots;
 mod tasks;
 
@@ -23,8 +25,10 @@ use tracing::Instrument;
 
 pub use discovery::{add_method, with_method, METHOD};
 pub use error::{wants_json, ApiError, UNAUTHORIZED_HTML};
+pub use glance_route::import_target;
 pub use import::{check_fields, check_flags, check_target, classify, Classified, MAX_IMPORT_BODY};
 pub use proxy::{strip_hop_by_hop, upstream_uri, HOP_BY_HOP};
+pub use pyjson::{method_name, MethodName};
 pub use slots::{ProjectSlot, ProjectSlots};
 
 use crate::config::Config;
@@ -218,8 +222,13 @@ async fn route_inner(app: Arc<App>, request: Request<Incoming>) -> Response<BoxB
     let path = request.uri().path().to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let method = request.method().clone();
+    // Every request Glance itself would route to its import action, however spelt.
+    let import_id = glance_route::import_target(&method, request.uri(), request.headers());
     let result = match (&method, segments.as_slice()) {
-        (&Method::POST, ["v2", "images", id, "import"]) => import::handle(&app, request, id).await,
+        _ if import_id.is_some() => {
+            let id = import_id.unwrap_or_default();
+            import::handle(&app, request, &id).await
+        }
         (&Method::GET, ["v2", "info", "import"]) => discovery::info_import(&app, request).await,
         (&Method::POST, ["v2", "images"]) => discovery::create_image(&app, request).await,
         (&Method::GET, ["v2", "images", id, "tasks"]) => tasks::list(&app, request, id).await,

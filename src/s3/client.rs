@@ -52,6 +52,7 @@ impl S3Client {
                 Method::POST,
                 key,
                 &query,
+                &[],
                 empty(),
                 Some(0),
                 EMPTY_SHA256,
@@ -66,8 +67,12 @@ impl S3Client {
             })
     }
 
-    /// `PUT /{bucket}/{key}?partNumber=N&uploadId=U` with `chunks` (`len` bytes in all);
-    /// returns the part's ETag.
+    /// `PUT /{bucket}/{key}?partNumber=N&uploadId=U` with `chunks` (`len` bytes in all, whose
+    /// MD5 is `md5`); returns the part's ETag.
+    ///
+    /// The MD5 goes out as `Content-MD5` (signed), so S3 refuses a part damaged on the way
+    /// (`400 BadDigest`); and the ETag S3 answers, the hex MD5 of what it stored, must be that
+    /// MD5 — except for parts S3 encrypts with KMS or a customer key, whose ETag is no MD5.
     pub async fn upload_part(
         &self,
         key: &str,
@@ -75,6 +80,7 @@ impl S3Client {
         number: u32,
         chunks: Vec<Bytes>,
         len: u64,
+        md5: &[u8; 16],
     ) -> Result<String, S3Error> {
         let op = "UploadPart";
         let query = vec![
@@ -82,12 +88,14 @@ impl S3Client {
             ("uploadId".to_string(), upload_id.to_string()),
         ];
         let body = crate::http::boxed(PartBody::new(chunks, len));
+        let content_md5 = base64(md5);
         let response = self
             .send(
                 op,
                 Method::PUT,
                 key,
                 &query,
+                &[("content-md5", &content_md5)],
                 body,
                 Some(len),
                 UNSIGNED_PAYLOAD,
@@ -97,7 +105,7 @@ impl S3Client {
         if !status.is_success() {
             return Err(self.error(op, status, response).await);
         }
-        response
+        let etag = response
             .headers()
             .get(header::ETAG)
             .and_then(|v| v.to_str().ok())
@@ -105,10 +113,24 @@ impl S3Client {
             .ok_or_else(|| S3Error::BadResponse {
                 op,
                 detail: "no ETag".into(),
-            })
+            })?;
+        let want = crate::hash::to_hex(md5);
+        if !is_md5_etag_exempt(response.headers())
+            && !etag.trim_matches('"').eq_ignore_ascii_case(&want)
+        {
+            return Err(S3Error::BadResponse {
+                op,
+                detail: format!(
+                    "part {number}'s ETag {etag} is not the MD5 of the bytes sent ({want})"
+                ),
+            });
+        }
+        Ok(etag)
     }
 
     /// `POST /{bucket}/{key}?uploadId=U` with the parts in order: the object appears whole.
+    /// Sent with `If-None-Match: *`: S3 refuses (`412 PreconditionFailed`) to complete over an
+    /// object that appeared at the key meanwhile, instead of overwriting it.
     pub async fn complete(
         &self,
         key: &str,
@@ -121,7 +143,16 @@ impl S3Client {
         let len = body.len() as u64;
         let hash = sigv4::hex(&Sha256::digest(body.as_bytes()));
         let response = self
-            .send(op, Method::POST, key, &query, full(body), Some(len), &hash)
+            .send(
+                op,
+                Method::POST,
+                key,
+                &query,
+                &[("if-none-match", "*")],
+                full(body),
+                Some(len),
+                &hash,
+            )
             .await?;
         // S3 may answer 200 and report the failure in the body.
         let doc = self.xml(op, response).await?;
@@ -152,7 +183,7 @@ impl S3Client {
     pub async fn head_object(&self, key: &str) -> Result<Option<u64>, S3Error> {
         let op = "HeadObject";
         let response = self
-            .send(op, Method::HEAD, key, &[], empty(), None, EMPTY_SHA256)
+            .send(op, Method::HEAD, key, &[], &[], empty(), None, EMPTY_SHA256)
             .await?;
         match response.status() {
             StatusCode::NOT_FOUND => Ok(None),
@@ -161,7 +192,24 @@ impl S3Client {
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok())),
-            s => Err(self.error(op, s, response).await),
+            s => Err(match self.error(op, s, response).await {
+                // A HEAD answer has no body, so no error code: say what a 403 usually means.
+                S3Error::Status { code, message, .. }
+                    if s == StatusCode::FORBIDDEN && code.is_empty() =>
+                {
+                    S3Error::Status {
+                        op,
+                        status: s,
+                        code,
+                        message: if message.is_empty() {
+                            "access denied (a HEAD answer carries no error code: check the access key, secret key and region)".into()
+                        } else {
+                            message
+                        },
+                    }
+                }
+                other => other,
+            }),
         }
     }
 
@@ -173,7 +221,7 @@ impl S3Client {
         query: &[(String, String)],
     ) -> Result<(), S3Error> {
         let response = self
-            .send(op, method, key, query, empty(), None, EMPTY_SHA256)
+            .send(op, method, key, query, &[], empty(), None, EMPTY_SHA256)
             .await?;
         let status = response.status();
         if status.is_success() {
@@ -182,9 +230,9 @@ impl S3Client {
         Err(self.error(op, status, response).await)
     }
 
-    /// Builds, signs and sends one request; the answer's body is not read. `payload_hash` is the
-    /// hex SHA-256 of the body, or `UNSIGNED-PAYLOAD` for part bodies (already hashed by the
-    /// pipeline with MD5 and the image's `os_hash_algo`).
+    /// Builds, signs and sends one request; the answer's body is not read. `extra` headers
+    /// (lowercase names) are sent and signed. `payload_hash` is the hex SHA-256 of the body, or
+    /// `UNSIGNED-PAYLOAD` for part bodies (those carry a signed `Content-MD5` instead).
     #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
@@ -192,6 +240,7 @@ impl S3Client {
         method: Method,
         key: &str,
         query: &[(String, String)],
+        extra: &[(&str, &str)],
         body: BoxBody,
         content_length: Option<u64>,
         payload_hash: &str,
@@ -205,11 +254,12 @@ impl S3Client {
         };
         let host = self.config.authority();
         let amz_date = sigv4::amz_date_now();
-        let headers = [
+        let mut headers = vec![
             ("host", host),
             ("x-amz-content-sha256", payload_hash),
             ("x-amz-date", amz_date.as_str()),
         ];
+        headers.extend_from_slice(extra);
         let signature = sigv4::sign(
             &Canonical {
                 method: method.as_str(),
@@ -239,6 +289,9 @@ impl S3Client {
             .header("x-amz-content-sha256", payload_hash)
             .header("x-amz-date", amz_date.as_str())
             .header(header::AUTHORIZATION, authorization);
+        for (name, value) in extra {
+            builder = builder.header(*name, *value);
+        }
         if let Some(len) = content_length {
             builder = builder.header(header::CONTENT_LENGTH, len);
         }
@@ -301,6 +354,37 @@ impl S3Client {
                 .collect(),
         }
     }
+}
+
+/// Whether S3 says it encrypted the object with KMS or a customer key: its ETag is then no MD5.
+fn is_md5_etag_exempt(headers: &http::HeaderMap) -> bool {
+    let kms = headers
+        .get("x-amz-server-side-encryption")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("aws:kms"));
+    kms || headers.contains_key("x-amz-server-side-encryption-customer-algorithm")
+}
+
+/// Standard base64 with padding (`Content-MD5`).
+pub(crate) fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// One part's frames, sent as they were received from the pipeline (no copy).

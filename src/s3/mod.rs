@@ -1,4 +1,4 @@
-//! S3: the few calls the `s3` store sink makes (multipart create / upload part / complete /
+//! S3: the few calls the `s3` store sink makes (head, multipart create / upload part / complete /
 //! abort, and delete), path-style and signed with AWS Signature Version 4.
 //!
 //! The objects are written where Glance's own s3 store (glance_store `_drivers/s3.py`) puts and
@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+pub(crate) use client::base64;
 pub use client::S3Client;
 pub use multipart::{effective_part_size, upload, UploadError};
 

@@ -3,7 +3,12 @@
 //! otherwise.
 //!
 //! Memory: a part holds the pipeline's own frames (`Bytes`, no copy) until it is sent, so an
-//! upload holds at most two parts (`2 × part_size`) whatever the image size. Parts are sent
+//! upload holds at most two parts (`2 × part_size`) whatever the image size. Each part's MD5 is
+//! computed frame by frame as the part fills (no copy either), sent as `Content-MD5` and checked
+//! against the ETag S3 answers.
+//!
+//! Never overwrites: the key must be free before the upload starts (`HEAD` answers 404), and the
+//! completion is conditional (`If-None-Match: *`) for an object that appears meanwhile. Parts are sent
 //! from memory, so a stalled source never leaves an S3 request idle, and a part that fails for
 //! a transient reason is sent again.
 
@@ -13,6 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
+use md5::{Digest, Md5};
 
 use super::{S3Client, S3Error, MAX_PARTS};
 use crate::pipeline::{Aborted, SinkBody, Verified};
@@ -35,6 +41,9 @@ pub enum UploadError {
     /// The body carried more bytes than the image's size.
     #[error("the data is longer than the image's size")]
     TooLong,
+    /// An object already exists at the key: it is never overwritten.
+    #[error("an object already exists at {0}; it is left as it is (remove it if no image uses it, then import again)")]
+    Exists(String),
     /// S3 refused or failed a call.
     #[error(transparent)]
     S3(#[from] S3Error),
@@ -48,7 +57,8 @@ pub fn effective_part_size(size: u64, part_size: u64) -> u64 {
 
 /// Uploads `body` (`size` bytes, more than zero) as object `key`; returns the pipeline's
 /// verified digests once S3 has completed the object. On any failure the multipart upload is
-/// aborted, so no object and no parts remain.
+/// aborted, so no parts remain and no object is written; an object already at the key is
+/// refused ([`UploadError::Exists`]), never replaced.
 pub async fn upload(
     client: &S3Client,
     key: &str,
@@ -56,6 +66,9 @@ pub async fn upload(
     body: SinkBody,
 ) -> Result<Verified, UploadError> {
     let part_size = effective_part_size(size, client.config().part_size);
+    if client.head_object(key).await?.is_some() {
+        return Err(UploadError::Exists(client.config().location_uri(key)));
+    }
     let upload_id = client.create_multipart(key).await?;
     let mut guard = AbortOnDrop {
         client: client.clone(),
@@ -66,7 +79,15 @@ pub async fn upload(
     let result = async {
         let parts = send_parts(client, key, &upload_id, size, part_size, &mut body).await?;
         let verified = body.verified().cloned().ok_or(UploadError::Unverified)?;
-        client.complete(key, &upload_id, &parts).await?;
+        client
+            .complete(key, &upload_id, &parts)
+            .await
+            .map_err(|error| match error.code() {
+                Some("PreconditionFailed") => {
+                    UploadError::Exists(client.config().location_uri(key))
+                }
+                _ => UploadError::S3(error),
+            })?;
         Ok(verified)
     }
     .await;
@@ -103,18 +124,18 @@ async fn send_parts(
     while filled < size {
         let want = part_size.min(size - filled);
         let fill = fill_part(body, &mut carry, want);
-        let chunks = match inflight.take() {
+        let (chunks, md5) = match inflight.take() {
             Some(sending) => {
-                let (chunks, done) = tokio::try_join!(fill, sending)?;
+                let (filled, done) = tokio::try_join!(fill, sending)?;
                 parts.push(done);
-                chunks
+                filled
             }
             None => fill.await?,
         };
         filled += want;
         number += 1;
         inflight = Some(Box::pin(send_part(
-            client, key, upload_id, number, chunks, want,
+            client, key, upload_id, number, chunks, want, md5,
         )));
     }
     // The last frame comes only after verification, and the body's end only after that: wait
@@ -136,13 +157,14 @@ async fn send_parts(
 }
 
 /// Takes exactly `want` bytes from `carry` and then the body, splitting a frame that crosses
-/// the part boundary (the rest is carried into the next part).
+/// the part boundary (the rest is carried into the next part); returns the frames and their MD5.
 async fn fill_part(
     body: &mut SinkBody,
     carry: &mut Option<Bytes>,
     want: u64,
-) -> Result<Vec<Bytes>, UploadError> {
+) -> Result<(Vec<Bytes>, [u8; 16]), UploadError> {
     let mut chunks = Vec::new();
+    let mut md5 = Md5::new();
     let mut have: u64 = 0;
     while have < want {
         let mut chunk = match carry.take() {
@@ -162,10 +184,11 @@ async fn fill_part(
         }
         have += chunk.len() as u64;
         if !chunk.is_empty() {
+            md5.update(&chunk);
             chunks.push(chunk);
         }
     }
-    Ok(chunks)
+    Ok((chunks, md5.finalize().into()))
 }
 
 /// Waits for the body's clean end after all its bytes were taken.
@@ -190,12 +213,13 @@ async fn send_part(
     number: u32,
     chunks: Vec<Bytes>,
     len: u64,
+    md5: [u8; 16],
 ) -> Result<(u32, String), UploadError> {
     let mut delay = RETRY_DELAY;
     let mut attempt = 1;
     loop {
         match client
-            .upload_part(key, upload_id, number, chunks.clone(), len)
+            .upload_part(key, upload_id, number, chunks.clone(), len, &md5)
             .await
         {
             Ok(etag) => return Ok((number, etag)),

@@ -226,3 +226,24 @@ fn location_uri_is_what_glance_store_writes() {
     let printed = format!("{config:?}");
     assert!(!printed.contains("SECRET"), "{printed}");
 }
+
+#[test]
+fn content_md5_is_standard_padded_base64() {
+    // RFC 4648's test vectors, and the Content-MD5 of an empty body.
+    for (input, want) in [
+        ("", ""),
+        ("f", "Zg=="),
+        ("fo", "Zm8="),
+        ("foo", "Zm9v"),
+        ("foob", "Zm9vYg=="),
+        ("fooba", "Zm9vYmE="),
+        ("foobar", "Zm9vYmFy"),
+    ] {
+        assert_eq!(super::base64(input.as_bytes()), want, "{input:?}");
+    }
+    let empty_md5 = [
+        0xd4, 0x1d, 0x8c, 0xd9, 0x8f, 0x00, 0xb2, 0x04, 0xe9, 0x80, 0x09, 0x98, 0xec, 0xf8, 0x42,
+        0x7e,
+    ];
+    assert_eq!(super::base64(&empty_md5), "1B2M2Y8AsgTpgAmY7PhCfg==");
+}

@@ -42,6 +42,14 @@ pub(crate) struct Inner {
     /// Image PATCHes still to be answered 500, as Glance does when its database refuses a write
     /// ("database is locked" on SQLite): a transient failure of the API itself.
     pub(crate) failing_patches: u32,
+    /// `glance-direct` import tasks end `failure` (as when an import plugin fails).
+    pub(crate) failing_direct_imports: bool,
+    /// Every answer carries a fresh `x-openstack-request-id` (as a proxy in front that sets its
+    /// own), so no import answer names the task it started.
+    pub(crate) rewrite_request_ids: bool,
+    /// When an import task starts, another task for the image with this status is recorded
+    /// right after it (one started at the same time through another API node).
+    pub(crate) newer_task: Option<String>,
     /// Images whose `GET /v2/images/{id}` answers 200 with a body cut mid-JSON.
     pub(crate) garbled: std::collections::HashSet<String>,
     /// Staged data (`PUT /stage`) waiting for a `glance-direct` import, by image id.
@@ -111,6 +119,9 @@ impl FakeGlance {
                 upload_faults: HashMap::new(),
                 body_reading: BodyReading::Strict,
                 failing_patches: 0,
+                failing_direct_imports: false,
+                rewrite_request_ids: false,
+                newer_task: None,
                 garbled: Default::default(),
                 staged: HashMap::new(),
                 tasks: Vec::new(),
@@ -294,6 +305,23 @@ impl FakeGlance {
         self.state.lock().failing_patches = n;
     }
 
+    /// Makes `glance-direct` import tasks end `failure`, as when an import plugin fails.
+    pub fn fail_direct_imports(&self, fail: bool) {
+        self.state.lock().failing_direct_imports = fail;
+    }
+
+    /// Gives every answer a fresh `x-openstack-request-id`, as a proxy in front of Glance that
+    /// sets its own: an import's answer then names no task of Glance's.
+    pub fn rewrite_request_ids(&self, rewrite: bool) {
+        self.state.lock().rewrite_request_ids = rewrite;
+    }
+
+    /// Records, right after each import task this fake starts, another (newer) task for the same
+    /// image with `status` and a request id of its own; `None` stops it.
+    pub fn add_newer_task_on_import(&self, status: Option<&str>) {
+        self.state.lock().newer_task = status.map(str::to_owned);
+    }
+
     /// Applies `fault` to the next upload into that image (one-shot).
     pub fn set_upload_fault(&self, image_id: &str, fault: UploadFault) {
         self.state
@@ -432,7 +460,13 @@ async fn handle(state: Arc<GlanceState>, req: Request<Incoming>) -> Response<Box
     } else {
         as_html(response).await
     };
-    with_request_id(response)
+    let mut response = with_request_id(response);
+    if state.lock().rewrite_request_ids {
+        response
+            .headers_mut()
+            .insert(crate::http::REQUEST_ID, super::wire::request_id());
+    }
+    response
 }
 
 /// Error answers as webob renders them for clients that do not accept JSON: an HTML page (the
@@ -504,7 +538,7 @@ async fn route(state: &Arc<GlanceState>, req: Request<Incoming>) -> Response<Box
         }
         (Method::PUT, ["images", id, "stage"]) => staging::stage(state, &caller, id, req).await,
         (Method::GET, ["images", id, "file"]) => transfer::download(state, &caller, id, &req).await,
-        (Method::GET, ["images", id, "tasks"]) => routes::tasks(state, &caller, id),
+        (Method::GET, ["images", id, "tasks"]) => super::s3_locations::tasks(state, &caller, id),
         (Method::POST, ["images", id, "import"]) => routes::import(state, &caller, id, req).await,
         (Method::POST, ["images", id, "locations"]) => {
             super::s3_locations::add_location(state, &caller, id, req).await

@@ -374,6 +374,8 @@ pub(crate) async fn import(
     req: Request<Incoming>,
 ) -> Response<BoxBody> {
     let store_header = header(req.headers(), "x-image-meta-store").map(str::to_owned);
+    let caller_id = header(req.headers(), "x-openstack-request-id").map(str::to_owned);
+    let caller_id = caller_id.as_deref();
     let body = match json_body(req).await {
         Ok(v) => v,
         Err(resp) => return resp,
@@ -455,8 +457,10 @@ pub(crate) async fn import(
     if inner.stores.is_some() {
         drop(inner);
         return match name.as_str() {
-            "glance-direct" => super::staging::start_direct_import(state, caller, id, body, stores),
-            "copy-image" => super::stores::start_copy(state, caller, id, body, stores),
+            "glance-direct" => {
+                super::staging::start_direct_import(state, caller, id, body, stores, caller_id)
+            }
+            "copy-image" => super::stores::start_copy(state, caller, id, body, stores, caller_id),
             _ => status_response(StatusCode::ACCEPTED),
         };
     }
@@ -468,7 +472,7 @@ pub(crate) async fn import(
     }
     if name == "glance-direct" {
         drop(inner);
-        return super::staging::start_direct_import(state, caller, id, body, Vec::new());
+        return super::staging::start_direct_import(state, caller, id, body, Vec::new(), caller_id);
     }
     status_response(StatusCode::ACCEPTED)
 }

@@ -2,9 +2,14 @@
 //! part, complete, abort), GetObject/HeadObject/DeleteObject, with every request's SigV4
 //! signature checked so a signing bug fails the tests that use it.
 //!
+//! As S3 does, it checks a request's `Content-MD5` (`400 BadDigest` when the body differs),
+//! answers a part's ETag as the quoted hex MD5 of the bytes stored, and honours
+//! `If-None-Match: *` on CompleteMultipartUpload (`412 PreconditionFailed` over an existing
+//! object). [`PartFault`]s damage a part in transit or answer a wrong ETag.
+//!
 //! Objects are kept in memory (tests move tens of MiB). Where it knowingly differs from S3: no
-//! listing calls, no virtual-host style, no checksums beyond the part ETags (MD5, as S3 gives
-//! for unencrypted parts), and no expiry of the `x-amz-date` (tests do not run for 15 minutes).
+//! listing calls, no virtual-host style, no `x-amz-checksum-*`, and no expiry of the
+//! `x-amz-date` (tests do not run for 15 minutes).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -35,6 +40,24 @@ pub struct S3Stats {
     pub bad_signatures: u32,
     /// The largest part received, bytes.
     pub largest_part: u64,
+    /// Part uploads that carried a `Content-MD5` header.
+    pub parts_with_md5: u32,
+    /// Requests refused because the body did not match its `Content-MD5`.
+    pub bad_digests: u32,
+    /// `HEAD` requests on objects.
+    pub heads: u32,
+    /// Completions refused by `If-None-Match: *` (the key was taken).
+    pub precondition_failures: u32,
+}
+
+/// How the fake mishandles a part upload (integrity tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartFault {
+    /// A byte of the part flips on the way in, before S3 reads it: a `Content-MD5` makes S3
+    /// refuse it (`BadDigest`); without one the damaged bytes are stored and their MD5 answered.
+    CorruptInTransit,
+    /// The part is stored intact but the answered ETag is not its MD5.
+    WrongEtag,
 }
 
 struct Upload {
@@ -49,6 +72,8 @@ struct Inner {
     stats: S3Stats,
     /// Status answered to the next `n` part uploads (transient-failure tests).
     part_failures: Option<(StatusCode, u32)>,
+    /// Damage done to the next `n` part uploads.
+    part_faults: Option<(PartFault, u32)>,
 }
 
 pub(crate) struct S3State {
@@ -95,6 +120,7 @@ impl FakeS3 {
                 uploads: HashMap::new(),
                 stats: S3Stats::default(),
                 part_failures: None,
+                part_faults: None,
             }),
         });
         let served = state.clone();
@@ -170,6 +196,11 @@ impl FakeS3 {
     pub fn fail_parts(&self, status: StatusCode, times: u32) {
         self.state.lock().part_failures = Some((status, times));
     }
+
+    /// Applies `fault` to the next `times` part uploads.
+    pub fn damage_parts(&self, fault: PartFault, times: u32) {
+        self.state.lock().part_faults = Some((fault, times));
+    }
 }
 
 // === requests ===
@@ -216,6 +247,15 @@ async fn handle(state: Arc<S3State>, req: Request<Incoming>) -> Response<BoxBody
         None => (sigv4::decode(path.trim_start_matches('/')), String::new()),
     };
     let method = req.method().clone();
+    let content_md5 = req
+        .headers()
+        .get("content-md5")
+        .map(|v| v.to_str().unwrap_or_default().to_string());
+    let if_none_match = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let needs_length = method == Method::PUT && req.headers().get(header::CONTENT_LENGTH).is_none();
     if needs_length {
         return s3_error(
@@ -224,7 +264,9 @@ async fn handle(state: Arc<S3State>, req: Request<Incoming>) -> Response<BoxBody
             "You must provide the Content-Length HTTP header.",
         );
     }
+    let is_part = method == Method::PUT && param("partNumber").is_some();
     let body = match read_limited(req.into_body(), MAX_BODY).await {
+        Ok(body) if is_part => damage_in_transit(&state, body),
         Ok(body) => body,
         Err(_) => {
             return s3_error(
@@ -240,6 +282,15 @@ async fn handle(state: Arc<S3State>, req: Request<Incoming>) -> Response<BoxBody
             "XAmzContentSHA256Mismatch",
             "The provided 'x-amz-content-sha256' header does not match what was computed.",
         );
+    }
+    if let Some(claimed) = &content_md5 {
+        if is_part {
+            state.lock().stats.parts_with_md5 += 1;
+        }
+        if let Some(refusal) = check_content_md5(claimed, &body) {
+            state.lock().stats.bad_digests += 1;
+            return refusal;
+        }
     }
     if key.is_empty() {
         return match method {
@@ -261,7 +312,9 @@ async fn handle(state: Arc<S3State>, req: Request<Incoming>) -> Response<BoxBody
     match (method, upload_id, param("partNumber")) {
         (Method::POST, None, _) if param("uploads").is_some() => create(&state, bucket, key),
         (Method::PUT, Some(id), Some(number)) => part(&state, &id, &number, body),
-        (Method::POST, Some(id), None) => complete(&state, &id, &body),
+        (Method::POST, Some(id), None) => {
+            complete(&state, &id, &body, if_none_match.as_deref() == Some("*"))
+        }
         (Method::DELETE, Some(id), None) => abort(&state, &id),
         (Method::PUT, None, None) => {
             let mut inner = state.lock();
@@ -283,6 +336,52 @@ async fn handle(state: Arc<S3State>, req: Request<Incoming>) -> Response<BoxBody
             "not offered by this fake",
         ),
     }
+}
+
+/// The part as S3 reads it: with a byte flipped under [`PartFault::CorruptInTransit`].
+fn damage_in_transit(state: &S3State, body: Bytes) -> Bytes {
+    let mut inner = state.lock();
+    let Some((PartFault::CorruptInTransit, times)) = inner.part_faults else {
+        return body;
+    };
+    inner.part_faults = (times > 1).then_some((PartFault::CorruptInTransit, times - 1));
+    let mut damaged = BytesMut::from(&body[..]);
+    if let Some(byte) = damaged.last_mut() {
+        *byte ^= 0xff;
+    }
+    damaged.freeze()
+}
+
+/// S3's `Content-MD5` check: `InvalidDigest` for a value that is no base64 MD5, `BadDigest` for
+/// one that differs from the body's.
+fn check_content_md5(claimed: &str, body: &[u8]) -> Option<Response<BoxBody>> {
+    let actual = crate::s3::base64(&md5_of(body));
+    if claimed == actual {
+        return None;
+    }
+    let well_formed = claimed.len() == 24
+        && claimed.ends_with("==")
+        && claimed[..22]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
+    Some(if well_formed {
+        s3_error(
+            StatusCode::BAD_REQUEST,
+            "BadDigest",
+            "The Content-MD5 you specified did not match what we received.",
+        )
+    } else {
+        s3_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidDigest",
+            "The Content-MD5 you specified was invalid.",
+        )
+    })
+}
+
+fn md5_of(data: &[u8]) -> [u8; 16] {
+    use md5::Digest;
+    md5::Md5::digest(data).into()
 }
 
 fn create(state: &S3State, bucket: String, key: String) -> Response<BoxBody> {
@@ -335,7 +434,11 @@ fn part(state: &S3State, id: &str, number: &str, body: Bytes) -> Response<BoxBod
             "We encountered an internal error. Please try again.",
         );
     }
-    let etag = format!("\"{}\"", HashAlgo::Md5.hex_digest(&body));
+    let mut etag = format!("\"{}\"", HashAlgo::Md5.hex_digest(&body));
+    if let Some((PartFault::WrongEtag, times)) = inner.part_faults {
+        inner.part_faults = (times > 1).then_some((PartFault::WrongEtag, times - 1));
+        etag = format!("\"{}\"", HashAlgo::Md5.hex_digest(b"not the part"));
+    }
     let len = body.len() as u64;
     let Some(upload) = inner.uploads.get_mut(id) else {
         return no_such_upload();
@@ -350,7 +453,7 @@ fn part(state: &S3State, id: &str, number: &str, body: Bytes) -> Response<BoxBod
     response
 }
 
-fn complete(state: &S3State, id: &str, body: &[u8]) -> Response<BoxBody> {
+fn complete(state: &S3State, id: &str, body: &[u8], if_none_match: bool) -> Response<BoxBody> {
     let doc = String::from_utf8_lossy(body);
     let numbers = crate::s3::xml::elements(&doc, "PartNumber");
     let etags = crate::s3::xml::elements(&doc, "ETag");
@@ -358,6 +461,18 @@ fn complete(state: &S3State, id: &str, body: &[u8]) -> Response<BoxBody> {
     let Some(upload) = inner.uploads.get(id) else {
         return no_such_upload();
     };
+    let taken = inner
+        .buckets
+        .get(&upload.bucket)
+        .is_some_and(|objects| objects.contains_key(&upload.key));
+    if if_none_match && taken {
+        inner.stats.precondition_failures += 1;
+        return s3_error(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            "At least one of the pre-conditions you specified did not hold",
+        );
+    }
     if numbers.is_empty() || numbers.len() != etags.len() {
         return s3_error(
             StatusCode::BAD_REQUEST,
@@ -431,11 +546,12 @@ fn abort(state: &S3State, id: &str) -> Response<BoxBody> {
 }
 
 fn get(state: &S3State, bucket: &str, key: &str, method: Method) -> Response<BoxBody> {
-    let object = state
-        .lock()
-        .buckets
-        .get(bucket)
-        .and_then(|b| b.get(key).cloned());
+    let mut inner = state.lock();
+    if method == Method::HEAD {
+        inner.stats.heads += 1;
+    }
+    let object = inner.buckets.get(bucket).and_then(|b| b.get(key).cloned());
+    drop(inner);
     let Some(data) = object else {
         return s3_error(
             StatusCode::NOT_FOUND,

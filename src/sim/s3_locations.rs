@@ -3,6 +3,9 @@
 //! upstream's order, then a `location_import` task that reads the object back and verifies it
 //! when `do_secure_hash` is on, or takes the validation data as given when it is off (then
 //! `checksum` stays unset).
+//!
+//! [`LocationFault`]s put an unreliable network or proxy between the sidecar and this Glance:
+//! an answer that comes too late, a refusal, a task list that fails.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +36,21 @@ pub(crate) struct S3Store {
     bucket: String,
     /// `[DEFAULT] do_secure_hash`.
     do_secure_hash: bool,
+    fault: Option<LocationFault>,
+}
+
+/// How the location API misbehaves, around a Glance that works.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocationFault {
+    /// `POST /locations` does its work (the task runs) but answers only after this long.
+    AnswerAfter(Duration),
+    /// `POST /locations` is refused with this status before anything happens.
+    Refuse(u16),
+    /// `POST /locations` answers this status before anything happens, and from then on the
+    /// image's JSON comes cut short (an image that cannot be read back).
+    FailThenGarble(u16),
+    /// Once a location was posted, `GET /v2/images/{id}/tasks` answers this status.
+    TasksFail(u16),
 }
 
 impl FakeGlance {
@@ -45,8 +63,37 @@ impl FakeGlance {
             host: s3.authority(),
             bucket: bucket.to_string(),
             do_secure_hash,
+            fault: None,
         });
     }
+
+    /// Makes the location API misbehave as `fault` says (after [`FakeGlance::attach_s3_store`]).
+    pub fn set_location_fault(&self, fault: LocationFault) {
+        if let Some(store) = self.state.lock().s3_store.as_mut() {
+            store.fault = Some(fault);
+        }
+    }
+}
+
+fn location_fault(state: &GlanceState) -> Option<LocationFault> {
+    state.lock().s3_store.as_ref().and_then(|store| store.fault)
+}
+
+/// `GET /v2/images/{id}/tasks`, failing as [`LocationFault::TasksFail`] says once the image has
+/// a `location_import` task.
+pub(crate) fn tasks(state: &GlanceState, caller: &Caller, id: &str) -> Response<BoxBody> {
+    if let Some(LocationFault::TasksFail(code)) = location_fault(state) {
+        let posted = state
+            .lock()
+            .tasks
+            .iter()
+            .any(|t| t["type"] == "location_import" && t["image_id"] == id);
+        if posted {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return glance_error(status, "The server has either erred or is incapable of performing the requested operation.");
+        }
+    }
+    super::routes::tasks(state, caller, id)
 }
 
 /// `POST /v2/images/{id}/locations`.
@@ -69,6 +116,14 @@ pub(crate) async fn add_location(
             }
         },
     };
+    let fault = location_fault(state);
+    if let Some(LocationFault::Refuse(code) | LocationFault::FailThenGarble(code)) = fault {
+        if matches!(fault, Some(LocationFault::FailThenGarble(_))) {
+            state.lock().garbled.insert(id.to_string());
+        }
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+        return glance_error(status, "The location was refused.");
+    }
     let body = match super::routes::json_body(req).await {
         Ok(body) => body,
         Err(response) => return response,
@@ -134,6 +189,9 @@ pub(crate) async fn add_location(
         let outcome = run_task(&state, &image_id, &url, &validation);
         finish_task(&state, &image_id, &task_id, outcome);
     });
+    if let Some(LocationFault::AnswerAfter(delay)) = fault {
+        tokio::time::sleep(delay).await;
+    }
     let mut response = status_response(StatusCode::ACCEPTED);
     response.headers_mut().insert(REQUEST_ID, request);
     response

@@ -107,8 +107,9 @@ pub(crate) fn start_direct_import(
     id: &str,
     body: Value,
     stores: Vec<String>,
+    caller_id: Option<&str>,
 ) -> Reply {
-    let task = NewTask::new();
+    let task = NewTask::new(caller_id);
     {
         let mut inner = state.lock();
         let Some(image) = inner.images.get_mut(id) else {
@@ -134,13 +135,14 @@ fn finish_direct_import(
     let staged: Option<Received> = inner.staged.remove(id);
     let inject: Map<String, Value> = inner.inject.clone();
     let algo = inner.hashing;
+    let plugin_fails = inner.failing_direct_imports;
     let failing = inner
         .stores
         .as_ref()
         .map(|s| s.failing.clone())
         .unwrap_or_default();
     let ok = match (inner.images.get_mut(id), staged) {
-        (Some(image), Some(staged)) if image.status == ImageStatus::Importing => {
+        (Some(image), Some(staged)) if image.status == ImageStatus::Importing && !plugin_fails => {
             let written = stores.is_empty() || write_stores(image, stores, &failing, must);
             image.properties.remove("os_glance_import_task");
             if written && (stores.is_empty() || !image.stores.is_empty()) {

@@ -212,8 +212,9 @@ pub(crate) fn start_copy(
     id: &str,
     body: Value,
     mut stores: Vec<String>,
+    caller_id: Option<&str>,
 ) -> Reply {
-    let task = NewTask::new();
+    let task = NewTask::new(caller_id);
     let all_stores = body.get("all_stores").and_then(Value::as_bool) == Some(true);
     {
         let mut inner = state.lock();
@@ -238,16 +239,31 @@ pub(crate) fn start_copy(
 
 /// A new import task's ids and start time.
 pub(crate) struct NewTask {
-    /// The `x-openstack-request-id` of the `202`, recorded in the task.
+    /// The `x-openstack-request-id` of the `202`.
     request: HeaderValue,
+    /// The request id the task records, when it differs from the answer's (no `req-` prefix).
+    recorded: Option<String>,
     id: String,
     now: String,
 }
 
 impl NewTask {
-    pub(crate) fn new() -> Self {
+    /// A task for a request that sent `caller_id` as its `x-openstack-request-id`: Glance's
+    /// context takes the caller's id when given (recorded as sent, answered `req-` prefixed),
+    /// else makes one.
+    pub(crate) fn new(caller_id: Option<&str>) -> Self {
+        let request = caller_id
+            .map(|id| {
+                if id.starts_with("req-") {
+                    id.to_owned()
+                } else {
+                    format!("req-{id}")
+                }
+            })
+            .and_then(|id| HeaderValue::from_str(&id).ok());
         NewTask {
-            request: request_id(),
+            recorded: caller_id.map(str::to_owned),
+            request: request.unwrap_or_else(request_id),
             id: uuid::Uuid::new_v4().to_string(),
             now: glance_time(time::OffsetDateTime::now_utc()),
         }
@@ -277,11 +293,36 @@ pub(crate) fn lock_for_task(
     }
     image.touch();
     let owner = image.owner.clone();
-    let request = task.request.to_str().unwrap_or_default();
+    let request = match &task.recorded {
+        Some(recorded) => recorded.as_str(),
+        None => task.request.to_str().unwrap_or_default(),
+    };
     let record = task_record(
-        &task.id, owner, id, request, caller, body, stores, &task.now,
+        &task.id,
+        owner.clone(),
+        id,
+        request,
+        caller,
+        body,
+        stores,
+        &task.now,
     );
     inner.tasks.push(record);
+    if let Some(status) = inner.newer_task.clone() {
+        let other = NewTask::new(None);
+        let mut record = task_record(
+            &other.id,
+            owner,
+            id,
+            other.request.to_str().unwrap_or_default(),
+            caller,
+            body,
+            stores,
+            &other.now,
+        );
+        record["status"] = Value::from(status);
+        inner.tasks.push(record);
+    }
 }
 
 /// The function that ends a task: state, image id, task id, stores, all stores must succeed.

@@ -23,6 +23,10 @@ use super::{SinkError, SinkFuture, StoreSink, Target};
 /// How often upstream's import task is polled.
 const POLL: Duration = Duration::from_millis(250);
 
+/// Polls in which the import's task may be absent from the image's task list before the sink
+/// gives up (Glance records the task before it answers, so it is normally there at once).
+const MISSING_POLLS: u32 = 20;
+
 /// Stages through the fronted Glance and lets its import flow finish the job.
 #[derive(Clone)]
 pub struct GlanceStage {
@@ -38,27 +42,59 @@ impl GlanceStage {
         }
     }
 
-    /// Follows upstream's task (found by the import's request id) to its end.
+    /// Follows upstream's task to its end: the one whose `request_id` is the import answer's
+    /// `x-openstack-request-id` (Glance records its request context's id in the task it starts,
+    /// and answers with that id, `req-` prefixed), never another task of the image.
     async fn follow(&self, target: &Target, request_id: &str) -> Result<(), SinkError> {
+        if request_id.is_empty() {
+            return Err(SinkError::ImportFailed(
+                "Glance answered the glance-direct import without an x-openstack-request-id, \
+                 so its task cannot be told from the image's other tasks"
+                    .into(),
+            ));
+        }
+        let mut missing = 0;
         loop {
             let tasks = self
                 .glance
                 .tasks(&self.glance_url, &target.image_id, &target.token)
                 .await?;
-            let task = tasks
-                .iter()
-                .find(|t| t["request_id"] == request_id)
-                .or_else(|| tasks.last());
-            match task.map(|t| (t["status"].as_str().unwrap_or(""), t)) {
-                Some(("success", _)) => return Ok(()),
-                Some(("failure", task)) => {
-                    let message = task["message"].as_str().unwrap_or("no reason given");
-                    return Err(SinkError::ImportFailed(message.to_string()));
+            let ours: Vec<&Value> = tasks.iter().filter(|t| is_task_of(t, request_id)).collect();
+            match ours.as_slice() {
+                [] if missing < MISSING_POLLS => missing += 1,
+                [] => {
+                    return Err(SinkError::ImportFailed(format!(
+                        "Glance lists no task for the glance-direct import (request {request_id})"
+                    )))
                 }
-                _ => tokio::time::sleep(POLL).await,
+                [task] => match task["status"].as_str().unwrap_or("") {
+                    "success" => return Ok(()),
+                    "failure" => {
+                        let message = task["message"].as_str().unwrap_or("no reason given");
+                        return Err(SinkError::ImportFailed(message.to_string()));
+                    }
+                    _ => {}
+                },
+                _ => {
+                    return Err(SinkError::ImportFailed(format!(
+                        "Glance lists several tasks for the glance-direct import (request \
+                         {request_id})"
+                    )))
+                }
             }
+            tokio::time::sleep(POLL).await;
         }
     }
+}
+
+/// Whether `task` was started by the request answered with `request_id`: Glance records the
+/// context's id, which a caller's own `x-openstack-request-id` may have set without the `req-`
+/// prefix its answer always carries.
+fn is_task_of(task: &Value, request_id: &str) -> bool {
+    let Some(recorded) = task["request_id"].as_str().filter(|r| !r.is_empty()) else {
+        return false;
+    };
+    recorded == request_id || request_id.strip_prefix("req-") == Some(recorded)
 }
 
 impl StoreSink for GlanceStage {
@@ -100,5 +136,22 @@ impl StoreSink for GlanceStage {
                 .map_err(|e: GlanceError| SinkError::Glance(e))?;
             self.follow(target, &request_id).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_is_matched_by_its_request_id_only() {
+        let task = |id: &str| json!({"id": "t", "request_id": id});
+        assert!(is_task_of(&task("req-1"), "req-1"));
+        // A caller-chosen id is recorded as sent; the answer prefixes it.
+        assert!(is_task_of(&task("abc"), "req-abc"));
+        assert!(!is_task_of(&task("req-2"), "req-1"));
+        assert!(!is_task_of(&task(""), "req-"));
+        assert!(!is_task_of(&json!({"id": "t"}), "req-1"));
+        assert!(!is_task_of(&json!({"request_id": null}), "req-1"));
     }
 }

@@ -10,13 +10,27 @@
 //! with `False` it takes the validation data as given and leaves `checksum` unset.
 //!
 //! An empty image goes through `glance-upload` instead: Glance refuses a location of size 0.
+//!
+//! The object is deleted only when Glance surely does not use it: after a definite refusal of
+//! the location (a 4xx to `POST /locations`, which Glance answers before it starts any task), or
+//! when a re-read of the image shows that no location of it can point at the key. Anything else
+//! (a timeout, a 5xx, a lost token, a task that cannot be followed) keeps the object, and the
+//! task message names it so that an operator can remove it once no image uses it.
+//!
+//! Glance 33 does not show an image's locations to its owner (`GET /locations` needs the
+//! `service` or `admin` role, the `locations` attribute `show_multiple_locations`), so the
+//! re-read goes by what Glance's location code does to the image: adding a location sets the
+//! image's `size` (`location.py _set_image_size`), only a change to `queued` clears it
+//! (`domain Image.status`), and every revert of `location_import` pops the location before or
+//! with that change. So a `queued` image without `size` and without `os_glance_import_task`
+//! (no task running) has no location; any other state may hold the object.
 
 use std::time::Duration;
 
 use http::{header, HeaderValue, Method, Request, StatusCode};
 use serde_json::json;
 
-use crate::glance::{error_message, Glance, GlanceError};
+use crate::glance::{error_message, Glance, GlanceError, Image};
 use crate::http::{describe, full, read_limited, HttpClient, REQUEST_ID};
 use crate::keystone::{Keystone, ServiceCredentials, Token};
 use crate::pipeline::{SinkBody, Verified};
@@ -83,20 +97,101 @@ impl S3Sink {
             Err(UploadError::S3(error)) => return Err(SinkError::S3(error)),
             Err(other) => return Err(SinkError::Aborted(other.to_string())),
         };
-        let registered = self.register(target, &verified).await;
-        if registered.is_err() {
-            // Glance removes the objects of locations it took; one it never took stays ours.
-            if let Err(error) = self.s3.delete_object(key).await {
-                tracing::warn!(%error, image_id = %target.image_id, "Failed to delete the S3 object of a refused location");
+        let (error, task_failed) = match self.register(target, &verified).await {
+            Ok(()) => return Ok(()),
+            Err(Registration::Refused(error)) => {
+                self.delete(target).await;
+                return Err(error);
+            }
+            Err(Registration::Unsure(error)) => (error, false),
+            Err(Registration::TaskFailed(error)) => (error, true),
+        };
+        let object = self.s3.config().location_uri(key);
+        match self.settle(target).await {
+            Holding::Active if !task_failed => {
+                tracing::warn!(%error, image_id = %target.image_id, "Glance made the image active on the S3 location although following its task failed");
+                Ok(())
+            }
+            Holding::Active => Err(kept(error, &object, "the image is active".into())),
+            Holding::Free => {
+                self.delete(target).await;
+                Err(error)
+            }
+            Holding::Kept(why) => Err(kept(error, &object, why)),
+        }
+    }
+
+    /// Deletes the object of a location Glance does not hold.
+    async fn delete(&self, target: &Target) {
+        if let Err(error) = self.s3.delete_object(target.image_id.as_str()).await {
+            tracing::warn!(%error, image_id = %target.image_id, "Failed to delete the S3 object of a refused location");
+        }
+    }
+
+    /// Re-reads the image after an indefinite answer until it shows whether a location of it
+    /// may point at the object (a running task is waited for, up to the request timeout).
+    async fn settle(&self, target: &Target) -> Holding {
+        let mut delay = POLL_FIRST;
+        let until = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let image = match self.read_image(target).await {
+                Ok(image) => image,
+                Err(why) => return Holding::Kept(format!("the image could not be read: {why}")),
+            };
+            let status = image.status().unwrap_or("unknown").to_string();
+            let busy = image.0.contains_key("os_glance_import_task");
+            match status.as_str() {
+                "active" => return Holding::Active,
+                "queued" if !busy && image.size().is_none() => return Holding::Free,
+                "queued" if !busy => {
+                    return Holding::Kept(
+                        "the queued image has a size: Glance added a location".into(),
+                    )
+                }
+                "queued" | "importing" if tokio::time::Instant::now() < until => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(POLL_MAX);
+                }
+                _ if busy => {
+                    return Holding::Kept(format!(
+                        "the image is {status} and a Glance task still holds it"
+                    ))
+                }
+                _ => return Holding::Kept(format!("the image is {status}")),
             }
         }
-        registered
+    }
+
+    /// The image, read with the caller's token or, when Glance refuses that, the service user's.
+    async fn read_image(&self, target: &Target) -> Result<Image, String> {
+        let error = match self
+            .glance
+            .get_image(&self.glance_url, &target.image_id, &target.token)
+            .await
+        {
+            Ok(image) => return Ok(image),
+            Err(error) => error,
+        };
+        if !matches!(
+            error.status(),
+            Some(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND)
+        ) {
+            return Err(error.to_string());
+        }
+        let service = self
+            .service_token()
+            .await
+            .map_err(|e| format!("{error}; {e}"))?;
+        self.glance
+            .get_image(&self.glance_url, &target.image_id, &service)
+            .await
+            .map_err(|e| format!("{error}; with the service credentials: {e}"))
     }
 
     /// Adds the location to the queued image and follows Glance's task to its end.
-    async fn register(&self, target: &Target, verified: &Verified) -> Result<(), SinkError> {
+    async fn register(&self, target: &Target, verified: &Verified) -> Result<(), Registration> {
         // A new token: the first one may have aged through a long copy.
-        let service = self.service_token().await?;
+        let service = self.service_token().await.map_err(Registration::Refused)?;
         let url = self.s3.config().location_uri(target.image_id.as_str());
         let body = json!({"url": url, "validation_data": {
             "os_hash_algo": verified.os_hash_algo.name(),
@@ -112,8 +207,9 @@ impl S3Sink {
         target: &Target,
         service: &Token,
         body: &serde_json::Value,
-    ) -> Result<String, SinkError> {
-        let transport = |e: String| SinkError::Glance(GlanceError::Transport(e));
+    ) -> Result<String, Registration> {
+        let transport =
+            |e: String| Registration::Unsure(SinkError::Glance(GlanceError::Transport(e)));
         let request = Request::builder()
             .method(Method::POST)
             .uri(format!(
@@ -122,8 +218,14 @@ impl S3Sink {
             ))
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, "application/json")
-            .header("x-auth-token", sensitive(target.token.expose())?)
-            .header("x-service-token", sensitive(service.expose())?)
+            .header(
+                "x-auth-token",
+                sensitive(target.token.expose()).map_err(Registration::Refused)?,
+            )
+            .header(
+                "x-service-token",
+                sensitive(service.expose()).map_err(Registration::Refused)?,
+            )
             .body(full(serde_json::to_vec(body).unwrap_or_default()))
             .map_err(|e| transport(e.to_string()))?;
         let call = async {
@@ -138,10 +240,19 @@ impl S3Sink {
                     .await
                     .map(|b| error_message(&b))
                     .unwrap_or_default();
-                return Err(SinkError::Glance(GlanceError::Status {
+                let error = SinkError::Glance(GlanceError::Status {
                     status,
                     message: text,
-                }));
+                });
+                // Glance answers every refusal before it starts the task; a 5xx (or a proxy's
+                // timeout) may come after the task started.
+                return Err(
+                    if status.is_client_error() && status != StatusCode::REQUEST_TIMEOUT {
+                        Registration::Refused(error)
+                    } else {
+                        Registration::Unsure(error)
+                    },
+                );
             }
             Ok(response
                 .headers()
@@ -152,20 +263,23 @@ impl S3Sink {
         };
         tokio::time::timeout(self.timeout, call)
             .await
-            .map_err(|_| SinkError::Glance(GlanceError::Timeout(self.timeout)))?
+            .map_err(|_| {
+                Registration::Unsure(SinkError::Glance(GlanceError::Timeout(self.timeout)))
+            })?
     }
 
     /// Polls the image's tasks until the `location_import` task of `request_id` ends (Glance
     /// reads the whole object back when `do_secure_hash` is on: this takes a while for a big
     /// image; the import's `total_timeout` bounds it).
-    async fn follow(&self, target: &Target, request_id: &str) -> Result<(), SinkError> {
+    async fn follow(&self, target: &Target, request_id: &str) -> Result<(), Registration> {
         let mut delay = POLL_FIRST;
         let appear_by = tokio::time::Instant::now() + self.timeout;
         loop {
             let tasks = self
                 .glance
                 .tasks(&self.glance_url, &target.image_id, &target.token)
-                .await?;
+                .await
+                .map_err(|e| Registration::Unsure(e.into()))?;
             let task = tasks.iter().rev().find(|t| {
                 t["type"] == "location_import"
                     && (request_id.is_empty() || t["request_id"] == request_id)
@@ -174,15 +288,15 @@ impl S3Sink {
                 Some(("success", _)) => return Ok(()),
                 Some(("failure", task)) => {
                     let message = task["message"].as_str().unwrap_or("no reason given");
-                    return Err(SinkError::ImportFailed(format!(
+                    return Err(Registration::TaskFailed(SinkError::ImportFailed(format!(
                         "Glance refused the S3 location: {message}"
-                    )));
+                    ))));
                 }
                 None if tokio::time::Instant::now() > appear_by => {
-                    return Err(SinkError::ImportFailed(
+                    return Err(Registration::Unsure(SinkError::ImportFailed(
                         "Glance accepted the S3 location but no location_import task appeared"
                             .into(),
-                    ))
+                    )))
                 }
                 _ => {
                     tokio::time::sleep(delay).await;
@@ -191,6 +305,36 @@ impl S3Sink {
             }
         }
     }
+}
+
+/// How registering the location failed.
+enum Registration {
+    /// Glance refused the location before taking it: the object is not Glance's.
+    Refused(SinkError),
+    /// Glance's `location_import` task ended `failure`: it reverts what it added, but the image
+    /// is re-read before the object is deleted.
+    TaskFailed(SinkError),
+    /// No definite answer (timeout, transport, 5xx, a task that cannot be followed): Glance may
+    /// hold the location.
+    Unsure(SinkError),
+}
+
+/// What a re-read of the image says about the object.
+enum Holding {
+    /// The image is active: Glance took the location.
+    Active,
+    /// No location of the image can point at the object.
+    Free,
+    /// A location may point at the object (or the image could not be read): why.
+    Kept(String),
+}
+
+/// The failure of an import whose object stays, with the object named for the operator.
+fn kept(error: SinkError, object: &str, why: String) -> SinkError {
+    // The object first: the image's one-line summary keeps only the start of a message.
+    SinkError::ImportFailed(format!(
+        "the S3 object {object} was kept because {why} (remove it once no image uses it) after: {error}"
+    ))
 }
 
 /// A header value marked sensitive (kept out of debug output).

@@ -35,7 +35,7 @@ pub use auth::{AuthError, Session};
 pub use credentials::{Credentials, CredentialsError, Domain, Environment, Named};
 pub use error::{CopyError, Failure, OptionsError, SyncError};
 pub use progress::{for_terminal, Bars, JobInfo, Lines, Observer, Plan, Quiet};
-pub use report::{Action, JobResult, Method, Summary};
+pub use report::{json_text, printable, Action, JobResult, Method, Summary};
 pub use select::{parse_property, Filters, Pick, Selection, SourceProblem};
 
 use crate::apiclient::ImageApi;

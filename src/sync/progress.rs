@@ -12,7 +12,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::time::Instant;
 
-use super::report::{bytes, eta, rate, Action, JobResult, Method, Summary};
+use super::report::{bytes, eta, printable, rate, Action, JobResult, Method, Summary};
 
 /// How often [`Lines`] prints a progress line while copies run.
 pub const LINE_INTERVAL: Duration = Duration::from_secs(5);
@@ -41,10 +41,11 @@ pub struct JobInfo {
 }
 
 impl JobInfo {
+    /// The image as shown: its name and id, as the source region gave them, made printable.
     fn label(&self) -> String {
         match &self.name {
-            Some(name) => format!("{name} ({})", self.source_id),
-            None => self.source_id.clone(),
+            Some(name) => format!("{} ({})", printable(name), printable(&self.source_id)),
+            None => printable(&self.source_id),
         }
     }
 
@@ -141,11 +142,12 @@ impl Tally {
 fn result_line(job: &JobInfo, result: &JobResult) -> String {
     let tag = job.tag();
     let label = job.label();
-    let target = result.target_id.as_deref().unwrap_or("-");
+    let target = printable(result.target_id.as_deref().unwrap_or("-"));
+    let region = printable(&job.region);
     match result.action {
         Action::Copied => format!(
             "{tag} copied  {label} -> {} as {target}: {} in {:.2} s ({}, {})",
-            job.region,
+            region,
             bytes(result.bytes),
             result.seconds,
             rate(result.bytes as f64 / result.seconds.max(1e-3)),
@@ -153,21 +155,21 @@ fn result_line(job: &JobInfo, result: &JobResult) -> String {
         ),
         Action::Skipped => format!(
             "{tag} skipped {label} -> {}: already copied as {target}",
-            job.region
+            region
         ),
         Action::WouldCopy => format!(
             "{tag} would copy {label} -> {} ({}, {}{})",
-            job.region,
+            region,
             bytes(job.size),
             result.method.map_or("-", Method::as_str),
             match &result.target_id {
-                Some(id) => format!(", into queued {id}"),
+                Some(id) => format!(", into queued {}", printable(id)),
                 None => String::new(),
             }
         ),
         Action::Failed => format!(
             "{tag} FAILED  {}",
-            result.error.as_deref().unwrap_or("unknown error")
+            printable(result.error.as_deref().unwrap_or("unknown error"))
         ),
     }
 }
@@ -176,8 +178,8 @@ fn plan_line(plan: &Plan) -> String {
     format!(
         "sync: {} image(s) from {} to {}: {} copies, {} at most{}",
         plan.images,
-        plan.from,
-        plan.to.join(", "),
+        printable(&plan.from),
+        printable(&plan.to.join(", ")),
         plan.jobs,
         bytes(plan.bytes),
         if plan.dry_run { " (dry run)" } else { "" }
@@ -231,7 +233,7 @@ impl Observer for Lines {
             "{} copying {} -> {} ({}, {})",
             job.tag(),
             job.label(),
-            job.region,
+            printable(&job.region),
             bytes(job.size),
             method.as_str()
         ));
@@ -334,7 +336,7 @@ impl Observer for Bars {
                  {binary_bytes_per_sec} ETA {eta} {wide_msg}",
             )),
         );
-        bar.set_prefix(job.region.clone());
+        bar.set_prefix(printable(&job.region));
         bar.set_message(format!("{} ({})", job.label(), method.as_str()));
         lock(&self.bars).push((job.index, bar, done.clone()));
     }
@@ -372,4 +374,64 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer whose bytes the test reads afterwards.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            lock(&self.0).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn remote_names_and_errors_are_printed_escaped() {
+        let out = Shared::default();
+        let lines = Lines::new(Box::new(out.clone()));
+        let job = JobInfo {
+            index: 1,
+            jobs: 1,
+            source_id: "id\u{9b}1m".into(),
+            name: Some("cirros\u{1b}[2J\u{1b}]0;title\u{7}".into()),
+            region: "R2\u{202e}".into(),
+            size: 1,
+        };
+        lines.started(&job, Method::Stream, &Arc::new(AtomicU64::new(0)));
+        let failed = JobResult {
+            index: 1,
+            source_id: job.source_id.clone(),
+            name: job.name.clone(),
+            region: job.region.clone(),
+            target_id: Some("t\u{7f}".into()),
+            action: Action::Failed,
+            method: None,
+            bytes: 0,
+            seconds: 0.0,
+            error: Some("Glance said \u{1b}[31mno\r\nfake line".into()),
+        };
+        lines.finished(&job, &failed);
+        let text = String::from_utf8(lock(&out.0).clone()).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text:?}");
+        assert!(
+            !text
+                .chars()
+                .any(|c| c != '\n' && printable(&c.to_string()) != c.to_string()),
+            "{text:?}"
+        );
+        assert!(
+            text.contains(r"cirros\u{1b}[2J\u{1b}]0;title\u{7}"),
+            "{text}"
+        );
+        assert!(text.contains(r"no\u{d}\u{a}fake line"), "{text}");
+    }
 }

@@ -1,5 +1,6 @@
 //! What a run did: one [`JobResult`] per image × target region, the [`Summary`] of the run, its
-//! JSON form (`--json`) and the human units used in messages.
+//! JSON form (`--json`) and the human units used in messages, and the one rule for remote text
+//! shown on a terminal ([`printable`]).
 
 use serde_json::{json, Value};
 
@@ -185,5 +186,90 @@ pub fn eta(seconds: u64) -> String {
         s if s < 60 => format!("{s} s"),
         s if s < 3600 => format!("{} min {} s", s / 60, s % 60),
         s => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// Whether `c` must not reach a terminal as it is: a control character (C0, DEL, C1: ANSI escape
+/// sequences start with ESC or CSI), a bidirectional-text control (which reorders what is shown
+/// around it), or a line or paragraph separator.
+fn unsafe_on_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// Text from a remote service (image names, ids, task messages) made safe to print on a
+/// terminal: every character [`unsafe_on_terminal`] becomes its `\u{..}` escape, so an image
+/// named `"\u{1b}[2J"` shows as `\u{1b}[2J` instead of clearing the screen.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if unsafe_on_terminal(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `value` as JSON text (`pretty`: indented) that is also safe on a terminal: the same JSON value,
+/// with DEL, C1 and the other characters [`unsafe_on_terminal`] written as `\uXXXX` escapes
+/// (`serde_json` escapes only C0).
+pub fn json_text(value: &Value, pretty: bool) -> String {
+    let text = if pretty {
+        format!("{value:#}")
+    } else {
+        value.to_string()
+    };
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        // Outside strings JSON has only ASCII punctuation, digits, letters and whitespace, so
+        // any such character is inside a string, where an escape means the same character.
+        if unsafe_on_terminal(c) && !matches!(c, '\n' | ' ') {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        assert_eq!(
+            printable("plain name-1.qcow2 é ✓"),
+            "plain name-1.qcow2 é ✓"
+        );
+        assert_eq!(printable("\u{1b}[2Jx"), "\\u{1b}[2Jx");
+        assert_eq!(printable("a\nb\rc\td\0"), "a\\u{a}b\\u{d}c\\u{9}d\\u{0}");
+        assert_eq!(
+            printable("\u{7f}\u{9b}31m\u{85}"),
+            "\\u{7f}\\u{9b}31m\\u{85}"
+        );
+        assert_eq!(printable("evil\u{202e}gpj.exe"), "evil\\u{202e}gpj.exe");
+        assert_eq!(printable("a\u{2028}b"), "a\\u{2028}b");
+        // Nothing printed contains a control character any more.
+        let all: String = (0u32..0x3000).filter_map(char::from_u32).collect();
+        assert!(!printable(&all).chars().any(unsafe_on_terminal));
+    }
+
+    #[test]
+    fn json_stays_the_same_value() {
+        let value = json!({"name": "a\u{1b}[31m\u{7f}\u{9b}\u{202e}\nz", "n": [1, 2]});
+        for pretty in [false, true] {
+            let text = json_text(&value, pretty);
+            assert!(
+                !text.chars().any(|c| unsafe_on_terminal(c) && c != '\n'),
+                "{text}"
+            );
+            assert!(text.contains(r"\u007f\u009b\u202e"), "{text}");
+            let back: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, value);
+        }
     }
 }

@@ -185,3 +185,57 @@ def test_a_flipped_byte_leaves_no_object_and_a_queued_image(cloud, region, bucke
     assert _object_size(bucket, s3env, tgt["id"]) is None, "the aborted upload left an object"
     assert _open_uploads(bucket, s3env, tgt["id"]) == [], "the multipart upload was not aborted"
     assert not [t for t in region.tasks(tgt["id"]) if t.get("type") == "location_import"]
+
+
+def test_an_existing_object_at_the_key_is_not_overwritten(cloud, region, bucket, s3env, source_raw):
+    """The sidecar checks the key is free (HEAD) before it uploads: an object already under the
+    image id stays as it was, and the import fails naming it."""
+    tgt = region.create_target("gds-s3-existing")
+    region.made.append(tgt["id"])
+    precious = b"an object the sidecar must not replace"
+    bucket.put_object(Bucket=s3env["GDS_S3_BUCKET"], Key=tgt["id"], Body=precious)
+    try:
+        r = cloud.glance_download(region.image_url, tgt["id"], source_raw.id)
+        assert r.status_code == 202, r.text
+        task = region.wait_sidecar_task(tgt["id"])
+        assert task["status"] == "failure", task
+        assert "already exists" in (task.get("message") or ""), task
+        body = bucket.get_object(Bucket=s3env["GDS_S3_BUCKET"], Key=tgt["id"])["Body"].read()
+        assert body == precious, "the existing object was overwritten"
+        assert region.image(tgt["id"])["status"] == "queued"
+        assert _open_uploads(bucket, s3env, tgt["id"]) == []
+        assert not [t for t in region.tasks(tgt["id"]) if t.get("type") == "location_import"]
+    finally:
+        bucket.delete_object(Bucket=s3env["GDS_S3_BUCKET"], Key=tgt["id"])
+
+
+def test_the_s3_server_answers_part_md5_etags_and_refuses_a_conditional_completion(bucket, s3env):
+    """What the sidecar relies on from the S3 server, shown with boto3: a part sent with its
+    Content-MD5 is accepted and its ETag is that MD5 (the sidecar checks it), and
+    CompleteMultipartUpload with If-None-Match: * is refused (412) over an existing object.
+    (s3s-fs 0.14 does not itself check a part's Content-MD5; the ETag check covers it there.)"""
+    import base64
+    import hashlib
+    import uuid
+    import botocore.exceptions
+    name, key = s3env["GDS_S3_BUCKET"], "gds-conditional-%s" % uuid.uuid4()
+    part = b"part bytes " * 1000
+    md5 = hashlib.md5(part)
+    upload = bucket.create_multipart_upload(Bucket=name, Key=key)["UploadId"]
+    try:
+        answer = bucket.upload_part(Bucket=name, Key=key, UploadId=upload, PartNumber=1, Body=part,
+                                    ContentMD5=base64.b64encode(md5.digest()).decode())
+        assert answer["ETag"].strip('"') == md5.hexdigest(), answer["ETag"]
+        bucket.put_object(Bucket=name, Key=key, Body=b"first")
+        with pytest.raises(botocore.exceptions.ClientError) as refused:
+            bucket.complete_multipart_upload(
+                Bucket=name, Key=key, UploadId=upload, IfNoneMatch="*",
+                MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": answer["ETag"]}]})
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412, refused.value.response
+        assert bucket.get_object(Bucket=name, Key=key)["Body"].read() == b"first"
+    finally:
+        try:
+            bucket.abort_multipart_upload(Bucket=name, Key=key, UploadId=upload)
+        except botocore.exceptions.ClientError:
+            pass
+        bucket.delete_object(Bucket=name, Key=key)

@@ -153,3 +153,45 @@ fn only_the_known_fields_of_a_padded_body_are_recorded() {
                "stores": ["local"], "all_stores": false})
     );
 }
+
+#[test]
+fn duplicate_keys_classify_as_in_python_the_last_wins() {
+    let last = br#"{"method": {"name": "web-download", "name": "glance-download"}}"#;
+    assert!(matches!(classify(last), Classified::GlanceDownload(_)));
+    let first = br#"{"method": {"name": "glance-download", "name": "web-download"}}"#;
+    assert_eq!(classify(first), Classified::NotOurs);
+    let methods = br#"{"method": {"name": "glance-download"}, "method": {"name": "x"}}"#;
+    assert_eq!(classify(methods), Classified::NotOurs);
+}
+
+#[test]
+fn glance_download_bodies_serde_cannot_read_are_refused_not_passed_on() {
+    let gd = r#""method": {"name": "glance-download"}"#;
+    for extra in [
+        "NaN".to_string(),
+        "Infinity".to_string(),
+        "-Infinity".to_string(),
+        "1e400".to_string(),
+        "9".repeat(400),
+        r#""\udc00""#.to_string(),
+        format!("{}{}", "[".repeat(129), "]".repeat(129)),
+    ] {
+        let body = format!("{{{gd}, \"x\": {extra}}}");
+        assert_eq!(
+            classify(body.as_bytes()),
+            Classified::Unreadable,
+            "{extra:.20}"
+        );
+    }
+    // The same oddities in a body for another method are not ours.
+    let other = br#"{"method": {"name": "web-download"}, "x": NaN}"#;
+    assert_eq!(classify(other), Classified::NotOurs);
+    // What Python refuses too is passed on (Glance answers 400 itself).
+    for refused in [
+        &b"\xef\xbb\xbf{\"method\": {\"name\": \"glance-download\"}}"[..],
+        b"{\"method\": {\"name\": \"glance-download\"},}",
+        b"{\"method\": {\"name\": \"Glance-Download\"}}",
+    ] {
+        assert_eq!(classify(refused), Classified::NotOurs);
+    }
+}
