@@ -2,7 +2,8 @@
 # Every test the project has, in the order a failure is cheapest to find:
 #   1. format and lint;
 #   2. the fast Rust suites (unit, integration on a simulated cloud over real sockets, CLI);
-#   3. benchmarks compile, and the demo and the simulated benchmark run once (release build);
+#   3. benchmarks compile, and the demo, the simulated benchmark and the load benchmark run once
+#      (release build);
 #   4. a short, bounded fuzz run of every fuzz target (installs cargo-fuzz if missing);
 #   5. the interop suite against real Keystone + five Glance regions installed from PyPI
 #      (scripts/cloud.sh installs what it needs).
@@ -28,6 +29,7 @@ step "release build; demo and simulated benchmark smoke runs"
 cargo build --release
 target/release/glance-download-sidecar demo --size 64MiB
 target/release/glance-download-sidecar bench --simulated --size 64MiB --runs 1
+target/release/glance-download-sidecar bench --load --clients 16 --seconds 3 --failing-imports 200 --size 64MiB
 
 step "fuzz (bounded run of every target)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-15}"

@@ -182,6 +182,9 @@ impl Histogram {
             return None;
         }
         let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
+        if rank == self.total {
+            return Some(self.max as f64 / 1000.0);
+        }
         let mut seen = 0;
         for (index, count) in self.counts.iter().enumerate() {
             seen += count;
