@@ -14,6 +14,7 @@
 //! (c) also the time from the `202` to the store starting to receive; and the ratios (b)/(a),
 //! (c)/(a) per run. Against a real cloud (`--os-cloud`/`OS_*`, `--from`, `--to`), [`cloud`]
 //! measures Glance's own `PUT /file`, both sinks and upstream's glance-download side by side.
+//! `bench --load` ([`load`]) measures the sidecar under many clients and a flood of failing imports.
 
 mod bodies;
 mod ceiling;
