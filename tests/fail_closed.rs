@@ -157,3 +157,32 @@ async fn an_image_made_active_with_short_data_is_deactivated() {
     assert_eq!(image["status"], "deactivated", "{image}");
     assert_eq!(image["size"], SIZE / 2, "{image}");
 }
+
+/// Glance's image PATCH saves the status it read, so a PATCH racing an upload's own status change
+/// can leave an aborted upload's image `saving` for good: while Glance holds the image, the task's
+/// heartbeat publishes nothing on it (a transfer longer than a heartbeat sees only the claim, the
+/// sync and the final summary).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_patched_onto_the_image_while_glance_holds_it() {
+    let h = harness().await;
+    let beat = glance_download_sidecar::shared::HEARTBEAT;
+    let rate = 1 << 20;
+    let size = rate * (beat.as_secs() + 2);
+    let src = h.source_image(size, 960, json!({"hw_a": "1"}));
+    h.source().set_fault(
+        &src,
+        Fault::Throttle {
+            bytes_per_sec: rate,
+        },
+    );
+    let dst = h.target_image().await;
+    let task = h.import_and_wait(&dst, &src).await;
+    assert_eq!(task["status"], "success", "{task}");
+    let patches = h
+        .target()
+        .request_log()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path == format!("/v2/images/{dst}"))
+        .count();
+    assert_eq!(patches, 3, "claim, sync and final summary only");
+}
