@@ -12,8 +12,12 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
-use crate::http::{describe, empty, full, read_limited, BoxBody, HttpClient, JSON_PATCH};
+use crate::chunked::Chunked;
+use crate::http::{boxed, describe, empty, full, read_limited, BoxBody, HttpClient, JSON_PATCH};
 use crate::keystone::Token;
+
+/// Request header giving an upload's size; Glance 32+ refuses stored data of another size.
+pub const IMAGE_SIZE: &str = "x-openstack-image-size";
 
 /// Largest image document accepted from Glance.
 pub const MAX_IMAGE_JSON: usize = 1024 * 1024;
@@ -231,8 +235,9 @@ impl Glance {
 
     /// `PUT {base}/v2/images/{id}/file` with exactly `size` bytes streamed from `body`.
     ///
-    /// If `body` fails before its end, the request is cut short and Glance returns the image to
-    /// `queued`: this is how an upload is aborted.
+    /// The body is sent in chunked transfer coding; if `body` fails before its end, the request
+    /// is cut before its last chunk, which every server reports to Glance as an error, and
+    /// Glance returns the image to `queued`: this is how an upload is aborted.
     pub async fn put_file(
         &self,
         base: &str,
@@ -280,20 +285,43 @@ impl Glance {
         store: Option<&str>,
         body: BoxBody,
     ) -> Result<(), GlanceError> {
+        // Chunked, never `Content-Length`: a cut chunked body is an error on every server, a cut
+        // `Content-Length` one is a complete, shorter image to eventlet (see `chunked`). The size
+        // goes in `x-openstack-image-size`, which Glance 32+ checks the stored bytes against.
         let mut b = builder(Method::PUT, uri, token)
             .header(header::CONTENT_TYPE, "application/octet-stream")
-            .header(header::CONTENT_LENGTH, size);
+            .header(IMAGE_SIZE, size);
         if let Some(store) = store {
             b = b.header("x-image-meta-store", store);
         }
         let request = b
-            .body(body)
+            .body(boxed(Chunked::new(body)))
             .map_err(|e| GlanceError::Transport(e.to_string()))?;
         let response = self
             .client
             .request(request)
             .await
             .map_err(|e| GlanceError::Transport(describe(&e)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(self.error_from(status, response.into_body()).await)
+    }
+
+    /// `POST {base}/v2/images/{id}/actions/deactivate`: the image's data can no longer be
+    /// downloaded or booted (204; a deactivated image stays so).
+    pub async fn deactivate(
+        &self,
+        base: &str,
+        id: &ImageId,
+        token: &Token,
+    ) -> Result<(), GlanceError> {
+        let uri = format!("{base}/v2/images/{id}/actions/deactivate");
+        let request = builder(Method::POST, uri, token)
+            .body(empty())
+            .map_err(|e| GlanceError::Transport(e.to_string()))?;
+        let response = self.send(request).await?;
         let status = response.status();
         if status.is_success() {
             return Ok(());

@@ -12,10 +12,13 @@
 //!    unless the sink wrote them all itself (`glance-stage`).
 //!
 //! On failure up to step 5 the image is put back as it was: `queued` (Glance does that when the
-//! upload is cut short), formats and properties restored. A store failing in step 6 leaves the
-//! image `active` in the stores that worked, as upstream's `copy-image` does.
+//! upload is cut short: the upload is chunked, so every server sees the cut), formats and
+//! properties restored; an image some server made `active` anyway with other data than the
+//! source's is deactivated (see `undo`). A store failing in step 6 leaves the image `active` in
+//! the stores that worked, as upstream's `copy-image` does.
 
 mod copy;
+mod undo;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -44,8 +47,7 @@ use crate::sink::{SinkError, Sinks, Target};
 use crate::stores::{StoreOutcome, StorePlan};
 use crate::tasks::{ImportLock, Task};
 
-/// How long to wait for Glance to finish putting an aborted upload back to `queued`.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+use undo::Undo;
 
 /// What the client asked for, after the synchronous checks.
 #[derive(Debug, Clone)]
@@ -177,7 +179,7 @@ impl Importer {
         let started_at = std::time::Instant::now();
         Metrics::inc(&self.metrics.in_flight);
         info!(task_id = %task.id, image_id = %request.image_id, remote_image_id = %request.remote_image_id, region = %request.region, "Import started");
-        let mut synced = None;
+        let mut undo = Undo::default();
         let beating = CancellationToken::new();
         let heart = tokio::spawn(self.clone().heartbeat(
             task.clone(),
@@ -185,7 +187,7 @@ impl Importer {
             beating.clone(),
         ));
         let result = tokio::select! {
-            result = self.import(&request, &task, &mut synced) => result,
+            result = self.import(&request, &task, &mut undo) => result,
             _ = self.abort.cancelled() => Err(ImportError::ShuttingDown),
         };
         beating.cancel();
@@ -236,8 +238,12 @@ impl Importer {
                     Metrics::inc(&self.metrics.verification_failures);
                 }
                 let mut message = error.to_string();
-                if let Err(revert) = self.revert(&request, synced.as_ref()).await {
-                    message.push_str(&format!("; restoring the target image failed: {revert}"));
+                match self.undo(&request, &undo).await {
+                    Ok(None) => {}
+                    Ok(Some(aftermath)) => message.push_str(&format!("; {aftermath}")),
+                    Err(revert) => {
+                        message.push_str(&format!("; restoring the target image failed: {revert}"))
+                    }
                 }
                 warn!(task_id = %task.id, image_id = %request.image_id, %message, "Import failed");
                 task.fail(message);
@@ -316,7 +322,7 @@ impl Importer {
         &self,
         request: &ImportRequest,
         task: &Task,
-        synced: &mut Option<Vec<PatchOp>>,
+        undo: &mut Undo,
     ) -> Result<Imported, ImportError> {
         let token = &request.token;
         let remote = request
@@ -370,7 +376,7 @@ impl Importer {
                 .patch_image(&self.glance_url, &request.image_id, token, &sync.apply)
                 .await
                 .map_err(target_error)?;
-            *synced = Some(sync.revert.clone());
+            undo.synced = Some(sync.revert.clone());
             let revert =
                 serde_json::Value::Array(sync.revert.iter().map(PatchOp::to_json).collect());
             let entry = Entry::Synced {
@@ -394,6 +400,9 @@ impl Importer {
         let retries = source.retries();
         if let Err(error) = source.connect().await {
             return Err(self.pipeline_error(error.into(), request));
+        }
+        if sink.keeps_bytes() {
+            undo.sent = Some(expected.clone());
         }
         let (body, pump) = pipeline::start(
             source,
@@ -574,68 +583,6 @@ impl Importer {
             }
         }
         Ok(image)
-    }
-
-    /// Waits for the target to settle after a failed upload, then restores its metadata.
-    async fn revert(
-        &self,
-        request: &ImportRequest,
-        synced: Option<&Vec<PatchOp>>,
-    ) -> Result<(), ImportError> {
-        let Some(ops) = synced else {
-            return Ok(());
-        };
-        match self.revert_with(&request.token, request, ops).await {
-            // The caller's token ran out: the sidecar's own credentials can still put it back.
-            Err(ImportError::TokenExpired) => match &self.service {
-                Some((keystone, creds)) => {
-                    let token = keystone.password_token(creds).await.map_err(|e| {
-                        ImportError::Target(GlanceError::Transport(format!(
-                            "the caller's token expired and the service credentials failed: {e}"
-                        )))
-                    })?;
-                    self.revert_with(&token, request, ops).await
-                }
-                None => Err(ImportError::TokenExpired),
-            },
-            other => other,
-        }
-    }
-
-    async fn revert_with(
-        &self,
-        token: &Token,
-        request: &ImportRequest,
-        ops: &[PatchOp],
-    ) -> Result<(), ImportError> {
-        let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
-        loop {
-            let image = self
-                .glance
-                .get_image(&self.glance_url, &request.image_id, token)
-                .await
-                .map_err(target_error)?;
-            match image.status() {
-                Some("queued") => break,
-                Some("saving" | "importing" | "uploading")
-                    if tokio::time::Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                other => {
-                    return Err(ImportError::TargetNotQueued(
-                        other.unwrap_or("unknown").to_string(),
-                    ))
-                }
-            }
-        }
-        if !ops.is_empty() {
-            self.glance
-                .patch_image(&self.glance_url, &request.image_id, token, ops)
-                .await
-                .map_err(target_error)?;
-        }
-        Ok(())
     }
 }
 

@@ -9,6 +9,8 @@ pub mod api;
 pub mod apiclient;
 /// The `bench` command: ceiling, pipeline and imports side by side, simulated or on a real cloud.
 pub mod bench;
+/// Upload bodies in chunked transfer coding, so an aborted upload is a cut on every server.
+pub mod chunked;
 /// INI file + flags → one typed `Config`, every default in one place.
 pub mod config;
 /// The `demo` command: a whole import on an embedded simulated cloud.

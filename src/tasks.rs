@@ -38,6 +38,11 @@ impl Status {
             Status::Failure => "failure",
         }
     }
+
+    /// Whether the task has ended (`success` or `failure`).
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Success | Status::Failure)
+    }
 }
 
 /// Facts fixed when the task is created.

@@ -189,6 +189,7 @@ pub async fn handle(
 
     let not_found = || ApiError::NotFound(format!("No image found with ID {}", truncate(image_id)));
     let image_id = ImageId::parse(image_id).ok_or_else(not_found)?;
+    await_ending(app, &image_id).await;
     let target = app
         .glance
         .get_image(&app.config.glance_url, &image_id, &token)
@@ -264,6 +265,24 @@ pub async fn handle(
         response.headers_mut().insert(REQUEST_ID, value);
     }
     Ok(response)
+}
+
+/// How long a new import waits for an import of the same image that has just ended here.
+const ENDING_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Waits (at most [`ENDING_WAIT`]) while an import of `image_id` that has already ended here
+/// still holds the image: its task reads `success` or `failure` a moment before its end is
+/// written onto the image and its lock released, and a client that saw the end may already be
+/// importing again.
+async fn await_ending(app: &App, image_id: &ImageId) {
+    let deadline = tokio::time::Instant::now() + ENDING_WAIT;
+    while app.tasks.is_running(image_id) && tokio::time::Instant::now() < deadline {
+        let tasks = app.tasks.for_image(image_id);
+        if tasks.iter().any(|t| !t.status().is_final()) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }
 
 /// The stores this import writes. On a multi-store Glance (one that lists its stores at

@@ -56,6 +56,9 @@ pub enum UploadFault {
     /// Glance does when its store fails (500), is full or over quota (413), or is unavailable
     /// (503) mid-upload.
     FailAfter { bytes: u64, status: u16 },
+    /// Take the first this many bytes as the whole upload, store them and answer 204 at once:
+    /// a server that ends a body early and keeps what it has (the image ends `active`, short).
+    StoreFirst(u64),
 }
 
 /// A fault set on an image, with how many more responses it applies to.
@@ -77,4 +80,17 @@ impl ArmedFault {
             }
         }
     }
+}
+
+/// How the fake Glance's web server hands an upload's body to Glance.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BodyReading {
+    /// As uwsgi does (Glance 33): a body cut short is an error, whatever its framing; Glance
+    /// checks the size in `x-openstack-image-size` (32+) or `Content-Length`.
+    #[default]
+    Strict,
+    /// As Glance 28's standalone `glance-api` on eventlet's WSGI server does: a `Content-Length`
+    /// body cut short reads as a clean, shorter end of data and is stored; a chunked body cut
+    /// before its last chunk is an error; `x-openstack-image-size` is not known yet.
+    Eventlet,
 }

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::data::{generated_bytes, ImageData};
-use super::faults::{ArmedFault, Fault, UploadFault};
+use super::faults::{ArmedFault, BodyReading, Fault, UploadFault};
 use super::images::{Image, ImageSpec, ImageStatus, Stored};
 use super::keystone::{Caller, KeystoneState};
 use super::wire::{header, with_request_id, LoggedRequest};
@@ -37,6 +37,8 @@ pub(crate) struct Inner {
     pub(crate) seq: u64,
     pub(crate) faults: HashMap<String, ArmedFault>,
     pub(crate) upload_faults: HashMap<String, UploadFault>,
+    /// How upload bodies reach Glance (uwsgi's strict reading or eventlet's lenient one).
+    pub(crate) body_reading: BodyReading,
     /// Image PATCHes still to be answered 500, as Glance does when its database refuses a write
     /// ("database is locked" on SQLite): a transient failure of the API itself.
     pub(crate) failing_patches: u32,
@@ -107,6 +109,7 @@ impl FakeGlance {
                 seq: 0,
                 faults: HashMap::new(),
                 upload_faults: HashMap::new(),
+                body_reading: BodyReading::Strict,
                 failing_patches: 0,
                 garbled: Default::default(),
                 staged: HashMap::new(),
@@ -154,6 +157,11 @@ impl FakeGlance {
     }
 
     /// Uploads larger than `bytes` are hashed but their bytes discarded (memory stays flat in
+    /// Reads upload bodies as `reading` says (uwsgi's strict reading by default).
+    pub fn set_body_reading(&self, reading: BodyReading) {
+        self.state.lock().body_reading = reading;
+    }
+
     /// demo and benches); default 256 MiB.
     pub fn keep_uploads_up_to(&self, bytes: u64) {
         self.state.lock().keep_limit = bytes;
@@ -491,6 +499,9 @@ async fn route(state: &Arc<GlanceState>, req: Request<Incoming>) -> Response<Box
         (Method::PATCH, ["images", id]) => patch::update(state, &caller, id, req).await,
         (Method::DELETE, ["images", id]) => routes::delete(state, &caller, id),
         (Method::PUT, ["images", id, "file"]) => transfer::upload(state, &caller, id, req).await,
+        (Method::POST, ["images", id, "actions", action @ ("deactivate" | "reactivate")]) => {
+            routes::activation(state, &caller, id, *action == "deactivate")
+        }
         (Method::PUT, ["images", id, "stage"]) => staging::stage(state, &caller, id, req).await,
         (Method::GET, ["images", id, "file"]) => transfer::download(state, &caller, id, &req).await,
         (Method::GET, ["images", id, "tasks"]) => routes::tasks(state, &caller, id),

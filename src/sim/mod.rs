@@ -48,7 +48,7 @@ mod tests;
 use tokio_util::sync::CancellationToken;
 
 pub use data::{generated_body, generated_bytes, generated_digests, Dropped, ImageData, CHUNK};
-pub use faults::{Fault, UploadFault};
+pub use faults::{BodyReading, Fault, UploadFault};
 pub use glance::{FakeGlance, DEFAULT_IMPORT_METHODS, DEFAULT_KEEP_UPLOADS};
 pub use images::{ImageSpec, ImageStatus, CONTAINER_FORMATS, DISK_FORMATS};
 pub use keystone::{Caller, FakeKeystone, DEFAULT_TOKEN_TTL};

@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use serde_json::{json, Map, Value};
 
 use super::glance::{can_modify, forbidden, glance_error, not_found, visible, GlanceState};
-use super::images::{set_core, validate_value, Image};
+use super::images::{set_core, validate_value, Image, ImageStatus};
 use super::keystone::Caller;
 use super::wire::{header, query_pairs};
 use crate::http::{full, json_response, read_limited, status_response, BoxBody};
@@ -305,6 +305,44 @@ pub(crate) fn delete(state: &GlanceState, caller: &Caller, id: &str) -> Response
     }
     inner.images.remove(id);
     inner.faults.remove(id);
+    status_response(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v2/images/{id}/actions/deactivate` (or `reactivate`): 204 for an `active` or
+/// `deactivated` image the caller may modify, else 403 as Glance's domain model answers.
+pub(crate) fn activation(
+    state: &GlanceState,
+    caller: &Caller,
+    id: &str,
+    deactivate: bool,
+) -> Response<BoxBody> {
+    let mut inner = state.lock();
+    let Some(image) = inner.images.get_mut(id).filter(|i| visible(i, caller)) else {
+        return not_found(id);
+    };
+    let action = if deactivate {
+        "deactivate"
+    } else {
+        "reactivate"
+    };
+    if !can_modify(image, caller) {
+        return forbidden(action);
+    }
+    if !matches!(image.status, ImageStatus::Active | ImageStatus::Deactivated) {
+        return glance_error(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "Not allowed to {action} image in status '{}'",
+                image.status.as_str()
+            ),
+        );
+    }
+    image.status = if deactivate {
+        ImageStatus::Deactivated
+    } else {
+        ImageStatus::Active
+    };
+    image.touch();
     status_response(StatusCode::NO_CONTENT)
 }
 

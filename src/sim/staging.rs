@@ -15,8 +15,7 @@ use super::glance::{glance_error, not_found, visible, GlanceState};
 use super::images::ImageStatus;
 use super::keystone::Caller;
 use super::stores::{end_task, lock_for_task, run_task, write_stores, NewTask};
-use super::transfer::{media_type, receive, refuse_write, Received};
-use super::wire::header;
+use super::transfer::{framing, media_type, receive, refuse_write, Received};
 use crate::http::{status_response, BoxBody};
 
 type Reply = Response<BoxBody>;
@@ -35,15 +34,9 @@ pub(crate) async fn stage(
             &format!("The request media type {content_type} is not supported by this server."),
         );
     }
-    let expected = match header(req.headers(), "content-length").map(|v| v.trim().parse::<u64>()) {
-        None => None,
-        Some(Ok(n)) => Some(n),
-        Some(Err(_)) => {
-            return glance_error(
-                StatusCode::BAD_REQUEST,
-                "Invalid or missing image size in request headers.",
-            )
-        }
+    let (expected, cut_is_end) = match framing(state, &req, false) {
+        Ok(framing) => framing,
+        Err(message) => return glance_error(StatusCode::BAD_REQUEST, message),
     };
     let (seq, algo, keep_limit) = {
         let mut inner = state.lock();
@@ -71,7 +64,16 @@ pub(crate) async fn stage(
         image.touch();
         (image.seq, algo, keep_limit)
     };
-    let received = receive(req.into_body(), expected, keep_limit, algo, None, id).await;
+    let received = receive(
+        req.into_body(),
+        expected,
+        keep_limit,
+        algo,
+        None,
+        cut_is_end,
+        id,
+    )
+    .await;
     let mut inner = state.lock();
     let Some(image) = inner
         .images

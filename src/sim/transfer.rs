@@ -9,7 +9,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::data::{DataBody, Source};
-use super::faults::{Fault, UploadFault};
+use super::faults::{BodyReading, Fault, UploadFault};
 use super::glance::{
     can_modify, glance_error, glance_error_detail, not_found, visible, GlanceState,
 };
@@ -43,18 +43,9 @@ pub(crate) async fn upload(
             &format!("Invalid content type {content_type}"),
         );
     }
-    let declared = header(req.headers(), "x-openstack-image-size")
-        .or_else(|| header(req.headers(), "content-length"))
-        .map(|v| v.trim().parse::<u64>());
-    let expected = match declared {
-        None => None,
-        Some(Ok(n)) => Some(n),
-        Some(Err(_)) => {
-            return glance_error(
-                StatusCode::BAD_REQUEST,
-                "Invalid or missing image size in request headers.",
-            )
-        }
+    let (expected, cut_is_end) = match framing(state, &req, true) {
+        Ok(framing) => framing,
+        Err(message) => return glance_error(StatusCode::BAD_REQUEST, message),
     };
     let store =
         match super::stores::upload_store(state, header(req.headers(), "x-image-meta-store")) {
@@ -102,12 +93,17 @@ pub(crate) async fn upload(
         image.touch();
         (image.seq, algo, keep_limit, fault)
     };
-    let fail_after = match fault {
-        Some(UploadFault::FailAfter { bytes, status }) => Some((bytes, status)),
-        _ => None,
-    };
 
-    let received = receive(req.into_body(), expected, keep_limit, algo, fail_after, id).await;
+    let received = receive(
+        req.into_body(),
+        expected,
+        keep_limit,
+        algo,
+        fault,
+        cut_is_end,
+        id,
+    )
+    .await;
 
     let mut inner = state.lock();
     let current = inner
@@ -137,6 +133,35 @@ pub(crate) async fn upload(
     );
     image.stores = store.into_iter().collect();
     status_response(StatusCode::NO_CONTENT)
+}
+
+/// How an upload's body is framed: the size Glance will hold it to (`x-openstack-image-size`
+/// when `size_header`, as `PUT /file` reads it on Glance 32+, else `Content-Length`), and
+/// whether a cut in it reads as its end (eventlet's reading of a `Content-Length` body); the
+/// 400 message for a size that is not a number.
+pub(crate) fn framing(
+    state: &GlanceState,
+    req: &Request<Incoming>,
+    size_header: bool,
+) -> Result<(Option<u64>, bool), &'static str> {
+    let reading = state.lock().body_reading;
+    let chunked = header(req.headers(), "transfer-encoding")
+        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+    let declared = match reading {
+        BodyReading::Strict => size_header
+            .then(|| header(req.headers(), "x-openstack-image-size"))
+            .flatten()
+            .or_else(|| header(req.headers(), "content-length")),
+        // Glance 28 knows no x-openstack-image-size, and what eventlet passes on as the body is
+        // all the data there is.
+        BodyReading::Eventlet => None,
+    };
+    let expected = match declared.map(|v| v.trim().parse::<u64>()) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => return Err("Invalid or missing image size in request headers."),
+    };
+    Ok((expected, reading == BodyReading::Eventlet && !chunked))
 }
 
 /// The request's media type, lowercased, without parameters.
@@ -184,14 +209,16 @@ pub(crate) struct Received {
 }
 
 /// Reads an upload body, hashing it with MD5 and `algo` as it arrives, keeping the bytes when
-/// they fit `keep_limit`; refuses a body longer or shorter than `expected`, a broken one, and
-/// fails after `fail_after` bytes when a fault says so.
+/// they fit `keep_limit`; refuses a body longer or shorter than `expected`, a broken one (unless
+/// `cut_is_end`: then a broken body ends there, as eventlet reads a cut `Content-Length` body),
+/// and fails or stops early when an upload `fault` says so.
 pub(crate) async fn receive(
     mut body: Incoming,
     expected: Option<u64>,
     keep_limit: u64,
     algo: HashAlgo,
-    fail_after: Option<(u64, u16)>,
+    fault: Option<UploadFault>,
+    cut_is_end: bool,
     id: &str,
 ) -> Result<Received, Reply> {
     let mut md5 = HashAlgo::Md5.hasher();
@@ -202,17 +229,35 @@ pub(crate) async fn receive(
         Some(n) => Some(BytesMut::with_capacity(n as usize)),
         None => Some(BytesMut::new()),
     };
+    let fail_after = match fault {
+        Some(UploadFault::FailAfter { bytes, status }) => Some((bytes, status)),
+        _ => None,
+    };
+    let store_first = match fault {
+        Some(UploadFault::StoreFirst(bytes)) => Some(bytes),
+        _ => None,
+    };
     let failure = loop {
+        if store_first.is_some_and(|n| total >= n) {
+            break None;
+        }
         match body.frame().await {
             None => break None,
+            Some(Err(error)) if cut_is_end => {
+                tracing::debug!(%error, image_id = %id, total, "Simulated Glance took a cut upload as complete");
+                break None;
+            }
             Some(Err(error)) => {
                 tracing::debug!(%error, image_id = %id, total, "Simulated Glance upload broke");
                 break Some(glance_error(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL));
             }
             Some(Ok(frame)) => {
-                let Ok(data) = frame.into_data() else {
+                let Ok(mut data) = frame.into_data() else {
                     continue;
                 };
+                if let Some(n) = store_first {
+                    data.truncate(n.saturating_sub(total).min(data.len() as u64) as usize);
+                }
                 total += data.len() as u64;
                 if let Some((bytes, code)) = fail_after.filter(|(bytes, _)| total >= *bytes) {
                     let status =
@@ -244,7 +289,7 @@ pub(crate) async fn receive(
         }
     };
     let failure = failure.or_else(|| match expected {
-        Some(n) if n != total => Some(glance_error(
+        Some(n) if n != total && store_first.is_none() => Some(glance_error(
             StatusCode::BAD_REQUEST,
             &format!("Size mismatch: expected {n} bytes, got {total} bytes"),
         )),

@@ -2,9 +2,10 @@
 //!
 //! Works in front of any Glance v2. On a multi-store Glance the first requested store is named
 //! with `X-Image-Meta-Store`; the others are copied after the image is verified (see `import`).
-//! Glance hashes and stores the bytes itself; the upload is sent
-//! with `Content-Length` equal to the source size, so when the pipeline fails the body the request
-//! is cut before its last byte and Glance puts the image back to `queued`.
+//! Glance hashes and stores the bytes itself; the upload is sent in chunked transfer coding with
+//! the size in `x-openstack-image-size`, so when the pipeline fails the body the request is cut
+//! before its last chunk, every server reports the cut, and Glance puts the image back to
+//! `queued` (see `chunked`).
 
 use crate::glance::Glance;
 use crate::http::boxed;
