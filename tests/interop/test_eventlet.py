@@ -16,6 +16,7 @@ fail, they do not skip:
   GDS_REGION6_IMAGE_URL    REGION6's catalog image endpoint (its sidecar)
 """
 import os
+import re
 import socket
 import threading
 import time
@@ -235,6 +236,20 @@ def _faulty_import(cloud, region6, region6_image, proxy, src, fault):
     return task, img, seen
 
 
+def _upload_answers(image_id, timeout=30):
+    """The status codes REGION6's Glance logged for `PUT /v2/images/{image_id}/file` (eventlet's
+    access log in the cloud's log folder); waits, bounded, for at least one."""
+    path = os.path.join(os.environ["GDS_LOG_DIR"], "glance-%s.log" % REGION)
+    line = re.compile(r'"PUT /v2/images/%s/file HTTP/1\.[01]" (\d{3}) ' % re.escape(image_id))
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(path, "rb") as f:
+            codes = [int(m.group(1)) for m in line.finditer(f.read().decode("utf-8", "replace"))]
+        if codes or time.monotonic() > deadline:
+            return codes
+        time.sleep(0.5)
+
+
 def _assert_never_active_and_restored(task, img, seen, words):
     assert task["status"] == "failure", task
     message = (task.get("message") or "").lower()
@@ -259,6 +274,9 @@ def test_flipped_source_byte_never_makes_the_target_active(cloud, region6, regio
     task, img, seen = _faulty_import(cloud, region6, region6_image, fault_proxy, source_raw, fault)
     assert fault.applied >= 1, "the fault never fired: %s" % fault
     _assert_never_active_and_restored(task, img, seen, MISMATCH_WORDS)
+    # the upload reached Glance chunked and was cut before its last chunk: eventlet's 400 (a
+    # Content-Length body cut short gets 500, from WebOb's DisconnectionError)
+    assert _upload_answers(img["id"]) == [400]
 
 
 def test_dropped_source_never_makes_the_target_active(cloud, region6, region6_image, fault_proxy,
@@ -267,6 +285,7 @@ def test_dropped_source_never_makes_the_target_active(cloud, region6, region6_im
     task, img, seen = _faulty_import(cloud, region6, region6_image, fault_proxy, source_raw, fault)
     assert fault.applied >= 2, "the source was not retried: %s" % fault
     _assert_never_active_and_restored(task, img, seen, DROP_WORDS)
+    assert _upload_answers(img["id"]) == [400]
 
 
 # --- the real clients ---------------------------------------------------------------------------
