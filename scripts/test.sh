@@ -4,8 +4,8 @@
 #   2. the fast Rust suites (unit, integration on a simulated cloud over real sockets, CLI);
 #   3. benchmarks compile, and the demo and the simulated benchmark run once (release build);
 #   4. a short, bounded fuzz run of every fuzz target (installs cargo-fuzz if missing);
-#   5. the interop suite against real Keystone + five Glance regions installed from PyPI
-#      (scripts/cloud.sh installs what it needs).
+#   5. the interop suite against real Keystone + six Glance regions installed from PyPI (five Glance 33
+#      under uwsgi, one Glance 28 under eventlet; scripts/cloud.sh installs what it needs).
 # Nothing is skipped: a missing prerequisite is installed or the run fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +32,7 @@ target/release/glance-download-sidecar bench --simulated --size 64MiB --runs 1
 step "fuzz (bounded run of every target)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
 
-step "interop: real Keystone + five Glance regions, driven by the real clients"
+step "interop: real Keystone + six Glance regions, driven by the real clients"
 scripts/interop/run.sh "${GDS_STATE_DIR:-/tmp/gds-cloud-ci}"
 
 step "all tests passed"
