@@ -43,12 +43,12 @@ async fn raw_put(glance: &str, token: &str, id: &str, headers: &str, body: &[u8]
         .to_string()
 }
 
-/// The fake's eventlet reading is the lenient server the sidecar must survive: a cut
+/// The fake's lenient reading is the server the sidecar must survive: a cut
 /// `Content-Length` body is stored as a complete, shorter image; a cut chunked body is an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eventlet_reading_stores_a_cut_content_length_body_but_not_a_cut_chunked_one() {
+async fn lenient_reading_stores_a_cut_content_length_body_but_not_a_cut_chunked_one() {
     let h = harness().await;
-    h.target().set_body_reading(BodyReading::Eventlet);
+    h.target().set_body_reading(BodyReading::Lenient);
     let url = h.target().url();
 
     let cut = h.target_image().await;
@@ -86,12 +86,12 @@ async fn eventlet_reading_stores_a_cut_content_length_body_but_not_a_cut_chunked
     assert!(image["size"].is_null(), "{image}");
 }
 
-/// A flipped source byte and a dropped source, with the target read as eventlet reads: the
+/// A flipped source byte and a dropped source, with the target read leniently: the
 /// target is never seen `active`, ends `queued` with its metadata restored, the task failed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bad_source_never_leaves_an_eventlet_served_target_active() {
+async fn a_bad_source_never_leaves_a_leniently_served_target_active() {
     let h = harness().await;
-    h.target().set_body_reading(BodyReading::Eventlet);
+    h.target().set_body_reading(BodyReading::Lenient);
     let cases = [
         (Fault::Corrupt { offset: SIZE - 3 }, "checksum mismatch"),
         (Fault::DropAfter(SIZE / 8), "gave up after 2 attempts"),
