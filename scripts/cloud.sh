@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A real multi-region OpenStack on 127.0.0.1: one Keystone and four Glance regions from PyPI, under uwsgi.
+# A real multi-region OpenStack on 127.0.0.1: one Keystone and six Glance regions from PyPI, under uwsgi
+# (REGION6: eventlet).
 #   REGION1  the source region
 #   REGION2  the target: glance-download-sidecar in front of its Glance; two filesystem stores
 #            (enabled_backends = local:file, fast:file) in the default multi-store mode
@@ -8,6 +9,9 @@
 #            with a second sidecar in front of it (store_sink = glance-stage, injection mirrored)
 #   REGION5  a Glance on an S3 store (a local S3 server, scripts/interop/s3server.sh), with a third
 #            sidecar in front of it (store_sink = s3: multipart upload, then the location API)
+#   REGION6  Glance 28 (2024.1) served by its standalone eventlet `glance-api`, from a virtualenv of
+#            its own (scripts/interop/requirements-glance28.txt), with a fourth sidecar in front of it
+#            (store_sink = glance-upload): fail-closed checked on a server other than uwsgi
 #
 #   scripts/cloud.sh up   [STATE_DIR] [--no-sidecar] [--single-store]
 #   scripts/cloud.sh stop [STATE_DIR]
@@ -16,12 +20,16 @@
 #
 # STATE_DIR (default /tmp/gds-cloud, must be outside the checkout) holds configs, SQLite DBs, image
 # stores, logs, pids, clouds.yaml, openrc and env. The virtualenv is built once per pin file under
-# ${GDS_CACHE:-$HOME/.cache/glance-download-sidecar}/venv-<sha256 of scripts/interop/requirements.txt>.
+# ${GDS_CACHE:-$HOME/.cache/glance-download-sidecar}/venv-<sha256 of scripts/interop/requirements.txt>;
+# REGION6's beside it, venv-glance28-<sha256 of scripts/interop/requirements-glance28.txt>, built at the
+# same time.
 #
 # Environment knobs:
 #   SIDECAR_BIN        sidecar binary (default target/release/glance-download-sidecar, relative to repo)
 #   SIDECAR_ARGS       extra arguments appended to `serve ...` (word-split)
-#   GDS_CACHE          cache folder for the venv (default ~/.cache/glance-download-sidecar)
+#   GDS_CACHE          cache folder for the venvs (default ~/.cache/glance-download-sidecar)
+#   GDS_GLANCE28_PYTHON  the Python of REGION6's venv (default: GDS_PYTHON or python3; Glance 28
+#                      supports Python 3.8 to 3.11)
 #   GDS_STORE_MODE     multi (default: enabled_backends = local:file) or single (node_staging_uri)
 #   GDS_WAIT_TIMEOUT   seconds to wait for each service to answer (default 90)
 #   GDS_DEBUG          true: debug logging in Keystone and Glance (default false)
@@ -34,8 +42,10 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 INTEROP_DIR=$SCRIPT_DIR/interop
 PIN_FILE=$INTEROP_DIR/requirements.txt
+PIN_FILE28=$INTEROP_DIR/requirements-glance28.txt
 GDS_CACHE=${GDS_CACHE:-$HOME/.cache/glance-download-sidecar}
 PYTHON=${GDS_PYTHON:-python3}
+PYTHON28=${GDS_GLANCE28_PYTHON:-$PYTHON}
 WAIT_TIMEOUT=${GDS_WAIT_TIMEOUT:-90}
 STORE_MODE=${GDS_STORE_MODE:-multi}
 DEBUG=${GDS_DEBUG:-false}
@@ -249,41 +259,46 @@ ensure_system_packages() {
     DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-venv_path() {
+venv_path() { # pin file, name prefix
     local hash
-    hash=$(sha256sum "$PIN_FILE" | cut -c1-16)
-    echo "$GDS_CACHE/venv-$hash"
+    hash=$(sha256sum "$1" | cut -c1-16)
+    echo "$GDS_CACHE/venv-$2$hash"
 }
 
-ensure_venv() {
-    VENV=$(venv_path)
+ensure_venv_at() { # venv pin_file python
+    local venv=$1 pin=$2 python=$3
     case "$(abspath "$GDS_CACHE")/" in "$REPO_ROOT"/*) die "GDS_CACHE must be outside the checkout" ;; esac
     mkdir -p "$GDS_CACHE"
-    exec 9>"$VENV.lock"
-    flock -w 1200 9 || die "another cloud.sh has been building $VENV for 20 minutes"
-    if [ -f "$VENV/.gds-complete" ]; then
-        log "reusing virtualenv $VENV"
+    exec 9>"$venv.lock"
+    flock -w 1200 9 || die "another cloud.sh has been building $venv for 20 minutes"
+    if [ -f "$venv/.gds-complete" ]; then
+        log "reusing virtualenv $venv"
     else
-        log "building virtualenv $VENV from $PIN_FILE (a few minutes: uWSGI is compiled)"
-        rm -rf "$VENV"
-        "$PYTHON" -m venv "$VENV"
-        if ! timeout 1800 "$VENV/bin/pip" install --no-input -q -r "$PIN_FILE" >"$VENV.pip.log" 2>&1; then
-            tail -n 30 "$VENV.pip.log" >&2
-            die "pip install failed (full log $VENV.pip.log)"
+        log "building virtualenv $venv from $pin (a few minutes)"
+        rm -rf "$venv"
+        "$python" -m venv "$venv"
+        if ! timeout 1800 "$venv/bin/pip" install --no-input -q -r "$pin" >"$venv.pip.log" 2>&1; then
+            tail -n 30 "$venv.pip.log" >&2
+            die "pip install failed (full log $venv.pip.log)"
         fi
-        cp "$PIN_FILE" "$VENV/requirements.txt"
-        touch "$VENV/.gds-complete"
+        cp "$pin" "$venv/requirements.txt"
+        touch "$venv/.gds-complete"
     fi
     flock -u 9
     exec 9>&-
 }
 
+ensure_venv() {
+    VENV=$(venv_path "$PIN_FILE" "")
+    ensure_venv_at "$VENV" "$PIN_FILE" "$PYTHON"
+}
+
 # SQLite write transactions that queue instead of failing with "database is locked"
 # (scripts/interop/gds_sqlite_immediate.py says why); imported by a .pth file only in processes
 # started with GDS_SQLITE_IMMEDIATE=1, i.e. the uwsgi services, not the clients.
-install_sqlite_shim() {
-    local site
-    site=$("$VENV/bin/python3" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+install_sqlite_shim() { # [venv]
+    local site venv=${1:-$VENV}
+    site=$("$venv/bin/python3" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
     cp "$INTEROP_DIR/gds_sqlite_immediate.py" "$site/gds_sqlite_immediate.py.tmp.$$"
     mv -f "$site/gds_sqlite_immediate.py.tmp.$$" "$site/gds_sqlite_immediate.py"
     echo 'import os; os.environ.get("GDS_SQLITE_IMMEDIATE") == "1" and __import__("gds_sqlite_immediate")' \
@@ -342,14 +357,15 @@ S3_ACCESS_KEY=${GDS_S3_ACCESS_KEY:-gds-s3-access}
 S3_SECRET_KEY=${GDS_S3_SECRET_KEY:-gds-s3-secret}
 S3_SECURE_HASH=${GDS_S3_SECURE_HASH:-true}
 
-write_glance_conf() { # region port profile (source|target|plain|plugins|s3)
-    local region=$1 port=$2 profile=$3 d=$STATE_DIR/glance-$1 methods backends
+write_glance_conf() { # region port profile (source|target|plain|plugins|s3|eventlet)
+    local region=$1 port=$2 profile=$3 d=$STATE_DIR/glance-$1 methods backends venv=$VENV
+    [ "$profile" = eventlet ] && venv=$VENV28
     mkdir -p "$d/images" "$d/images-fast" "$d/staging" "$d/tasks" "$d/locks"
     methods=glance-direct,web-download,glance-download,copy-image
     [ "$profile" = plain ] && methods=glance-direct,web-download,copy-image
     backends=local:file
     [ "$profile" = target ] && backends="local:file, fast:file"
-    cp "$VENV/etc/glance/glance-api-paste.ini" "$d/glance-api-paste.ini"
+    cp "$venv/etc/glance/glance-api-paste.ini" "$d/glance-api-paste.ini"
     {
         cat <<EOF
 [DEFAULT]
@@ -359,6 +375,14 @@ enabled_import_methods = [$methods]
 worker_self_reference_url = http://127.0.0.1:$port
 hashing_algorithm = sha512
 EOF
+        if [ "$profile" = eventlet ]; then
+            # the standalone eventlet server: a parent and one forked worker, on loopback
+            cat <<EOF
+bind_host = 127.0.0.1
+bind_port = $port
+workers = 1
+EOF
+        fi
         if [ "$profile" = s3 ]; then
             # glance_store's s3 driver on the local S3 server; do_secure_hash (default true)
             # makes Glance read a registered location back and hash it before `active`
@@ -427,7 +451,7 @@ lock_path = $d/locks
 enforce_new_defaults = true
 enforce_scope = false
 [wsgi]
-python_interpreter = $VENV/bin/python3
+python_interpreter = $venv/bin/python3
 EOF
     } >"$d/glance-api.conf"
     local plugins=""
@@ -443,7 +467,7 @@ inject = $INJECT_PROPERTIES
 [import_filtering_opts]
 allowed_schemes = [http,https]
 allowed_hosts = [127.0.0.1]
-allowed_ports = [80,443,$GLANCE1_PORT,$GLANCE2_PORT,$GLANCE3_PORT,$GLANCE4_PORT,$GLANCE5_PORT,$SIDECAR_PORT,$SIDECAR4_PORT,$SIDECAR5_PORT,$WAN_PORT]
+allowed_ports = [80,443,$GLANCE1_PORT,$GLANCE2_PORT,$GLANCE3_PORT,$GLANCE4_PORT,$GLANCE5_PORT,$GLANCE6_PORT,$SIDECAR_PORT,$SIDECAR4_PORT,$SIDECAR5_PORT,$SIDECAR6_PORT,$WAN_PORT]
 [glance_download_properties]
 extra_properties = [hw_,trait:,os_distro,os_secure_boot,os_type]
 EOF
@@ -451,10 +475,12 @@ EOF
     sed -i "s#^disable_by_file_path = .*#disable_by_file_path = $d/healthcheck_disable#" "$d/glance-api-paste.ini"
 }
 
-schema_db() { # kind (keystone|glance) target: copy a migrated empty DB, migrating once per venv
-    local kind=$1 target=$2 cache=$VENV/schema/$1.sqlite conf logf=$STATE_DIR/logs/$1-db-sync.log
+schema_db() { # kind (keystone|glance|glance28) target: copy a migrated empty DB, migrating once per venv
+    local kind=$1 target=$2 venv=$VENV conf logf=$STATE_DIR/logs/$1-db-sync.log
+    [ "$kind" = glance28 ] && venv=$VENV28
+    local cache=$venv/schema/$1.sqlite
     if [ ! -f "$cache" ]; then
-        mkdir -p "$VENV/schema"
+        mkdir -p "$venv/schema"
         local tmpdb
         tmpdb=$(mktemp -d "$STATE_DIR/dbsync-$kind.XXXX")
         case "$kind" in
@@ -466,6 +492,10 @@ schema_db() { # kind (keystone|glance) target: copy a migrated empty DB, migrati
                 sed "s#^connection = .*#connection = sqlite:///$tmpdb/db.sqlite#" "$STATE_DIR/glance-REGION1/glance-api.conf" >"$tmpdb/conf"
                 timeout 600 "$VENV/bin/glance-manage" --config-file "$tmpdb/conf" db_sync >>"$logf" 2>&1 ||
                     { tail -n 30 "$logf" >&2; die "glance-manage db_sync failed"; } ;;
+            glance28)
+                sed "s#^connection = .*#connection = sqlite:///$tmpdb/db.sqlite#" "$STATE_DIR/glance-REGION6/glance-api.conf" >"$tmpdb/conf"
+                timeout 600 "$VENV28/bin/glance-manage" --config-file "$tmpdb/conf" db_sync >>"$logf" 2>&1 ||
+                    { tail -n 30 "$logf" >&2; die "glance-manage (Glance 28) db_sync failed"; } ;;
         esac
         cp "$tmpdb/db.sqlite" "$cache.tmp.$$" && mv -f "$cache.tmp.$$" "$cache"
         rm -rf "$tmpdb"
@@ -490,7 +520,7 @@ glance_port() { # region -> its Glance's port
     case "$1" in
         REGION1) echo "$GLANCE1_PORT" ;; REGION2) echo "$GLANCE2_PORT" ;;
         REGION3) echo "$GLANCE3_PORT" ;; REGION4) echo "$GLANCE4_PORT" ;;
-        REGION5) echo "$GLANCE5_PORT" ;;
+        REGION5) echo "$GLANCE5_PORT" ;; REGION6) echo "$GLANCE6_PORT" ;;
         *) die "unknown region $1" ;;
     esac
 }
@@ -525,7 +555,7 @@ clouds:
       project_domain_name: Default
     identity_api_version: 3
     interface: public
-    regions: [REGION1, REGION2, REGION3, REGION4, REGION5]
+    regions: [REGION1, REGION2, REGION3, REGION4, REGION5, REGION6]
   gds-demo:
     auth:
       auth_url: $kurl
@@ -536,7 +566,7 @@ clouds:
       project_domain_name: Default
     identity_api_version: 3
     interface: public
-    regions: [REGION1, REGION2, REGION3, REGION4, REGION5]
+    regions: [REGION1, REGION2, REGION3, REGION4, REGION5, REGION6]
   # REGION2's real Glance, bypassing the sidecar (upstream's own glance-download, parity checks).
   # Note: OSC's --os-endpoint-override does NOT do this (only version discovery goes there).
   gds-demo-direct:
@@ -591,10 +621,15 @@ export GDS_S3_REGION=REGION5
 export GDS_S3_GLANCE_URL=http://127.0.0.1:$GLANCE5_PORT
 export GDS_S3_IMAGE_URL=$REGION5_IMAGE_URL
 export GDS_S3_SECURE_HASH=$S3_SECURE_HASH
+export GDS_REGION6_VENV=$VENV28
+export GDS_REGION6_GLANCE_URL=http://127.0.0.1:$GLANCE6_PORT
+export GDS_REGION6_IMAGE_URL=$REGION6_IMAGE_URL
+export GDS_SIDECAR6_URL=$([ "$NO_SIDECAR" = 1 ] || echo "http://127.0.0.1:$SIDECAR6_PORT")
 $("$S3SERVER" env "$STATE_DIR")
 export GDS_KEYSTONE_PID=${PID_keystone:-}
 export GDS_REGION1_GLANCE_PID=${PID_glance_REGION1:-}
 export GDS_REGION2_GLANCE_PID=${PID_glance_REGION2:-}
+export GDS_REGION6_GLANCE_PID=${PID_glance_REGION6:-}
 export GDS_SIDECAR_PID=${PID_sidecar:-}
 export GDS_LOG_DIR=$STATE_DIR/logs
 export GDS_ADMIN_PASSWORD=$ADMIN_PASSWORD
@@ -649,24 +684,33 @@ cmd_up() {
     "$S3SERVER" install >"$STATE_DIR/logs/s3server-install.log" 2>&1 &
     S3_INSTALL_PID=$!
     local tv=$SECONDS
+    # REGION6's venv (Glance 28) is built beside the main one
+    VENV28=$(venv_path "$PIN_FILE28" glance28-)
+    (ensure_venv_at "$VENV28" "$PIN_FILE28" "$PYTHON28" && install_sqlite_shim "$VENV28") \
+        >>"$STATE_DIR/logs/venv-glance28.log" 2>&1 &
+    local venv28_pid=$!
     ensure_venv
     install_sqlite_shim
     log "virtualenv ready in $((SECONDS - tv)) s"
+    wait "$venv28_pid" || { tail -n 30 "$STATE_DIR/logs/venv-glance28.log" >&2; die "REGION6's virtualenv (Glance 28) failed"; }
+    log "both virtualenvs ready in $((SECONDS - tv)) s"
 
     # WAN_PORT: kept free for an emulated cross-region link in front of REGION1
     # (scripts/bench-wan.sh); Glance's import filter allows it so upstream can cross it too.
-    read -r KEYSTONE_PORT GLANCE1_PORT GLANCE2_PORT GLANCE3_PORT GLANCE4_PORT GLANCE5_PORT \
-        SIDECAR_PORT SIDECAR4_PORT SIDECAR5_PORT WAN_PORT S3_PORT <<<"$(free_ports 11)"
-    log "ports: keystone $KEYSTONE_PORT, glance REGION1..4 $GLANCE1_PORT $GLANCE2_PORT $GLANCE3_PORT $GLANCE4_PORT, sidecars $SIDECAR_PORT (REGION2) $SIDECAR4_PORT (REGION4)"
+    read -r KEYSTONE_PORT GLANCE1_PORT GLANCE2_PORT GLANCE3_PORT GLANCE4_PORT GLANCE5_PORT GLANCE6_PORT \
+        SIDECAR_PORT SIDECAR4_PORT SIDECAR5_PORT SIDECAR6_PORT WAN_PORT S3_PORT <<<"$(free_ports 13)"
+    log "ports: keystone $KEYSTONE_PORT, glance REGION1..6 $GLANCE1_PORT $GLANCE2_PORT $GLANCE3_PORT $GLANCE4_PORT $GLANCE5_PORT $GLANCE6_PORT, sidecars $SIDECAR_PORT (REGION2) $SIDECAR4_PORT (REGION4) $SIDECAR5_PORT (REGION5) $SIDECAR6_PORT (REGION6)"
     local kurl=http://127.0.0.1:$KEYSTONE_PORT
     if [ "$NO_SIDECAR" = 1 ]; then
         REGION2_IMAGE_URL=http://127.0.0.1:$GLANCE2_PORT
         REGION4_IMAGE_URL=http://127.0.0.1:$GLANCE4_PORT
         REGION5_IMAGE_URL=http://127.0.0.1:$GLANCE5_PORT
+        REGION6_IMAGE_URL=http://127.0.0.1:$GLANCE6_PORT
     else
         REGION2_IMAGE_URL=http://127.0.0.1:$SIDECAR_PORT
         REGION4_IMAGE_URL=http://127.0.0.1:$SIDECAR4_PORT
         REGION5_IMAGE_URL=http://127.0.0.1:$SIDECAR5_PORT
+        REGION6_IMAGE_URL=http://127.0.0.1:$SIDECAR6_PORT
     fi
 
     write_keystone_conf
@@ -675,6 +719,7 @@ cmd_up() {
     write_glance_conf REGION3 "$GLANCE3_PORT" plain
     write_glance_conf REGION4 "$GLANCE4_PORT" plugins
     write_glance_conf REGION5 "$GLANCE5_PORT" s3
+    write_glance_conf REGION6 "$GLANCE6_PORT" eventlet
     write_client_files
 
     # databases (migrated once per venv, copied afterwards); keystone and glance migrate in parallel
@@ -683,8 +728,11 @@ cmd_up() {
     local kdb=$!
     schema_db glance "$STATE_DIR/glance-REGION1/glance.sqlite" &
     local gdb=$!
+    schema_db glance28 "$STATE_DIR/glance-REGION6/glance.sqlite" &
+    local g28db=$!
     wait "$kdb" || die "keystone database set-up failed"
     wait "$gdb" || die "glance database set-up failed"
+    wait "$g28db" || die "Glance 28 database set-up failed"
     local r
     for r in REGION2 REGION3 REGION4 REGION5; do
         cp "$STATE_DIR/glance-REGION1/glance.sqlite" "$STATE_DIR/glance-$r/glance.sqlite"
@@ -723,9 +771,9 @@ cmd_up() {
         --admin-password "$ADMIN_PASSWORD" --glance-password "$GLANCE_PASSWORD" --demo-password "$DEMO_PASSWORD" \
         --image-url "REGION1=http://127.0.0.1:$GLANCE1_PORT" --image-url "REGION2=$REGION2_IMAGE_URL" \
         --image-url "REGION3=http://127.0.0.1:$GLANCE3_PORT" --image-url "REGION4=$REGION4_IMAGE_URL" \
-        --image-url "REGION5=$REGION5_IMAGE_URL" \
+        --image-url "REGION5=$REGION5_IMAGE_URL" --image-url "REGION6=$REGION6_IMAGE_URL" \
         >>"$STATE_DIR/logs/bootstrap.log" 2>&1 || { tail -n 30 "$STATE_DIR/logs/bootstrap.log" >&2; die "keystone bootstrap failed"; }
-    log "keystone bootstrapped (image endpoints: REGION2 $REGION2_IMAGE_URL, REGION4 $REGION4_IMAGE_URL)"
+    log "keystone bootstrapped (image endpoints: REGION2 $REGION2_IMAGE_URL, REGION4 $REGION4_IMAGE_URL, REGION5 $REGION5_IMAGE_URL, REGION6 $REGION6_IMAGE_URL)"
 
     # the S3 server behind REGION5's store (installed in the background since the start)
     wait "$S3_INSTALL_PID" || { tail -n 30 "$STATE_DIR/logs/s3server-install.log" >&2; die "S3 server install failed"; }
@@ -741,7 +789,10 @@ cmd_up() {
         uwsgi_cmd "glance-$region" "$port" glance.wsgi.api:application "OS_GLANCE_CONFIG_DIR=$STATE_DIR/glance-$region" "$procs" 4
         start_bg "glance-$region" "$STATE_DIR/logs/glance-$region.log" "$STATE_DIR/run/glance-$region.pid" -- "${UWSGI_ARGS[@]}"
     done
-    for region in REGION1 REGION2 REGION3 REGION4 REGION5; do
+    # REGION6: Glance 28's own eventlet server (parent + one worker; SIGINT stops both)
+    start_bg glance-REGION6 "$STATE_DIR/logs/glance-REGION6.log" "--config-dir $STATE_DIR/glance-REGION6" -- \
+        env GDS_SQLITE_IMMEDIATE=1 "$VENV28/bin/glance-api" --config-dir "$STATE_DIR/glance-REGION6"
+    for region in REGION1 REGION2 REGION3 REGION4 REGION5 REGION6; do
         pidvar=PID_glance_$region
         wait_http "glance-$region" "http://127.0.0.1:$(glance_port "$region")/healthcheck" \
             "$STATE_DIR/logs/glance-$region.log" "${!pidvar}" '^200$'
@@ -751,7 +802,7 @@ cmd_up() {
     local token code
     token=$(token_for demo "$DEMO_PASSWORD" demo)
     [ -n "$token" ] || die "could not get a token for demo from Keystone"
-    for port in "$GLANCE1_PORT" "$GLANCE2_PORT" "$GLANCE3_PORT" "$GLANCE4_PORT" "$GLANCE5_PORT"; do
+    for port in "$GLANCE1_PORT" "$GLANCE2_PORT" "$GLANCE3_PORT" "$GLANCE4_PORT" "$GLANCE5_PORT" "$GLANCE6_PORT"; do
         code=$(curl -s -m 30 -o /dev/null -w '%{http_code}' -H "X-Auth-Token: $token" "http://127.0.0.1:$port/v2/images")
         [ "$code" = 200 ] || { tail -n 40 "$STATE_DIR"/logs/glance-*.log >&2; die "GET /v2/images on 127.0.0.1:$port answered $code"; }
     done
@@ -803,6 +854,10 @@ project_name = service
 EOF
         chmod 600 "$STATE_DIR/sidecar-REGION5.conf"
         start_region_sidecar REGION5 "$SIDECAR5_PORT" "$GLANCE5_PORT"
+
+        # REGION6's sidecar: the glance-upload sink in front of Glance 28 under eventlet
+        printf '[DEFAULT]\ntask_journal = %s\n' "$STATE_DIR/sidecar-REGION6.jsonl" >"$STATE_DIR/sidecar-REGION6.conf"
+        start_region_sidecar REGION6 "$SIDECAR6_PORT" "$GLANCE6_PORT"
     fi
 
     write_env_file

@@ -5,8 +5,8 @@
 #   3. benchmarks compile, and the demo, the simulated benchmark and the load benchmark run once
 #      (release build);
 #   4. a short, bounded fuzz run of every fuzz target (installs cargo-fuzz if missing);
-#   5. the interop suite against real Keystone + five Glance regions installed from PyPI
-#      (scripts/cloud.sh installs what it needs).
+#   5. the interop suite against real Keystone + six Glance regions installed from PyPI (five Glance 33
+#      under uwsgi, one Glance 28 under eventlet; scripts/cloud.sh installs what it needs).
 # Nothing is skipped: a missing prerequisite is installed or the run fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +34,7 @@ target/release/glance-download-sidecar bench --load --clients 16 --seconds 3 --f
 step "fuzz (bounded run of every target)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
 
-step "interop: real Keystone + five Glance regions, driven by the real clients"
+step "interop: real Keystone + six Glance regions, driven by the real clients"
 scripts/interop/run.sh "${GDS_STATE_DIR:-/tmp/gds-cloud-ci}"
 
 step "all tests passed"

@@ -1,10 +1,11 @@
 //! Upload bodies whose abort every HTTP server can see.
 //!
-//! An upload aborted by cutting a `Content-Length` body short is refused by uwsgi, but eventlet's
-//! WSGI server (what a standalone `glance-api` runs on) hands the bytes that arrived to Glance as
-//! a complete, shorter body, and glance_store stores them: the image ends `active`, truncated.
-//! A body in chunked transfer coding (RFC 9112 §7.1) that stops before its last chunk is an
-//! incomplete message for every server, eventlet included. [`Chunked`] makes hyper send a body
+//! An upload aborted by cutting a `Content-Length` body short leaves the server to notice that
+//! bytes are missing: uwsgi raises, eventlet's WSGI server hands the bytes that arrived on as a
+//! clean end of data (Glance then still counts them through WebOb, but a stack that does not
+//! would store a short image as complete). A body in chunked transfer coding (RFC 9112 §7.1) that
+//! stops before its last chunk is an error in the server's own parser, eventlet's and uwsgi's
+//! alike, whatever the application does. [`Chunked`] makes hyper send a body
 //! that way: it never reports an exact length, so hyper frames it as chunks and, when the body
 //! fails, closes the connection without the terminating zero-length chunk.
 

@@ -285,8 +285,8 @@ impl Glance {
         store: Option<&str>,
         body: BoxBody,
     ) -> Result<(), GlanceError> {
-        // Chunked, never `Content-Length`: a cut chunked body is an error on every server, a cut
-        // `Content-Length` one is a complete, shorter image to eventlet (see `chunked`). The size
+        // Chunked, never `Content-Length`: a cut chunked body is an error at every server, a cut
+        // `Content-Length` one a clean end of data to some (see `chunked`). The size
         // goes in `x-openstack-image-size`, which Glance 32+ checks the stored bytes against.
         let mut b = builder(Method::PUT, uri, token)
             .header(header::CONTENT_TYPE, "application/octet-stream")

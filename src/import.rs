@@ -20,7 +20,7 @@
 mod copy;
 mod undo;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -181,13 +181,15 @@ impl Importer {
         info!(task_id = %task.id, image_id = %request.image_id, remote_image_id = %request.remote_image_id, region = %request.region, "Import started");
         let mut undo = Undo::default();
         let beating = CancellationToken::new();
+        let quiet = Arc::new(AtomicBool::new(false));
         let heart = tokio::spawn(self.clone().heartbeat(
             task.clone(),
             request.clone(),
+            quiet.clone(),
             beating.clone(),
         ));
         let result = tokio::select! {
-            result = self.import(&request, &task, &mut undo) => result,
+            result = self.import(&request, &task, &mut undo, &quiet) => result,
             _ = self.abort.cancelled() => Err(ImportError::ShuttingDown),
         };
         beating.cancel();
@@ -265,16 +267,23 @@ impl Importer {
     }
 
     /// Refreshes the task's summary on the image every [`shared::HEARTBEAT`] until `stop`.
+    /// Skips its beat while `quiet` (the target Glance is changing the image's status, see
+    /// `StoreSink::glance_changes_status`); that status keeps other imports out meanwhile.
     async fn heartbeat(
         self: Arc<Self>,
         task: Arc<Task>,
         request: ImportRequest,
+        quiet: Arc<AtomicBool>,
         stop: CancellationToken,
     ) {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(shared::HEARTBEAT) => self.publish(&task, &request).await,
+                _ = tokio::time::sleep(shared::HEARTBEAT) => {
+                    if !quiet.load(Ordering::Acquire) {
+                        self.publish(&task, &request).await;
+                    }
+                }
             }
         }
     }
@@ -323,6 +332,7 @@ impl Importer {
         request: &ImportRequest,
         task: &Task,
         undo: &mut Undo,
+        quiet: &AtomicBool,
     ) -> Result<Imported, ImportError> {
         let token = &request.token;
         let remote = request
@@ -405,6 +415,8 @@ impl Importer {
         if sink.keeps_bytes() {
             undo.sent = Some(expected.clone());
         }
+        // From here until the import ends, Glance may be changing the image's status.
+        quiet.store(sink.glance_changes_status(), Ordering::Release);
         let (body, pump) = pipeline::start(
             source,
             expected.clone(),

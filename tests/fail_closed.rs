@@ -43,12 +43,12 @@ async fn raw_put(glance: &str, token: &str, id: &str, headers: &str, body: &[u8]
         .to_string()
 }
 
-/// The fake's eventlet reading is the lenient server the sidecar must survive: a cut
+/// The fake's lenient reading is the server the sidecar must survive: a cut
 /// `Content-Length` body is stored as a complete, shorter image; a cut chunked body is an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eventlet_reading_stores_a_cut_content_length_body_but_not_a_cut_chunked_one() {
+async fn lenient_reading_stores_a_cut_content_length_body_but_not_a_cut_chunked_one() {
     let h = harness().await;
-    h.target().set_body_reading(BodyReading::Eventlet);
+    h.target().set_body_reading(BodyReading::Lenient);
     let url = h.target().url();
 
     let cut = h.target_image().await;
@@ -86,12 +86,12 @@ async fn eventlet_reading_stores_a_cut_content_length_body_but_not_a_cut_chunked
     assert!(image["size"].is_null(), "{image}");
 }
 
-/// A flipped source byte and a dropped source, with the target read as eventlet reads: the
+/// A flipped source byte and a dropped source, with the target read leniently: the
 /// target is never seen `active`, ends `queued` with its metadata restored, the task failed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bad_source_never_leaves_an_eventlet_served_target_active() {
+async fn a_bad_source_never_leaves_a_leniently_served_target_active() {
     let h = harness().await;
-    h.target().set_body_reading(BodyReading::Eventlet);
+    h.target().set_body_reading(BodyReading::Lenient);
     let cases = [
         (Fault::Corrupt { offset: SIZE - 3 }, "checksum mismatch"),
         (Fault::DropAfter(SIZE / 8), "gave up after 2 attempts"),
@@ -156,4 +156,33 @@ async fn an_image_made_active_with_short_data_is_deactivated() {
     let image = h.target_state(&dst);
     assert_eq!(image["status"], "deactivated", "{image}");
     assert_eq!(image["size"], SIZE / 2, "{image}");
+}
+
+/// Glance's image PATCH saves the status it read, so a PATCH racing an upload's own status change
+/// can leave an aborted upload's image `saving` for good: while Glance holds the image, the task's
+/// heartbeat publishes nothing on it (a transfer longer than a heartbeat sees only the claim, the
+/// sync and the final summary).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_patched_onto_the_image_while_glance_holds_it() {
+    let h = harness().await;
+    let beat = glance_download_sidecar::shared::HEARTBEAT;
+    let rate = 1 << 20;
+    let size = rate * (beat.as_secs() + 2);
+    let src = h.source_image(size, 960, json!({"hw_a": "1"}));
+    h.source().set_fault(
+        &src,
+        Fault::Throttle {
+            bytes_per_sec: rate,
+        },
+    );
+    let dst = h.target_image().await;
+    let task = h.import_and_wait(&dst, &src).await;
+    assert_eq!(task["status"], "success", "{task}");
+    let patches = h
+        .target()
+        .request_log()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path == format!("/v2/images/{dst}"))
+        .count();
+    assert_eq!(patches, 3, "claim, sync and final summary only");
 }

@@ -37,7 +37,7 @@ pub(crate) struct Inner {
     pub(crate) seq: u64,
     pub(crate) faults: HashMap<String, ArmedFault>,
     pub(crate) upload_faults: HashMap<String, UploadFault>,
-    /// How upload bodies reach Glance (uwsgi's strict reading or eventlet's lenient one).
+    /// How upload bodies reach Glance (strictly, or as the most lenient server hands them on).
     pub(crate) body_reading: BodyReading,
     /// Image PATCHes still to be answered 500, as Glance does when its database refuses a write
     /// ("database is locked" on SQLite): a transient failure of the API itself.

@@ -137,7 +137,7 @@ pub(crate) async fn upload(
 
 /// How an upload's body is framed: the size Glance will hold it to (`x-openstack-image-size`
 /// when `size_header`, as `PUT /file` reads it on Glance 32+, else `Content-Length`), and
-/// whether a cut in it reads as its end (eventlet's reading of a `Content-Length` body); the
+/// whether a cut in it reads as its end (the lenient reading of a `Content-Length` body); the
 /// 400 message for a size that is not a number.
 pub(crate) fn framing(
     state: &GlanceState,
@@ -152,16 +152,16 @@ pub(crate) fn framing(
             .then(|| header(req.headers(), "x-openstack-image-size"))
             .flatten()
             .or_else(|| header(req.headers(), "content-length")),
-        // Glance 28 knows no x-openstack-image-size, and what eventlet passes on as the body is
-        // all the data there is.
-        BodyReading::Eventlet => None,
+        // Glance before 32 knows no x-openstack-image-size, and what a lenient server passes on
+        // as the body is all the data there is.
+        BodyReading::Lenient => None,
     };
     let expected = match declared.map(|v| v.trim().parse::<u64>()) {
         None => None,
         Some(Ok(n)) => Some(n),
         Some(Err(_)) => return Err("Invalid or missing image size in request headers."),
     };
-    Ok((expected, reading == BodyReading::Eventlet && !chunked))
+    Ok((expected, reading == BodyReading::Lenient && !chunked))
 }
 
 /// The request's media type, lowercased, without parameters.
@@ -210,7 +210,7 @@ pub(crate) struct Received {
 
 /// Reads an upload body, hashing it with MD5 and `algo` as it arrives, keeping the bytes when
 /// they fit `keep_limit`; refuses a body longer or shorter than `expected`, a broken one (unless
-/// `cut_is_end`: then a broken body ends there, as eventlet reads a cut `Content-Length` body),
+/// `cut_is_end`: then a broken body ends there, as a lenient server reads a cut `Content-Length` body),
 /// and fails or stops early when an upload `fault` says so.
 pub(crate) async fn receive(
     mut body: Incoming,

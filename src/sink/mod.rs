@@ -140,6 +140,14 @@ pub trait StoreSink: Send + Sync {
         true
     }
 
+    /// Whether the target Glance changes the image's status while the sink writes (`saving`,
+    /// `uploading`, `importing`). Glance's image PATCH saves every attribute it read, status
+    /// included, so a PATCH racing such a change can undo it (an aborted upload's image then
+    /// stays `saving` for good): the import publishes nothing on the image meanwhile.
+    fn glance_changes_status(&self) -> bool {
+        true
+    }
+
     /// Whether the sink writes every store of `Target::stores` itself (through Glance's own
     /// import flow); otherwise it writes the first and the rest are copied afterwards.
     fn writes_every_store(&self) -> bool {

@@ -353,6 +353,12 @@ impl StoreSink for S3Sink {
         "s3"
     }
 
+    /// The multipart upload leaves the image `queued`; only the short registration at its end
+    /// changes it.
+    fn glance_changes_status(&self) -> bool {
+        false
+    }
+
     fn store<'a>(&'a self, target: &'a Target, body: SinkBody) -> SinkFuture<'a> {
         if target.size == 0 {
             return self.empty.store(target, body);

@@ -143,10 +143,12 @@ class Cloud:
         self.sidecar_url = e.get("GDS_SIDECAR_URL") or None
         self.sidecar_bin = e.get("GDS_SIDECAR_BIN") or None
         self.admin_password = e.get("GDS_ADMIN_PASSWORD", "")
-        # each region's real Glance (REGION3: no glance-download; REGION4: import plugins)
+        # each region's real Glance (REGION3: no glance-download; REGION4: import plugins;
+        # REGION6: Glance 28 under eventlet)
         self.glance_urls = {"REGION1": self.region1_glance, "REGION2": self.region2_glance,
                             "REGION3": e.get("GDS_REGION3_GLANCE_URL"),
-                            "REGION4": e.get("GDS_REGION4_GLANCE_URL")}
+                            "REGION4": e.get("GDS_REGION4_GLANCE_URL"),
+                            "REGION6": e.get("GDS_REGION6_GLANCE_URL")}
         self.region4_image_url = e.get("GDS_REGION4_IMAGE_URL")  # catalog: REGION4's sidecar
         self.inject_properties = dict(kv.split(":", 1) for kv in
                                       e.get("GDS_INJECT_PROPERTIES", "").split(",") if kv)
@@ -310,13 +312,14 @@ class Cloud:
 
     # --- image helpers --------------------------------------------------------------------------
     def create_target(self, name, disk_format="raw", container_format="bare", properties=None,
-                      direct=False):
-        """An empty queued image in REGION2 (OSC, a terminal as stdin, no --file)."""
+                      direct=False, region="REGION2"):
+        """An empty queued image in `region`, by default REGION2 (OSC, a terminal as stdin, no
+        --file)."""
         args = ["image", "create", name, "--disk-format", disk_format,
                 "--container-format", container_format]
         for k, v in (properties or {}).items():
             args += ["--property", "%s=%s" % (k, v)]
-        img = self.osc_json(*args, direct=direct)
+        img = self.osc_json(*args, direct=direct, region=region)
         assert img["status"] == "queued", img
         return img
 
