@@ -382,6 +382,20 @@ pub struct StallIo<I> {
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
+/// For a poll that made no progress: arms `deadline` `stall` from now if it is not armed yet
+/// (registering `cx` for its wake-up) and says whether it has passed.
+fn stall_expired(
+    deadline: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+    stall: Duration,
+    cx: &mut Context<'_>,
+) -> bool {
+    deadline
+        .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)))
+        .as_mut()
+        .poll(cx)
+        .is_ready()
+}
+
 impl<I> StallIo<I> {
     pub fn new(inner: I, stall: Duration) -> Self {
         StallIo {
@@ -399,16 +413,13 @@ impl<I> StallIo<I> {
     ) -> Poll<std::io::Result<T>> {
         match poll {
             Poll::Pending => {
-                let stall = self.stall;
-                let deadline = self
-                    .deadline
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
-                match deadline.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                if stall_expired(&mut self.deadline, self.stall, cx) {
+                    Poll::Ready(Err(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
                         "the peer stopped reading",
-                    ))),
-                    Poll::Pending => Poll::Pending,
+                    )))
+                } else {
+                    Poll::Pending
                 }
             }
             ready => {
@@ -525,12 +536,10 @@ impl http_body::Body for StallBody {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Pending => {
                 let stall = self.stall;
-                let deadline = self
-                    .deadline
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
-                match deadline.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(Stalled(stall))))),
-                    Poll::Pending => Poll::Pending,
+                if stall_expired(&mut self.deadline, stall, cx) {
+                    Poll::Ready(Some(Err(Box::new(Stalled(stall)))))
+                } else {
+                    Poll::Pending
                 }
             }
             ready => {

@@ -104,13 +104,7 @@ async fn a_bad_source_never_leaves_a_leniently_served_target_active() {
         assert_eq!(h.import(&dst, &src).await.status, 202);
         let task = loop {
             assert_ne!(h.target_state(&dst)["status"], "active", "{fault:?}");
-            let tasks = h
-                .api
-                .get(&format!("/v2/images/{dst}/tasks"))
-                .await
-                .unwrap()
-                .json();
-            let task = tasks["tasks"].as_array().unwrap().last().unwrap().clone();
+            let task = h.last_task(&dst).await;
             if task["status"] == "success" || task["status"] == "failure" {
                 break task;
             }

@@ -154,13 +154,7 @@ async fn progress_is_visible_while_running() {
     assert_eq!(h.import(&dst, &src).await.status, 202);
     let mut seen_midway = false;
     for _ in 0..200 {
-        let tasks = h
-            .api
-            .get(&format!("/v2/images/{dst}/tasks"))
-            .await
-            .unwrap()
-            .json();
-        let task = tasks["tasks"].as_array().unwrap().last().unwrap().clone();
+        let task = h.last_task(&dst).await;
         let done = task["progress"]["bytes_done"].as_u64().unwrap();
         if task["status"] == "processing" && done > 0 && done < SIZE {
             assert_eq!(task["progress"]["bytes_total"], SIZE);

@@ -5,42 +5,8 @@
 
 mod support;
 
-use std::time::Duration;
-
-use glance_download_sidecar::apiclient::Answer;
 use serde_json::json;
 use support::{Harness, TASK_WAIT};
-
-/// Sends one request with the caller's token and reads the answer whole.
-async fn send(
-    h: &Harness,
-    method: &str,
-    path_and_query: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> Answer {
-    let client = glance_download_sidecar::http::client(Duration::from_secs(5));
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(format!("{}{path_and_query}", h.sidecar.url()))
-        .header("x-auth-token", &h.token);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request
-        .body(glance_download_sidecar::http::full(body))
-        .unwrap();
-    let response = client.request(request).await.unwrap();
-    let (parts, body) = response.into_parts();
-    let body = glance_download_sidecar::http::read_limited(body, 1 << 20)
-        .await
-        .unwrap();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
-}
 
 /// A header name and value.
 type Header<'a> = (&'a str, &'a str);
@@ -81,7 +47,7 @@ async fn every_spelling_glance_imports_is_taken_by_the_sidecar() {
     for (method, path, headers) in &cases {
         let target = h.target_image().await;
         let path = path.replace("{}", &target);
-        let answer = send(&h, method, &path, headers, body(&source)).await;
+        let answer = h.send(method, &path, headers, body(&source)).await;
         assert_eq!(answer.status, 202, "{method} {path}: {answer:?}");
         targets.push(target);
     }
@@ -113,7 +79,7 @@ async fn bodies_python_reads_as_glance_download_never_pass() {
     ] {
         let text = format!(r#"{{{gd}, "x": {extra}}}"#);
         let path = format!("/v2/images/{target}/import");
-        let answer = send(&h, "POST", &path, &[], text.into_bytes()).await;
+        let answer = h.send("POST", &path, &[], text.into_bytes()).await;
         assert_eq!(answer.status, 400, "{extra:.40}: {answer:?}");
         assert!(
             String::from_utf8_lossy(&answer.body).contains("JSON this service does not accept"),
@@ -135,7 +101,7 @@ async fn duplicate_keys_are_read_as_python_reads_them() {
         r#"{{"method": {{"name": "web-download", "glance_image_id": "{source}",
             "glance_region": "REGION1", "name": "glance-download"}}}}"#
     );
-    let answer = send(&h, "POST", &path, &[], last.into_bytes()).await;
+    let answer = h.send("POST", &path, &[], last.into_bytes()).await;
     assert_eq!(answer.status, 202, "{answer:?}");
     let task = h.api.wait_for_import(&target, TASK_WAIT).await.unwrap();
     assert_eq!(task["status"], "success", "{task}");
@@ -146,7 +112,7 @@ async fn duplicate_keys_are_read_as_python_reads_them() {
     let first = br#"{"method": {"name": "glance-download", "name": "web-download",
         "uri": "http://127.0.0.1:9/x"}}"#;
     let path = format!("/v2/images/{other}/import");
-    let answer = send(&h, "POST", &path, &[], first.to_vec()).await;
+    let answer = h.send("POST", &path, &[], first.to_vec()).await;
     assert_eq!(answer.status, 202, "{answer:?}");
     assert_eq!(upstream_imports(&h), vec![format!("POST {path}")]);
 }
@@ -164,7 +130,7 @@ async fn what_glance_does_not_import_passes_through_unchanged() {
         ("POST", format!("/v3/images/{target}/import")),
     ] {
         h.target().clear_request_log();
-        let answer = send(&h, method, &path, &[], body(&source)).await;
+        let answer = h.send(method, &path, &[], body(&source)).await;
         assert_ne!(answer.status, 202, "{method} {path}");
         let seen: Vec<String> = h
             .target()

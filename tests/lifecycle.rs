@@ -41,19 +41,8 @@ async fn wait_until_copying(api: &ImageApi, dst: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_import_slots_answer_429_with_retry_after() {
     let h = Harness::with_config(|c| c.max_concurrent_imports = 1).await;
-    let slow = h.source_image(4 << 20, 1, json!({}));
-    h.source().set_fault(
-        &slow,
-        Fault::Throttle {
-            bytes_per_sec: 8 << 20,
-        },
-    );
-    let first = h.target_image().await;
-    assert_eq!(h.import(&first, &slow).await.status, 202);
-    let second = h.target_image().await;
-    let refused = h.import(&second, &slow).await;
-    assert_eq!(refused.status, 429);
-    assert_eq!(refused.header("retry-after"), Some("10"));
+    let slow = h.throttled_source(4 << 20, 1);
+    let (first, second, _) = h.import_refused_beside_a_running_one(&slow).await;
     assert_eq!(h.target_state(&second)["status"], "queued");
     assert_eq!(
         h.api.wait_for_import(&first, TASK_WAIT).await.unwrap()["status"],

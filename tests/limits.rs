@@ -63,25 +63,13 @@ async fn an_oversized_head_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_project_over_its_import_limit_gets_429_with_retry_after() {
-    use glance_download_sidecar::sim::Fault;
     let h = Harness::with_config(|c| {
         c.max_concurrent_imports = 8;
         c.max_imports_per_project = 1;
     })
     .await;
-    let slow = h.source_image(4 << 20, 1, serde_json::json!({}));
-    h.source().set_fault(
-        &slow,
-        Fault::Throttle {
-            bytes_per_sec: 8 << 20,
-        },
-    );
-    let first = h.target_image().await;
-    assert_eq!(h.import(&first, &slow).await.status, 202);
-    let second = h.target_image().await;
-    let refused = h.import(&second, &slow).await;
-    assert_eq!(refused.status, 429);
-    assert_eq!(refused.header("retry-after"), Some("10"));
+    let slow = h.throttled_source(4 << 20, 1);
+    let (first, second, refused) = h.import_refused_beside_a_running_one(&slow).await;
     let body = refused.json();
     assert_eq!(body["code"], "429 Too Many Requests", "{body}");
     assert_eq!(body["title"], "Too Many Requests", "{body}");
@@ -111,21 +99,9 @@ async fn a_project_over_its_import_limit_gets_429_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_node_limit_answers_429_in_glances_json_shape() {
-    use glance_download_sidecar::sim::Fault;
     let h = Harness::with_config(|c| c.max_concurrent_imports = 1).await;
-    let slow = h.source_image(2 << 20, 2, serde_json::json!({}));
-    h.source().set_fault(
-        &slow,
-        Fault::Throttle {
-            bytes_per_sec: 8 << 20,
-        },
-    );
-    let first = h.target_image().await;
-    assert_eq!(h.import(&first, &slow).await.status, 202);
-    let second = h.target_image().await;
-    let refused = h.import(&second, &slow).await;
-    assert_eq!(refused.status, 429);
-    assert_eq!(refused.header("retry-after"), Some("10"));
+    let slow = h.throttled_source(2 << 20, 2);
+    let (first, _, refused) = h.import_refused_beside_a_running_one(&slow).await;
     assert_eq!(refused.json()["code"], "429 Too Many Requests");
     h.api.wait_for_import(&first, TASK_WAIT).await.unwrap();
 }

@@ -78,14 +78,7 @@ async fn corruption_in_any_segment_is_refused() {
     let dst = h.target_image().await;
     let before = h.target_state(&dst);
     let task = h.import_and_wait(&dst, &src).await;
-    assert_eq!(task["status"], "failure", "{task}");
-    assert!(
-        task["message"]
-            .as_str()
-            .unwrap()
-            .contains("checksum mismatch"),
-        "{task}"
-    );
+    assert_failed_with(&task, "checksum mismatch");
     assert_reverted(&h.target_state(&dst), &before);
 }
 

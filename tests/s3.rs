@@ -21,6 +21,18 @@ fn source_bytes(h: &Harness, id: &str) -> bytes::Bytes {
     h.source().image_data(id).unwrap()
 }
 
+/// Asserts the import failed naming Glance's `status` refusal of the completed object's
+/// location, the target is still queued, and the object is deleted.
+fn assert_refused_by_glance_and_deleted(s: &S3Harness, target: &str, task: &Value, status: &str) {
+    assert_failed_with(task, status);
+    assert_eq!(s.h.target_state(target)["status"], "queued");
+    assert_eq!(s.s3.stats().uploads_completed, 1);
+    assert!(
+        s.s3.keys(S3_BUCKET).is_empty(),
+        "the refused object is deleted"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_through_s3_ends_active_with_the_source_digests() {
     let s = S3Harness::start(true, |_| {}).await;
@@ -148,15 +160,7 @@ async fn a_service_user_without_the_service_role_is_refused_by_glance_and_the_ob
 
     let task = s.import_and_wait(&target, &source).await;
 
-    assert_eq!(task["status"], "failure", "{task}");
-    let message = task["message"].as_str().unwrap_or_default();
-    assert!(message.contains("403"), "{message}");
-    assert_eq!(s.h.target_state(&target)["status"], "queued");
-    assert_eq!(s.s3.stats().uploads_completed, 1);
-    assert!(
-        s.s3.keys(S3_BUCKET).is_empty(),
-        "the refused object is deleted"
-    );
+    assert_refused_by_glance_and_deleted(&s, &target, &task, "403");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,44 +216,40 @@ async fn an_empty_image_goes_through_glance_upload() {
 
 // === per-part integrity and no overwrite ===
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_part_damaged_on_the_way_is_refused_by_its_content_md5_and_the_upload_aborted() {
+/// Imports through a fake S3 that damages one part with `fault`; asserts the import failed
+/// naming `reason`, the upload was aborted, none completed, no object is left and the target is
+/// still queued. Returns the harness.
+async fn import_with_a_damaged_part(fault: PartFault, seed: u64, reason: &str) -> S3Harness {
     let s = S3Harness::start(true, |_| {}).await;
-    s.s3.damage_parts(PartFault::CorruptInTransit, 1);
-    let source = s.h.source_image(SIZE, 39, json!({}));
+    s.s3.damage_parts(fault, 1);
+    let source = s.h.source_image(SIZE, seed, json!({}));
     let target = s.h.target_image().await;
 
     let task = s.import_and_wait(&target, &source).await;
 
     assert_eq!(task["status"], "failure", "{task}");
     let message = task["message"].as_str().unwrap_or_default();
-    assert!(message.contains("BadDigest"), "{message}");
+    assert!(message.contains(reason), "{message}");
     let stats = s.s3.stats();
-    assert_eq!(stats.bad_digests, 1, "{stats:?}");
     assert_eq!(stats.uploads_aborted, 1, "{stats:?}");
     assert_eq!(stats.uploads_completed, 0, "{stats:?}");
-    assert_eq!(s.s3.open_uploads(), 0);
     assert!(s.s3.keys(S3_BUCKET).is_empty(), "no object left");
     assert_eq!(s.h.target_state(&target)["status"], "queued");
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_damaged_on_the_way_is_refused_by_its_content_md5_and_the_upload_aborted() {
+    let s = import_with_a_damaged_part(PartFault::CorruptInTransit, 39, "BadDigest").await;
+
+    let stats = s.s3.stats();
+    assert_eq!(stats.bad_digests, 1, "{stats:?}");
+    assert_eq!(s.s3.open_uploads(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_part_etag_that_is_not_its_md5_fails_the_upload() {
-    let s = S3Harness::start(true, |_| {}).await;
-    s.s3.damage_parts(PartFault::WrongEtag, 1);
-    let source = s.h.source_image(SIZE, 40, json!({}));
-    let target = s.h.target_image().await;
-
-    let task = s.import_and_wait(&target, &source).await;
-
-    assert_eq!(task["status"], "failure", "{task}");
-    let message = task["message"].as_str().unwrap_or_default();
-    assert!(message.contains("ETag"), "{message}");
-    let stats = s.s3.stats();
-    assert_eq!(stats.uploads_aborted, 1, "{stats:?}");
-    assert_eq!(stats.uploads_completed, 0, "{stats:?}");
-    assert!(s.s3.keys(S3_BUCKET).is_empty(), "no object left");
-    assert_eq!(s.h.target_state(&target)["status"], "queued");
+    import_with_a_damaged_part(PartFault::WrongEtag, 40, "ETag").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,15 +282,7 @@ async fn completing_over_an_object_that_appeared_meanwhile_is_refused() {
         .await
         .unwrap();
     s3.create_bucket(S3_BUCKET);
-    let config = glance_download_sidecar::s3::S3Config {
-        endpoint: s3.endpoint(),
-        region: "us-east-1".into(),
-        bucket: S3_BUCKET.into(),
-        access_key: S3_ACCESS.into(),
-        secret_key: S3_SECRET.into(),
-        part_size: glance_download_sidecar::s3::MIN_PART_SIZE,
-        location_host: None,
-    };
+    let config = s3_config(s3.endpoint());
     let timeout = Duration::from_secs(10);
     let client = glance_download_sidecar::s3::S3Client::new(
         glance_download_sidecar::http::client(timeout),
@@ -406,15 +398,7 @@ async fn a_definite_400_to_post_locations_deletes_the_object() {
 
     let task = s.import_and_wait(&target, &source).await;
 
-    assert_eq!(task["status"], "failure", "{task}");
-    let message = task["message"].as_str().unwrap_or_default();
-    assert!(message.contains("400"), "{message}");
-    assert_eq!(s.h.target_state(&target)["status"], "queued");
-    assert_eq!(s.s3.stats().uploads_completed, 1);
-    assert!(
-        s.s3.keys(S3_BUCKET).is_empty(),
-        "the refused object is deleted"
-    );
+    assert_refused_by_glance_and_deleted(&s, &target, &task, "400");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -488,6 +488,21 @@ def extra_properties(img):
     return {k: v for k, v in img.items() if k not in core}
 
 
+def assert_restored(img, target_props):
+    """Failed cleanly: queued, no data, qcow2 and the target's own properties `target_props` as
+    before the import, no synced property left behind."""
+    assert img["status"] == "queued", img
+    assert not img.get("checksum") and not img.get("size"), img
+    assert img["disk_format"] == "qcow2", img
+    props = extra_properties(img)
+    for k, v in target_props.items():
+        assert props.get(k) == v, props
+    for k in SYNCED_PROPS:
+        if k not in target_props:
+            assert k not in props, "synced property %s left behind: %s" % (k, props)
+    assert "os_glance_import_task" not in props
+
+
 def synced_subset(props):
     return {k: v for k, v in props.items() if k.startswith(SYNC_PREFIXES)}
 

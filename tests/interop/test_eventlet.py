@@ -24,8 +24,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import (FAULT_REGION, LOG, SYNCED_PROPS, assert_imported_like, extra_properties,
-                      md5_file)
+from conftest import FAULT_REGION, LOG, assert_imported_like, assert_restored, md5_file
 from netproxy import Fault
 
 REGION = "REGION6"
@@ -276,16 +275,7 @@ def _assert_never_active_and_restored(task, img, seen, words):
     assert any(w in message for w in words), "task message %r names none of %s" % (message, words)
     assert "active" not in [s for s, _ in seen], "target went active: statuses seen %s, final %s" % (
         seen, img)
-    assert img["status"] == "queued", img
-    assert not img.get("checksum") and not img.get("size"), img
-    assert img["disk_format"] == "qcow2", img
-    props = extra_properties(img)
-    assert props.get("hw_disk_bus") == "ide", props
-    assert props.get("gds_eventlet_marker") == "kept", props
-    for k in SYNCED_PROPS:
-        if k not in TARGET_PROPS:
-            assert k not in props, "synced property %s left behind: %s" % (k, props)
-    assert "os_glance_import_task" not in props
+    assert_restored(img, TARGET_PROPS)
 
 
 def test_flipped_source_byte_never_makes_the_target_active(cloud, region6, region6_image, fault_proxy,

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from conftest import FAULT_REGION, LOG, SYNCED_PROPS, assert_imported_like, extra_properties
+from conftest import FAULT_REGION, LOG, assert_imported_like, assert_restored
 from netproxy import Fault
 
 MIB = 1 << 20
@@ -48,20 +48,6 @@ def _import_with_fault(cloud, proxy, sidecar, target, src, fault):
              img["status"])
     files = [r for r in proxy.requests[before:] if r[1] == "/v2/images/%s/file" % src.id]
     return task, img, files
-
-
-def _assert_restored(img):
-    """Failed cleanly: queued, no data, the formats and properties from before the import."""
-    assert img["status"] == "queued", img
-    assert not img.get("checksum") and not img.get("size"), img
-    assert img["disk_format"] == "qcow2", img
-    props = extra_properties(img)
-    assert props.get("hw_disk_bus") == "ide", props
-    assert props.get("gds_fault_marker") == "kept", props
-    for k in SYNCED_PROPS:
-        if k not in TARGET_PROPS:
-            assert k not in props, "synced property %s left behind: %s" % (k, props)
-    assert "os_glance_import_task" not in props
 
 
 TRANSIENT = {
@@ -114,7 +100,7 @@ def test_permanent_fault_fails_cleanly_and_restores_the_image(cloud, fault_proxy
     assert task["status"] == "failure", task
     message = (task.get("message") or "").lower()
     assert any(w in message for w in words), "task message %r names none of %s" % (message, words)
-    _assert_restored(img)
+    assert_restored(img, TARGET_PROPS)
     if name == "404":
         assert len(files) == 1, "a 4xx must not be retried: %s" % files
 

@@ -9,7 +9,7 @@ use glance_download_sidecar::api::{App, Server};
 use glance_download_sidecar::apiclient::{Answer, ImageApi};
 use glance_download_sidecar::config::Config;
 use glance_download_sidecar::hash::HashAlgo;
-use glance_download_sidecar::sim::{Cloud, FakeGlance, ImageData, ImageSpec};
+use glance_download_sidecar::sim::{Cloud, FakeGlance, Fault, ImageData, ImageSpec};
 use serde_json::{json, Map, Value};
 
 pub const PROJECT: &str = "demo-project";
@@ -27,22 +27,24 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// `POST /v2/images/{target}/import` with `body` and one extra header (a per-request sink,
-    /// a store), as a client holding the caller's token; the answer read whole.
-    pub async fn import_with_header(
+    /// Sends one request to the sidecar with the caller's token and `headers`; the answer read
+    /// whole.
+    pub async fn send(
         &self,
-        target: &str,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
         body: Vec<u8>,
-        header: (&str, &str),
     ) -> Answer {
         let client = glance_download_sidecar::http::client(Duration::from_secs(5));
-        let request = http::Request::builder()
-            .method(http::Method::POST)
-            .uri(format!("{}/v2/images/{target}/import", self.sidecar.url()))
-            .header("x-auth-token", &self.token)
-            .header("content-type", "application/json")
-            .header("accept", "application/json")
-            .header(header.0, header.1)
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path_and_query}", self.sidecar.url()))
+            .header("x-auth-token", &self.token);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
             .body(glance_download_sidecar::http::full(body))
             .unwrap();
         let response = client.request(request).await.unwrap();
@@ -55,6 +57,28 @@ impl Harness {
             headers: parts.headers,
             body,
         }
+    }
+
+    /// `POST /v2/images/{target}/import` with `body` and one extra header (a per-request sink,
+    /// a store), as a client holding the caller's token; the answer read whole.
+    pub async fn import_with_header(
+        &self,
+        target: &str,
+        body: Vec<u8>,
+        header: (&str, &str),
+    ) -> Answer {
+        let headers = [
+            ("content-type", "application/json"),
+            ("accept", "application/json"),
+            header,
+        ];
+        self.send(
+            "POST",
+            &format!("/v2/images/{target}/import"),
+            &headers,
+            body,
+        )
+        .await
     }
 
     pub async fn start() -> Harness {
@@ -107,6 +131,19 @@ impl Harness {
         })
     }
 
+    /// A source image like [`Harness::source_image`] (no properties) whose data REGION1 serves
+    /// at 8 MiB/s, so an import of it stays running a while.
+    pub fn throttled_source(&self, size: u64, seed: u64) -> String {
+        let id = self.source_image(size, seed, json!({}));
+        self.source().set_fault(
+            &id,
+            Fault::Throttle {
+                bytes_per_sec: 8 << 20,
+            },
+        );
+        id
+    }
+
     /// A queued target in REGION2 created through the sidecar (pass-through), `raw`/`bare`.
     pub async fn target_image(&self) -> String {
         let answer = self
@@ -125,6 +162,33 @@ impl Harness {
             .import_glance_download(target, "REGION1", source)
             .await
             .unwrap()
+    }
+
+    /// Starts an import of `source` into a new target (answered 202), then asks for a second one
+    /// into another new target while the first runs; asserts the second is refused with 429 and
+    /// `Retry-After: 10`. Returns both targets and the refusal.
+    pub async fn import_refused_beside_a_running_one(
+        &self,
+        source: &str,
+    ) -> (String, String, Answer) {
+        let first = self.target_image().await;
+        assert_eq!(self.import(&first, source).await.status, 202);
+        let second = self.target_image().await;
+        let refused = self.import(&second, source).await;
+        assert_eq!(refused.status, 429);
+        assert_eq!(refused.header("retry-after"), Some("10"));
+        (first, second, refused)
+    }
+
+    /// The newest task the sidecar lists for image `id`.
+    pub async fn last_task(&self, id: &str) -> Value {
+        let tasks = self
+            .api
+            .get(&format!("/v2/images/{id}/tasks"))
+            .await
+            .unwrap()
+            .json();
+        tasks["tasks"].as_array().unwrap().last().unwrap().clone()
     }
 
     /// Imports and waits; returns the final task.
@@ -162,6 +226,12 @@ pub fn assert_same_image(copy: &Value, source: &Value) {
     ] {
         assert_eq!(copy[key], source[key], "{key}");
     }
+}
+
+/// Asserts the task failed with a message containing `text`.
+pub fn assert_failed_with(task: &Value, text: &str) {
+    assert_eq!(task["status"], "failure", "{task}");
+    assert!(task["message"].as_str().unwrap().contains(text), "{task}");
 }
 
 /// Asserts the image is back to queued with no data and exactly the given formats.
@@ -203,6 +273,20 @@ pub const S3_BUCKET: &str = "glance-images";
 pub const SERVICE_USER: &str = "gds-service";
 pub const SERVICE_PASSWORD: &str = "service-pw";
 
+/// The `[s3]` settings for the fake S3 at `endpoint`: region `us-east-1`, [`S3_BUCKET`], the
+/// credentials it accepts, 5 MiB parts.
+pub fn s3_config(endpoint: String) -> glance_download_sidecar::s3::S3Config {
+    glance_download_sidecar::s3::S3Config {
+        endpoint,
+        region: "us-east-1".into(),
+        bucket: S3_BUCKET.into(),
+        access_key: S3_ACCESS.into(),
+        secret_key: S3_SECRET.into(),
+        part_size: glance_download_sidecar::s3::MIN_PART_SIZE,
+        location_host: None,
+    }
+}
+
 /// A harness whose REGION2 Glance has an S3 store (a fake S3 on loopback), with the sidecar
 /// configured for `store_sink = s3` (5 MiB parts) and `[service_credentials]`.
 pub struct S3Harness {
@@ -226,15 +310,7 @@ impl S3Harness {
         let endpoint = s3.endpoint();
         let h = Harness::with_config(|c| {
             c.store_sink = glance_download_sidecar::config::SinkKind::S3;
-            c.s3 = Some(glance_download_sidecar::s3::S3Config {
-                endpoint,
-                region: "us-east-1".into(),
-                bucket: S3_BUCKET.into(),
-                access_key: S3_ACCESS.into(),
-                secret_key: S3_SECRET.into(),
-                part_size: glance_download_sidecar::s3::MIN_PART_SIZE,
-                location_host: None,
-            });
+            c.s3 = Some(s3_config(endpoint));
             c.service_credentials = Some(glance_download_sidecar::keystone::ServiceCredentials {
                 username: SERVICE_USER.into(),
                 password: SERVICE_PASSWORD.into(),
