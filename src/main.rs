@@ -495,20 +495,13 @@ fn run_bench(args: BenchArgs) -> ExitCode {
     if let Err(error) = options.validate() {
         return refuse(&error);
     }
-    match bench::run(&options, &mut |line| eprintln!("{line}")) {
-        Ok(report) if args.json => {
-            println!("{:#}", report.to_json());
-            ExitCode::SUCCESS
-        }
-        Ok(report) => {
-            print!("{}", report.table());
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            eprintln!("bench failed: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    let result = bench::run(&options, &mut |line| eprintln!("{line}"));
+    print_report(
+        result,
+        args.json,
+        bench::Report::to_json,
+        bench::Report::table,
+    )
 }
 
 /// `bench --load`; exits 1 if the run could not complete.
@@ -533,20 +526,13 @@ fn run_bench_load(args: BenchArgs) -> ExitCode {
         eprintln!("glance-download-sidecar bench: {error}");
         return ExitCode::from(EXIT_USAGE);
     }
-    match bench::load::run_load(&options, &mut |line| eprintln!("{line}")) {
-        Ok(report) if args.json => {
-            println!("{:#}", report.to_json());
-            ExitCode::SUCCESS
-        }
-        Ok(report) => {
-            print!("{}", report.table());
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            eprintln!("bench failed: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    let result = bench::load::run_load(&options, &mut |line| eprintln!("{line}"));
+    print_report(
+        result,
+        args.json,
+        bench::load::LoadReport::to_json,
+        bench::load::LoadReport::table,
+    )
 }
 
 /// `bench` against a real cloud; exits 1 if a phase fails or an image could not be deleted.
@@ -687,6 +673,29 @@ fn run_tasks(cloud: Option<&str>, region: &str, json: bool, image: &str) -> Exit
         }
         Err(error) => {
             eprintln!("tasks: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a bench report as a table, or as JSON with `--json`; exit 1 when the run failed.
+fn print_report<R, E: std::fmt::Display>(
+    result: Result<R, E>,
+    json: bool,
+    to_json: fn(&R) -> serde_json::Value,
+    table: fn(&R) -> String,
+) -> ExitCode {
+    match result {
+        Ok(report) if json => {
+            println!("{:#}", to_json(&report));
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            print!("{}", table(&report));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("bench failed: {error}");
             ExitCode::FAILURE
         }
     }

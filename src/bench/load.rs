@@ -837,18 +837,8 @@ async fn upload(
     let mut done = Uploads::default();
     let mut busy = Duration::ZERO;
     while Instant::now() < stop {
-        let created = api
-            .create_image(
-                &json!({"name": "load-upload", "disk_format": "raw", "container_format": "bare"}),
-            )
-            .await;
-        let id = match created.as_ref().map(created_id) {
-            Ok(Ok(id)) => id,
-            _ => {
-                done.statuses.count(&created);
-                tokio::time::sleep(BACKOFF).await;
-                continue;
-            }
+        let Some(id) = new_image(&api, "load-upload", &mut done.statuses).await else {
+            continue;
         };
         done.started += 1;
         let started = Instant::now();
@@ -902,18 +892,8 @@ async fn import(
 ) -> Imports {
     let mut done = Imports::default();
     while Instant::now() < stop {
-        let created = api
-            .create_image(
-                &json!({"name": "load-import", "disk_format": "raw", "container_format": "bare"}),
-            )
-            .await;
-        let id = match created.as_ref().map(created_id) {
-            Ok(Ok(id)) => id,
-            _ => {
-                done.statuses.count(&created);
-                tokio::time::sleep(BACKOFF).await;
-                continue;
-            }
+        let Some(id) = new_image(&api, "load-import", &mut done.statuses).await else {
+            continue;
         };
         // Refusals (a full slot table) are retried on the same image until the deadline.
         let accepted = loop {
@@ -1068,6 +1048,21 @@ async fn monitor(regions: Vec<FakeGlance>, pid: u32, peak: Arc<AtomicU64>, deadl
             peak.fetch_max(rss, Ordering::Relaxed);
         }
         tokio::time::sleep(MONITOR_EVERY).await;
+    }
+}
+
+/// Creates a raw image named `name`; a refusal is counted in `statuses` and backed off from.
+async fn new_image(api: &ImageApi, name: &str, statuses: &mut Statuses) -> Option<String> {
+    let created = api
+        .create_image(&json!({"name": name, "disk_format": "raw", "container_format": "bare"}))
+        .await;
+    match created.as_ref().map(created_id) {
+        Ok(Ok(id)) => Some(id),
+        _ => {
+            statuses.count(&created);
+            tokio::time::sleep(BACKOFF).await;
+            None
+        }
     }
 }
 
