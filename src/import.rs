@@ -312,6 +312,9 @@ impl Importer {
                         .glance
                         .patch_image(url, &request.image_id, &token, &ops)
                         .await;
+                    if matches!(&result, Err(e) if e.status() == Some(StatusCode::UNAUTHORIZED)) {
+                        keystone.forget_service_token(&token).await;
+                    }
                 }
             }
         }

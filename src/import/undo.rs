@@ -89,7 +89,11 @@ impl Importer {
             // The caller's token ran out: the sidecar's own credentials can still put it back.
             Err(ImportError::TokenExpired) => {
                 let token = self.service_token().await?;
-                self.undo_with(&token, request, undo).await
+                let result = self.undo_with(&token, request, undo).await;
+                if matches!(result, Err(ImportError::TokenExpired)) {
+                    self.forget_service_token(&token).await;
+                }
+                result
             }
             other => other,
         }
@@ -158,13 +162,26 @@ impl Importer {
         };
         if matches!(&result, Err(e) if refused(e)) && self.service.is_some() {
             result = match self.service_token().await {
-                Ok(token) => self.glance.deactivate(url, id, &token).await,
+                Ok(token) => {
+                    let answer = self.glance.deactivate(url, id, &token).await;
+                    if matches!(&answer, Err(e) if e.status() == Some(StatusCode::UNAUTHORIZED)) {
+                        self.forget_service_token(&token).await;
+                    }
+                    answer
+                }
                 Err(_) => result,
             };
         }
         match result {
             Ok(()) => Aftermath::Deactivated { stored },
             Err(error) => Aftermath::NotDeactivated { stored, error },
+        }
+    }
+
+    /// Drops the reused service token after Glance refused it (401), so the next use logs in.
+    async fn forget_service_token(&self, token: &Token) {
+        if let Some((keystone, _)) = &self.service {
+            keystone.forget_service_token(token).await;
         }
     }
 

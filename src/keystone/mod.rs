@@ -306,9 +306,17 @@ impl Keystone {
         Ok(token)
     }
 
-    /// Forgets the reused service-credential token (e.g. after Keystone revoked it).
-    pub async fn forget_service_token(&self) {
-        *self.service_token.lock().await = None;
+    /// Forgets the reused service-credential token once a service refused it (Keystone revoked
+    /// it early): the next [`Keystone::password_token`] logs in again. A token other than the
+    /// one reused now (a newer login) is kept.
+    pub async fn forget_service_token(&self, rejected: &Token) {
+        let mut cached = self.service_token.lock().await;
+        if cached
+            .as_ref()
+            .is_some_and(|entry| &entry.token == rejected)
+        {
+            *cached = None;
+        }
     }
 
     /// Authenticates with a password (`POST /v3/auth/tokens`, project-scoped); returns the token
@@ -463,19 +471,28 @@ mod tests {
         assert_eq!(fake.logins(), 1);
         assert!(tokens.iter().chain(&together).all(|t| t == &tokens[0]));
 
+        // A token a service refused is forgotten; another one is not.
+        let stranger = Token::parse(b"gAAAAAB-not-the-reused-one").unwrap();
+        keystone.forget_service_token(&stranger).await;
+        assert_eq!(keystone.password_token(&creds).await.unwrap(), tokens[0]);
+        assert_eq!(fake.logins(), 1);
+        keystone.forget_service_token(&tokens[0]).await;
+        keystone.password_token(&creds).await.unwrap();
+        assert_eq!(fake.logins(), 2);
+
         // Other credentials get their own login.
         let wrong = ServiceCredentials {
             password: "not-pw".into(),
             ..creds.clone()
         };
         assert!(keystone.password_token(&wrong).await.is_err());
-        assert_eq!(fake.logins(), 2);
+        assert_eq!(fake.logins(), 3);
 
         // A token with less than the margin to live is not reused.
         fake.set_token_ttl(SERVICE_TOKEN_MARGIN / 2);
         keystone.password_token(&creds).await.unwrap();
         keystone.password_token(&creds).await.unwrap();
-        assert_eq!(fake.logins(), 4);
+        assert_eq!(fake.logins(), 5);
         shutdown.cancel();
     }
 
