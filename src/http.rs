@@ -378,30 +378,54 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// a peer that stops reading cannot hold a connection (and what it pins) forever.
 pub struct StallIo<I> {
     inner: I,
-    stall: Duration,
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    timer: StallTimer,
 }
 
-/// For a poll that made no progress: arms `deadline` `stall` from now if it is not armed yet
-/// (registering `cx` for its wake-up) and says whether it has passed.
-fn stall_expired(
-    deadline: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+/// The stall deadline of one stream: armed `stall` from the first poll that made no progress,
+/// disarmed by progress. Its timer is allocated once and reset, never once per stall, since a
+/// streaming body stalls briefly between most frames.
+struct StallTimer {
     stall: Duration,
-    cx: &mut Context<'_>,
-) -> bool {
-    deadline
-        .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)))
-        .as_mut()
-        .poll(cx)
-        .is_ready()
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    armed: bool,
+}
+
+impl StallTimer {
+    fn new(stall: Duration) -> Self {
+        StallTimer {
+            stall,
+            sleep: None,
+            armed: false,
+        }
+    }
+
+    /// For a poll that made no progress: arms the deadline if it is not armed yet (registering
+    /// `cx` for its wake-up) and says whether it has passed.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.armed {
+            let at = tokio::time::Instant::now() + self.stall;
+            match self.sleep.as_mut() {
+                Some(sleep) => sleep.as_mut().reset(at),
+                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(at))),
+            }
+            self.armed = true;
+        }
+        self.sleep
+            .as_mut()
+            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
+    }
+
+    /// Progress was made: the next stall starts a new deadline.
+    fn progress(&mut self) {
+        self.armed = false;
+    }
 }
 
 impl<I> StallIo<I> {
     pub fn new(inner: I, stall: Duration) -> Self {
         StallIo {
             inner,
-            stall,
-            deadline: None,
+            timer: StallTimer::new(stall),
         }
     }
 
@@ -413,7 +437,7 @@ impl<I> StallIo<I> {
     ) -> Poll<std::io::Result<T>> {
         match poll {
             Poll::Pending => {
-                if stall_expired(&mut self.deadline, self.stall, cx) {
+                if self.timer.expired(cx) {
                     Poll::Ready(Err(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
                         "the peer stopped reading",
@@ -423,7 +447,7 @@ impl<I> StallIo<I> {
                 }
             }
             ready => {
-                self.deadline = None;
+                self.timer.progress();
                 ready
             }
         }
@@ -509,18 +533,16 @@ pub struct Stalled(pub Duration);
 /// is recorded in `progress`. A body that keeps flowing is never cut, however long it runs.
 pub struct StallBody {
     inner: BoxBody,
-    stall: Duration,
     progress: Arc<Progress>,
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    timer: StallTimer,
 }
 
 impl StallBody {
     pub fn new(inner: BoxBody, stall: Duration, progress: Arc<Progress>) -> Self {
         StallBody {
             inner,
-            stall,
             progress,
-            deadline: None,
+            timer: StallTimer::new(stall),
         }
     }
 }
@@ -535,15 +557,15 @@ impl http_body::Body for StallBody {
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Pending => {
-                let stall = self.stall;
-                if stall_expired(&mut self.deadline, stall, cx) {
+                if self.timer.expired(cx) {
+                    let stall = self.timer.stall;
                     Poll::Ready(Some(Err(Box::new(Stalled(stall)))))
                 } else {
                     Poll::Pending
                 }
             }
             ready => {
-                self.deadline = None;
+                self.timer.progress();
                 self.progress.touch();
                 ready
             }
