@@ -16,9 +16,9 @@ use criterion::measurement::Measurement;
 use criterion::{
     black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
-use glance_download_sidecar::bench::{hash_one_thread, hash_two_threads, slices};
 use glance_download_sidecar::hash::{to_hex, HashAlgo};
-use glance_download_sidecar::sim::generated_bytes;
+use glance_download_sidecar::tools::bench::{hash_one_thread, hash_two_threads, slices};
+use glance_download_sidecar::tools::sim::generated_bytes;
 
 /// Bytes hashed per iteration.
 const SIZE: usize = 64 << 20;

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use glance_download_sidecar::bench::{Options, SimRig, SEED};
+use glance_download_sidecar::tools::bench::{Options, SimRig, SEED};
 
 /// Bytes per import.
 const SIZE: u64 = 64 << 20;

@@ -20,10 +20,10 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
     Throughput,
 };
-use glance_download_sidecar::bench::{drain, hash_two_threads, slices, FramesBody, Jitter};
 use glance_download_sidecar::hash::HashAlgo;
 use glance_download_sidecar::pipeline::{self, BodySource, Expected, Limits};
-use glance_download_sidecar::sim::generated_bytes;
+use glance_download_sidecar::tools::bench::{drain, hash_two_threads, slices, FramesBody, Jitter};
+use glance_download_sidecar::tools::sim::generated_bytes;
 use tokio::runtime::Runtime;
 
 /// Bytes per iteration.

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::claim;
 use crate::config::SinkKind;
 use crate::glance::{Glance, GlanceError, Image, ImageId, PatchOp};
 use crate::hash::HashAlgo;
@@ -42,7 +43,6 @@ use crate::pipeline::{
     self, Expected, Limits, PipelineError, Remote, RemoteSource, RetryPolicy, SourceError, Streams,
     Verified,
 };
-use crate::shared;
 use crate::sink::{SinkError, Sinks, Target};
 use crate::stores::{StoreOutcome, StorePlan};
 use crate::tasks::{ImportLock, Task};
@@ -266,7 +266,7 @@ impl Importer {
         drop(slot);
     }
 
-    /// Refreshes the task's summary on the image every [`shared::HEARTBEAT`] until `stop`.
+    /// Refreshes the task's summary on the image every [`claim::HEARTBEAT`] until `stop`.
     /// Skips its beat while `quiet` (the target Glance is changing the image's status, see
     /// `StoreSink::glance_changes_status`); that status keeps other imports out meanwhile.
     async fn heartbeat(
@@ -279,7 +279,7 @@ impl Importer {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(shared::HEARTBEAT) => {
+                _ = tokio::time::sleep(claim::HEARTBEAT) => {
                     if !quiet.load(Ordering::Acquire) {
                         self.publish(&task, &request).await;
                     }
@@ -291,7 +291,7 @@ impl Importer {
     /// Writes the task's summary on the image (best effort: the import does not depend on it),
     /// with the sidecar's own credentials when the caller's token no longer works.
     async fn publish(&self, task: &Task, request: &ImportRequest) {
-        let ops = shared::summary_ops(task);
+        let ops = claim::summary_ops(task);
         let url = &self.glance_url;
         let mut result = self
             .glance
@@ -497,7 +497,7 @@ impl Importer {
         if plan.rest().is_empty() {
             return (Some(outcome), None);
         }
-        let on = copy::On {
+        let on = copy::CopiedImage {
             glance: &self.glance,
             base: &self.glance_url,
             id: &request.image_id,

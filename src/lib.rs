@@ -5,16 +5,12 @@
 
 /// The HTTP edge: routing, the import action's checks, pass-through, discovery, tasks, errors.
 pub mod api;
-/// A small Image API client acting as a user (demo, bench, tests).
-pub mod apiclient;
-/// The `bench` command: ceiling, pipeline and imports side by side, simulated or on a real cloud.
-pub mod bench;
 /// Upload bodies in chunked transfer coding, so an aborted upload is a cut on every server.
 pub mod chunked;
+/// The cross-instance import claim, kept as properties on the target image itself.
+pub mod claim;
 /// INI file + flags → one typed `Config`, every default in one place.
 pub mod config;
-/// The `demo` command: a whole import on an embedded simulated cloud.
-pub mod demo;
 /// Typed client for the Glance calls the sidecar makes.
 pub mod glance;
 /// The hash algorithms Glance may record as `os_hash_algo`.
@@ -37,19 +33,14 @@ pub mod pipeline;
 pub mod recovery;
 /// S3: SigV4 signing and the multipart calls of the `s3` store sink.
 pub mod s3;
-/// Import state kept on the target image so every sidecar instance sees it.
-pub mod shared;
-/// Simulated Keystone and Glance regions on loopback (tests, demo, benches).
-pub mod sim;
 /// Store sinks: where verified bytes go (`glance-upload`, `glance-stage`, `s3`).
 pub mod sink;
 /// Multi-store targets: which stores an import writes, and what became of each.
 pub mod stores;
-/// The `sync` command: bulk copy of images between regions.
-pub mod sync;
-/// The `tasks` command: an image's tasks as a table.
-pub mod task_list;
 /// Task records, progress, and the per-image import lock.
 pub mod tasks;
 /// rustls server and client configuration.
 pub mod tls;
+/// The tools beside the server: simulated cloud, `demo`, `bench`, `sync`, `tasks`, `wan-link`.
+#[cfg(feature = "tools")]
+pub mod tools;

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use glance_download_sidecar::api::{App, Server};
-use glance_download_sidecar::bench;
 use glance_download_sidecar::config::{Config, Overrides};
-use glance_download_sidecar::demo;
-use glance_download_sidecar::sync;
+use glance_download_sidecar::tools::bench;
+use glance_download_sidecar::tools::demo;
+use glance_download_sidecar::tools::sync;
 use tracing_subscriber::EnvFilter;
 
 /// Exit status for a refused configuration or command line (`EX_USAGE`).
@@ -212,7 +212,7 @@ fn parse_property(text: &str) -> Result<(String, String), String> {
 
 /// Runs an emulated link until SIGINT or SIGTERM.
 fn run_wan_link(args: WanLinkArgs) -> ExitCode {
-    use glance_download_sidecar::sim::{LinkSpec, WanLink};
+    use glance_download_sidecar::tools::sim::{LinkSpec, WanLink};
     let window = match usize::try_from(args.window) {
         Ok(w) if w > 0 && w <= u32::MAX as usize => w,
         _ => {
@@ -651,9 +651,9 @@ fn run_sync(args: SyncArgs) -> ExitCode {
 
 fn run_tasks(cloud: Option<&str>, region: &str, json: bool, image: &str) -> ExitCode {
     init_logging("warn");
-    let env = glance_download_sidecar::sync::Environment::from_process();
+    let env = glance_download_sidecar::tools::sync::Environment::from_process();
     let listed = runtime().map_err(|e| e.to_string()).and_then(|rt| {
-        rt.block_on(glance_download_sidecar::task_list::list(
+        rt.block_on(glance_download_sidecar::tools::task_table::list(
             cloud, &env, region, image,
         ))
         .map_err(|e| e.to_string())
@@ -663,12 +663,15 @@ fn run_tasks(cloud: Option<&str>, region: &str, json: bool, image: &str) -> Exit
             let tasks = serde_json::Value::Array(tasks);
             println!(
                 "{}",
-                glance_download_sidecar::sync::json_text(&tasks, false)
+                glance_download_sidecar::tools::sync::json_text(&tasks, false)
             );
             ExitCode::SUCCESS
         }
         Ok(tasks) => {
-            print!("{}", glance_download_sidecar::task_list::render(&tasks));
+            print!(
+                "{}",
+                glance_download_sidecar::tools::task_table::render(&tasks)
+            );
             ExitCode::SUCCESS
         }
         Err(error) => {

@@ -41,7 +41,7 @@ const NOT_COPIED: &[&str] = &[
 
 /// The JSON-patch that syncs the target with the source, and the one that undoes it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Sync {
+pub struct SyncPatch {
     pub apply: Vec<PatchOp>,
     pub revert: Vec<PatchOp>,
     /// Names of the properties copied (for the task and the demo).
@@ -51,7 +51,7 @@ pub struct Sync {
 /// Whether `name` is copied under `prefixes`.
 pub fn is_synced(name: &str, prefixes: &[String]) -> bool {
     !name.starts_with("os_glance")
-        && !crate::shared::is_ours(name)
+        && !crate::claim::is_ours(name)
         && !NOT_COPIED.contains(&name)
         && prefixes
             .iter()
@@ -59,7 +59,7 @@ pub fn is_synced(name: &str, prefixes: &[String]) -> bool {
 }
 
 /// Builds the sync and revert patches from the source and the target as they are now.
-pub fn plan(source: &Image, target: &Image, prefixes: &[String]) -> Sync {
+pub fn plan(source: &Image, target: &Image, prefixes: &[String]) -> SyncPatch {
     plan_with(source, target, prefixes, &[])
 }
 
@@ -70,7 +70,7 @@ pub fn plan_with(
     target: &Image,
     prefixes: &[String],
     inject: &[(String, String)],
-) -> Sync {
+) -> SyncPatch {
     let mut apply = Vec::new();
     let mut revert = Vec::new();
     for attr in ["disk_format", "container_format"] {
@@ -102,7 +102,7 @@ pub fn plan_with(
     for (name, value) in inject {
         let value = Value::from(value.as_str());
         if name.starts_with("os_glance")
-            || crate::shared::is_ours(name)
+            || crate::claim::is_ours(name)
             || NOT_COPIED.contains(&name.as_str())
         {
             continue;
@@ -116,7 +116,7 @@ pub fn plan_with(
         }
         apply.push(PatchOp::Add(name.clone(), value));
     }
-    Sync {
+    SyncPatch {
         apply,
         revert,
         properties,

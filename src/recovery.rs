@@ -15,10 +15,10 @@ use std::time::Duration;
 use serde_json::Value;
 use tracing::{info, warn};
 
+use crate::claim;
 use crate::glance::{Glance, ImageId, PatchOp};
 use crate::journal::{Entry, Interrupted, Journal, JournalError};
 use crate::keystone::{Keystone, ServiceCredentials, Token};
-use crate::shared;
 use crate::tasks::{timestamp, Tasks};
 
 /// How long recovery waits for an image to leave `saving` after its upload was cut off.
@@ -161,13 +161,13 @@ pub async fn restore(
         let ours = !matches!(outcome, Err(Outcome::NotOurs(_)));
         if let (true, Ok(token), Some(id)) = (ours, &token, ImageId::parse(&task.image_id)) {
             let ops = [
-                PatchOp::Add(shared::STATUS.into(), Value::from("failure")),
+                PatchOp::Add(claim::STATUS.into(), Value::from("failure")),
                 PatchOp::Add(
-                    shared::MESSAGE.into(),
+                    claim::MESSAGE.into(),
                     Value::from(message.chars().take(255).collect::<String>()),
                 ),
                 PatchOp::Add(
-                    shared::UPDATED.into(),
+                    claim::UPDATED.into(),
                     Value::from(timestamp(time::OffsetDateTime::now_utc())),
                 ),
             ];
@@ -211,7 +211,7 @@ async fn restore_one(
             .await
             .map_err(|e| failed(e.to_string()))?;
         // A new import may own the image now: only the interrupted task's claim is ours.
-        let claim = image.0.get(shared::TASK_ID).and_then(Value::as_str);
+        let claim = image.0.get(claim::TASK_ID).and_then(Value::as_str);
         if claim != Some(task.task_id.as_str()) {
             return Err(Outcome::NotOurs(format!(
                 "its claim names {}, not this task",

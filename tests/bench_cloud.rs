@@ -7,12 +7,12 @@
 use std::net::TcpListener;
 use std::process::Command;
 
-use glance_download_sidecar::apiclient::ImageApi;
-use glance_download_sidecar::bench::cloud::{run_cloud, CloudOptions, CloudReport, Outcome};
-use glance_download_sidecar::bench::BenchError;
 use glance_download_sidecar::pipeline::Limits;
-use glance_download_sidecar::sim::{Cloud, Fault, ImageData, ImageSpec};
-use glance_download_sidecar::sync::{Credentials, Environment};
+use glance_download_sidecar::tools::apiclient::ImageApi;
+use glance_download_sidecar::tools::bench::cloud::{run_cloud, CloudOptions, CloudReport, Outcome};
+use glance_download_sidecar::tools::bench::BenchError;
+use glance_download_sidecar::tools::sim::{Cloud, Fault, ImageData, ImageSpec};
+use glance_download_sidecar::tools::sync::{Credentials, Environment};
 use serde_json::Value;
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;

@@ -14,8 +14,8 @@ use glance_download_sidecar::glance::{Glance, ImageId};
 use glance_download_sidecar::journal::{Entry, Journal};
 use glance_download_sidecar::keystone::{Keystone, ServiceCredentials};
 use glance_download_sidecar::recovery::{self, Scope};
-use glance_download_sidecar::sim::{Cloud, ImageSpec};
 use glance_download_sidecar::tasks::Tasks;
+use glance_download_sidecar::tools::sim::{Cloud, ImageSpec};
 use serde_json::{json, Value};
 use support::*;
 use tokio::net::TcpListener;
@@ -157,7 +157,7 @@ async fn the_metadata_revert_is_journaled_before_the_patch() {
         disk_format: Some("no-such-format".into()),
         ..ImageSpec::active(
             PROJECT,
-            glance_download_sidecar::sim::ImageData::Generated {
+            glance_download_sidecar::tools::sim::ImageData::Generated {
                 seed: 2,
                 size: 1024,
             },

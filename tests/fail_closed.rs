@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use glance_download_sidecar::sim::{BodyReading, Fault, UploadFault};
+use glance_download_sidecar::tools::sim::{BodyReading, Fault, UploadFault};
 use serde_json::json;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -159,7 +159,7 @@ async fn an_image_made_active_with_short_data_is_deactivated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_patched_onto_the_image_while_glance_holds_it() {
     let h = harness().await;
-    let beat = glance_download_sidecar::shared::HEARTBEAT;
+    let beat = glance_download_sidecar::claim::HEARTBEAT;
     let rate = 1 << 20;
     let size = rate * (beat.as_secs() + 2);
     let src = h.source_image(size, 960, json!({"hw_a": "1"}));

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use glance_download_sidecar::sim::Fault;
+use glance_download_sidecar::tools::sim::Fault;
 use serde_json::json;
 use support::*;
 
@@ -109,7 +109,7 @@ async fn permanent_faults_fail_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_source_metadata_fails_cleanly() {
     let h = harness().await;
-    type Spoil = fn(&glance_download_sidecar::sim::FakeGlance, &str);
+    type Spoil = fn(&glance_download_sidecar::tools::sim::FakeGlance, &str);
     let cases: [(&str, Spoil, &str); 3] = [
         (
             "garbled JSON",
@@ -193,7 +193,7 @@ async fn an_expired_token_is_named_and_the_image_restored_with_service_credentia
         .cloud
         .keystone
         .issue_token(USER, PROJECT, &["member", "reader"]);
-    let caller = glance_download_sidecar::apiclient::ImageApi::new(&h.sidecar.url(), &short);
+    let caller = glance_download_sidecar::tools::apiclient::ImageApi::new(&h.sidecar.url(), &short);
     let src = h.source_image(SIZE, 800, json!({"hw_a": "1", "os_type": "linux"}));
     h.source().set_fault_times(&src, Fault::Status(503), 1);
     let dst = h.target_image().await;
@@ -231,7 +231,7 @@ async fn an_expired_token_is_named_and_the_image_restored_with_service_credentia
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn target_side_faults_fail_cleanly() {
-    use glance_download_sidecar::sim::UploadFault;
+    use glance_download_sidecar::tools::sim::UploadFault;
     let h = harness().await;
     let cases = [
         (

@@ -4,7 +4,7 @@
 mod support;
 
 use glance_download_sidecar::hash::{HashAlgo, ALL};
-use glance_download_sidecar::sim::{generated_bytes, Fault, ImageSpec, ImageStatus};
+use glance_download_sidecar::tools::sim::{generated_bytes, Fault, ImageSpec, ImageStatus};
 use serde_json::json;
 use support::*;
 

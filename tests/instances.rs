@@ -5,9 +5,9 @@
 mod support;
 
 use glance_download_sidecar::api::{App, Server};
-use glance_download_sidecar::apiclient::ImageApi;
-use glance_download_sidecar::shared;
-use glance_download_sidecar::sim::Fault;
+use glance_download_sidecar::claim;
+use glance_download_sidecar::tools::apiclient::ImageApi;
+use glance_download_sidecar::tools::sim::Fault;
 use serde_json::json;
 use support::*;
 
@@ -75,9 +75,9 @@ async fn a_dead_instances_claim_can_be_taken_over() {
     let src = h.source_image(100_000, 2, json!({}));
     let dst = h.target_image().await;
     for (key, value) in [
-        (shared::TASK_ID, "0a0a0a0a-0000-4000-8000-000000000000"),
-        (shared::STATUS, "processing"),
-        (shared::UPDATED, "2020-01-01T00:00:00.000000"),
+        (claim::TASK_ID, "0a0a0a0a-0000-4000-8000-000000000000"),
+        (claim::STATUS, "processing"),
+        (claim::UPDATED, "2020-01-01T00:00:00.000000"),
     ] {
         h.target().set_property(&dst, key, Some(value));
     }
@@ -95,19 +95,19 @@ async fn a_dead_instances_claim_can_be_taken_over() {
 
     let task = h.import_and_wait(&dst, &src).await;
     assert_eq!(task["status"], "success", "{task}");
-    assert_eq!(h.target_state(&dst)[shared::TASK_ID], task["id"]);
+    assert_eq!(h.target_state(&dst)[claim::TASK_ID], task["id"]);
 
     // A fresh claim by another instance is respected.
     let dst2 = h.target_image().await;
     h.target().set_property(
         &dst2,
-        shared::TASK_ID,
+        claim::TASK_ID,
         Some("0b0b0b0b-0000-4000-8000-000000000000"),
     );
     h.target()
-        .set_property(&dst2, shared::STATUS, Some("processing"));
+        .set_property(&dst2, claim::STATUS, Some("processing"));
     let now = glance_download_sidecar::tasks::timestamp(time::OffsetDateTime::now_utc());
-    h.target().set_property(&dst2, shared::UPDATED, Some(&now));
+    h.target().set_property(&dst2, claim::UPDATED, Some(&now));
     let refused = h.import(&dst2, &src).await;
     assert_eq!(refused.status, 409);
 }

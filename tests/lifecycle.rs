@@ -8,9 +8,9 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use glance_download_sidecar::apiclient::ImageApi;
 use glance_download_sidecar::glance::ImageId;
-use glance_download_sidecar::sim::Fault;
+use glance_download_sidecar::tools::apiclient::ImageApi;
+use glance_download_sidecar::tools::sim::Fault;
 use serde_json::{json, Value};
 use support::*;
 
@@ -136,7 +136,7 @@ async fn wait_healthy(api: &ImageApi) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_import_is_recovered_on_restart() {
-    let cloud = glance_download_sidecar::sim::Cloud::start(&["REGION1", "REGION2"])
+    let cloud = glance_download_sidecar::tools::sim::Cloud::start(&["REGION1", "REGION2"])
         .await
         .unwrap();
     cloud
@@ -165,19 +165,20 @@ async fn sigkill_mid_import_is_recovered_on_restart() {
     let mut child = spawn_sidecar(&config, &dir.join("first.log"));
     wait_healthy(&api).await;
 
-    let src = cloud
-        .region("REGION1")
-        .create_image(glance_download_sidecar::sim::ImageSpec {
-            properties: props().as_object().unwrap().clone(),
-            disk_format: Some("qcow2".into()),
-            ..glance_download_sidecar::sim::ImageSpec::active(
-                PROJECT,
-                glance_download_sidecar::sim::ImageData::Generated {
-                    seed: 4,
-                    size: 32 << 20,
-                },
-            )
-        });
+    let src =
+        cloud
+            .region("REGION1")
+            .create_image(glance_download_sidecar::tools::sim::ImageSpec {
+                properties: props().as_object().unwrap().clone(),
+                disk_format: Some("qcow2".into()),
+                ..glance_download_sidecar::tools::sim::ImageSpec::active(
+                    PROJECT,
+                    glance_download_sidecar::tools::sim::ImageData::Generated {
+                        seed: 4,
+                        size: 32 << 20,
+                    },
+                )
+            });
     cloud.region("REGION1").set_fault(
         &src,
         Fault::Throttle {

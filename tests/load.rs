@@ -4,10 +4,10 @@
 
 use std::path::PathBuf;
 
-use glance_download_sidecar::bench::load::{
+use glance_download_sidecar::config::defaults;
+use glance_download_sidecar::tools::bench::load::{
     run_load, LoadOptions, LoadReport, Statuses, FLOOD_PER_IMAGE,
 };
-use glance_download_sidecar::config::defaults;
 
 const CLIENTS: usize = 16;
 const FAILING: usize = 200;

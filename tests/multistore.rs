@@ -4,8 +4,8 @@
 
 mod support;
 
-use glance_download_sidecar::apiclient::{Answer, ImageApi};
 use glance_download_sidecar::config::SinkKind;
+use glance_download_sidecar::tools::apiclient::{Answer, ImageApi};
 use serde_json::{json, Value};
 use support::*;
 

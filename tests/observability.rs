@@ -6,8 +6,8 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use glance_download_sidecar::apiclient::ImageApi;
-use glance_download_sidecar::sim::{Cloud, ImageData, ImageSpec};
+use glance_download_sidecar::tools::apiclient::ImageApi;
+use glance_download_sidecar::tools::sim::{Cloud, ImageData, ImageSpec};
 use serde_json::Value;
 use support::*;
 
@@ -126,7 +126,7 @@ async fn metrics_parse_and_add_up() {
     let bad = h.source_image(1 << 20, 2, serde_json::json!({}));
     h.source().set_fault(
         &bad,
-        glance_download_sidecar::sim::Fault::Corrupt { offset: 9 },
+        glance_download_sidecar::tools::sim::Fault::Corrupt { offset: 9 },
     );
     let dst = h.target_image().await;
     assert_eq!(h.import_and_wait(&dst, &bad).await["status"], "failure");

@@ -4,8 +4,8 @@
 mod support;
 
 use bytes::Bytes;
-use glance_download_sidecar::apiclient::ImageApi;
 use glance_download_sidecar::http::full;
+use glance_download_sidecar::tools::apiclient::ImageApi;
 use http::Method;
 use serde_json::json;
 use support::*;

@@ -3,9 +3,9 @@
 
 mod support;
 
-use glance_download_sidecar::demo::peak_rss;
 use glance_download_sidecar::http::boxed;
-use glance_download_sidecar::sim::generated_body;
+use glance_download_sidecar::tools::demo::peak_rss;
+use glance_download_sidecar::tools::sim::generated_body;
 use http::Method;
 use support::*;
 

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use glance_download_sidecar::sim::{generated_bytes, Fault};
+use glance_download_sidecar::tools::sim::{generated_bytes, Fault};
 use serde_json::json;
 use support::*;
 
@@ -84,7 +84,7 @@ async fn corruption_in_any_segment_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imports_cross_an_emulated_wan_link_with_stalls() {
-    use glance_download_sidecar::sim::{LinkSpec, WanLink};
+    use glance_download_sidecar::tools::sim::{LinkSpec, WanLink};
     let h = harness().await;
     let upstream: std::net::SocketAddr = h
         .source()

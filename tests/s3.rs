@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use glance_download_sidecar::config::{Config, ConfigError, Overrides};
-use glance_download_sidecar::sim::{Fault, LocationFault, PartFault};
+use glance_download_sidecar::tools::sim::{Fault, LocationFault, PartFault};
 use http::StatusCode;
 use serde_json::{json, Value};
 use support::*;
@@ -278,9 +278,10 @@ async fn an_object_already_at_the_key_is_never_overwritten() {
 async fn completing_over_an_object_that_appeared_meanwhile_is_refused() {
     let stop = tokio_util::sync::CancellationToken::new();
     let _stop = stop.clone().drop_guard();
-    let s3 = glance_download_sidecar::sim::FakeS3::start("us-east-1", S3_ACCESS, S3_SECRET, stop)
-        .await
-        .unwrap();
+    let s3 =
+        glance_download_sidecar::tools::sim::FakeS3::start("us-east-1", S3_ACCESS, S3_SECRET, stop)
+            .await
+            .unwrap();
     s3.create_bucket(S3_BUCKET);
     let config = s3_config(s3.endpoint());
     let timeout = Duration::from_secs(10);

@@ -4,7 +4,7 @@
 
 mod support;
 
-use glance_download_sidecar::apiclient::ImageApi;
+use glance_download_sidecar::tools::apiclient::ImageApi;
 use serde_json::json;
 use support::*;
 

@@ -4,7 +4,7 @@
 mod support;
 
 use glance_download_sidecar::config::SinkKind;
-use glance_download_sidecar::sim::{generated_bytes, Fault};
+use glance_download_sidecar::tools::sim::{generated_bytes, Fault};
 use serde_json::json;
 use support::*;
 
@@ -124,7 +124,8 @@ async fn upload_sink_mirrors_metadata_injection() {
 
     // Admins are not injected (ignore_user_roles = admin).
     let admin = h.cloud.keystone.issue_token("root", PROJECT, &["admin"]);
-    let admin_api = glance_download_sidecar::apiclient::ImageApi::new(&h.sidecar.url(), &admin);
+    let admin_api =
+        glance_download_sidecar::tools::apiclient::ImageApi::new(&h.sidecar.url(), &admin);
     let dst2 = h.target_image().await;
     assert_eq!(
         admin_api

@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use glance_download_sidecar::api::{App, Server};
-use glance_download_sidecar::apiclient::ImageApi;
 use glance_download_sidecar::config::Config;
-use glance_download_sidecar::sim::{generated_bytes, Cloud, Fault, ImageData, ImageSpec};
-use glance_download_sidecar::sync::{
+use glance_download_sidecar::tools::apiclient::ImageApi;
+use glance_download_sidecar::tools::sim::{generated_bytes, Cloud, Fault, ImageData, ImageSpec};
+use glance_download_sidecar::tools::sync::{
     self, Action, Credentials, Environment, Filters, Lines, Method, Options, Summary,
     SOURCE_IMAGE_ID,
 };

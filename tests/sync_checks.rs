@@ -4,8 +4,8 @@
 
 mod support;
 
-use glance_download_sidecar::apiclient::ImageApi;
-use glance_download_sidecar::sim::{ImageSpec, ImageStatus};
+use glance_download_sidecar::tools::apiclient::ImageApi;
+use glance_download_sidecar::tools::sim::{ImageSpec, ImageStatus};
 use serde_json::{json, Value};
 use support::*;
 
@@ -146,7 +146,7 @@ async fn every_synchronous_check_has_upstreams_code_and_message() {
 
     let active = h.target().create_image(ImageSpec::active(
         PROJECT,
-        glance_download_sidecar::sim::ImageData::Generated { seed: 1, size: 10 },
+        glance_download_sidecar::tools::sim::ImageData::Generated { seed: 1, size: 10 },
     ));
     expect(
         &h,

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use glance_download_sidecar::api::{App, Server};
-use glance_download_sidecar::apiclient::ImageApi;
 use glance_download_sidecar::config::Config;
 use glance_download_sidecar::http::client_with_tls;
-use glance_download_sidecar::sim::{Cloud, ImageData, ImageSpec};
+use glance_download_sidecar::tools::apiclient::ImageApi;
+use glance_download_sidecar::tools::sim::{Cloud, ImageData, ImageSpec};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use support::*;
 

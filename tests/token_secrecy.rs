@@ -6,7 +6,7 @@ mod support;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use glance_download_sidecar::sim::Fault;
+use glance_download_sidecar::tools::sim::Fault;
 use serde_json::json;
 use support::*;
 

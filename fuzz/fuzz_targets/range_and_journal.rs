@@ -3,7 +3,7 @@
 #![no_main]
 
 use glance_download_sidecar::journal::replay_lines;
-use glance_download_sidecar::sim::parse_range;
+use glance_download_sidecar::tools::sim::parse_range;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

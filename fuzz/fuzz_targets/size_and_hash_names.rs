@@ -1,7 +1,7 @@
 //! Size arguments (`--size 256MiB`) and `os_hash_algo` names.
 #![no_main]
 
-use glance_download_sidecar::demo::parse_size;
+use glance_download_sidecar::tools::demo::parse_size;
 use glance_download_sidecar::hash::{HashAlgo, UnknownAlgo};
 use libfuzzer_sys::fuzz_target;
 

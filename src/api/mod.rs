@@ -5,11 +5,11 @@ mod discovery;
 mod error;
 mod glance_route;
 mod health;
-mod import;
+mod import_request;
 mod proxy;
 mod pyjson;
 mod slots;
-mod tasks;
+mod task_view;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,7 +26,9 @@ use tracing::Instrument;
 pub use discovery::{add_method, with_method, METHOD};
 pub use error::{wants_json, ApiError, UNAUTHORIZED_HTML};
 pub use glance_route::import_target;
-pub use import::{check_fields, check_flags, check_target, classify, Classified, MAX_IMPORT_BODY};
+pub use import_request::{
+    check_fields, check_flags, check_target, classify, Classified, MAX_IMPORT_BODY,
+};
 pub use proxy::{strip_hop_by_hop, upstream_uri, HOP_BY_HOP};
 pub use pyjson::{method_name, MethodName};
 pub use slots::{ProjectSlot, ProjectSlots};
@@ -227,11 +229,11 @@ async fn route_inner(app: Arc<App>, request: Request<Incoming>) -> Response<BoxB
     let result = match (&method, segments.as_slice()) {
         _ if import_id.is_some() => {
             let id = import_id.unwrap_or_default();
-            import::handle(&app, request, &id).await
+            import_request::handle(&app, request, &id).await
         }
         (&Method::GET, ["v2", "info", "import"]) => discovery::info_import(&app, request).await,
         (&Method::POST, ["v2", "images"]) => discovery::create_image(&app, request).await,
-        (&Method::GET, ["v2", "images", id, "tasks"]) => tasks::list(&app, request, id).await,
+        (&Method::GET, ["v2", "images", id, "tasks"]) => task_view::list(&app, request, id).await,
         (&Method::GET, ["healthcheck"]) => Ok(health::healthcheck(&app).await),
         (&Method::GET, ["metrics"]) => Ok(health::metrics(&app)),
         _ => proxy::forward(&app, request).await,

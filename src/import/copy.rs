@@ -41,7 +41,7 @@ pub enum CopyError {
 }
 
 /// The image being copied, in which Glance, on whose behalf.
-pub struct On<'a> {
+pub struct CopiedImage<'a> {
     pub glance: &'a Glance,
     pub base: &'a str,
     pub id: &'a ImageId,
@@ -51,13 +51,13 @@ pub struct On<'a> {
 /// Copies the (active) image into `stores` with upstream's `copy-image`, waiting at most `limit`
 /// for the end.
 pub async fn copy_image(
-    on: On<'_>,
+    on: CopiedImage<'_>,
     stores: &[String],
     all_must_succeed: bool,
     limit: Duration,
     task: &Task,
 ) -> Result<Copied, CopyError> {
-    let On {
+    let CopiedImage {
         glance,
         base,
         id,

@@ -446,7 +446,7 @@ mod tests {
     #[tokio::test]
     async fn the_service_login_is_reused_until_shortly_before_expiry() {
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let fake = crate::sim::FakeKeystone::start(shutdown.clone())
+        let fake = crate::tools::sim::FakeKeystone::start(shutdown.clone())
             .await
             .unwrap();
         fake.add_user("gds-service", "pw", "service", &["admin"]);

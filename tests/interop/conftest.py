@@ -54,7 +54,7 @@ NOT_SYNCED_PROPS = {
 }
 SYNC_PREFIXES = ("hw_", "trait:", "os_distro", "os_secure_boot", "os_type")
 # The sidecar keeps its cross-instance import state as image properties in its own namespace
-# (src/shared.rs PREFIX); by design they appear on the target image.
+# (src/claim.rs PREFIX); by design they appear on the target image.
 SIDECAR_NS = "glance_download_"
 SIDECAR_STATUS = SIDECAR_NS + "task_status"
 DEFAULT_TIMEOUT = float(os.environ.get("GDS_IMPORT_TIMEOUT", "120"))

@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use glance_download_sidecar::api::{App, Server};
-use glance_download_sidecar::apiclient::{Answer, ImageApi};
 use glance_download_sidecar::config::Config;
 use glance_download_sidecar::hash::HashAlgo;
-use glance_download_sidecar::sim::{Cloud, FakeGlance, Fault, ImageData, ImageSpec};
+use glance_download_sidecar::tools::apiclient::{Answer, ImageApi};
+use glance_download_sidecar::tools::sim::{Cloud, FakeGlance, Fault, ImageData, ImageSpec};
 use serde_json::{json, Map, Value};
 
 pub const PROJECT: &str = "demo-project";
@@ -255,7 +255,7 @@ pub fn assert_reverted(image: &Value, before: &Value) {
             m.remove(k);
         }
         // The sidecar's own namespace records the (failed) task; it is not the image's metadata.
-        m.retain(|k, _| !k.starts_with(glance_download_sidecar::shared::PREFIX));
+        m.retain(|k, _| !k.starts_with(glance_download_sidecar::claim::PREFIX));
         m
     };
     assert_eq!(strip(image), strip(before), "metadata restored");
@@ -291,7 +291,7 @@ pub fn s3_config(endpoint: String) -> glance_download_sidecar::s3::S3Config {
 /// configured for `store_sink = s3` (5 MiB parts) and `[service_credentials]`.
 pub struct S3Harness {
     pub h: Harness,
-    pub s3: glance_download_sidecar::sim::FakeS3,
+    pub s3: glance_download_sidecar::tools::sim::FakeS3,
     _stop: tokio_util::sync::DropGuard,
 }
 
@@ -299,7 +299,7 @@ impl S3Harness {
     /// `do_secure_hash` is REGION2 Glance's option; `adjust` may change the sidecar's config.
     pub async fn start(do_secure_hash: bool, adjust: impl FnOnce(&mut Config)) -> S3Harness {
         let stop = tokio_util::sync::CancellationToken::new();
-        let s3 = glance_download_sidecar::sim::FakeS3::start(
+        let s3 = glance_download_sidecar::tools::sim::FakeS3::start(
             "us-east-1",
             S3_ACCESS,
             S3_SECRET,

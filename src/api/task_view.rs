@@ -8,10 +8,10 @@ use http::{header, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::Value;
 
+use crate::claim;
 use crate::glance::ImageId;
 use crate::http::{full, read_limited, BoxBody};
 use crate::keystone::{KeystoneError, Token};
-use crate::shared;
 
 use super::{error::ApiError, proxy, App};
 
@@ -42,7 +42,7 @@ pub async fn list(
         .get_image(&app.config.glance_url, &image_id, &token)
         .await
     {
-        if let Some(task) = shared::task_from_image(&image) {
+        if let Some(task) = claim::task_from_image(&image) {
             if !ours.iter().any(|t| t["id"] == task["id"]) {
                 ours.push(task);
             }

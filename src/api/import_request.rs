@@ -8,13 +8,13 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{json, Map, Value};
 
+use crate::claim;
 use crate::config::SinkKind;
 use crate::glance::{GlanceError, Image, ImageId};
 use crate::http::{full, read_limited, status_response, BoxBody, ReadError, REQUEST_ID};
 use crate::import::ImportRequest;
 use crate::keystone::{Identity, KeystoneError, Token};
 use crate::metrics::Metrics;
-use crate::shared;
 use crate::stores::{self, StorePlan};
 use crate::tasks::NewTask;
 use tracing::Instrument;
@@ -228,7 +228,7 @@ pub async fn handle(
     check_target(&target)?;
     let fields = check_fields(&body)?;
     check_policy(&target, &identity)?;
-    if target.0.contains_key("os_glance_import_task") || shared::live_task(&target).is_some() {
+    if target.0.contains_key("os_glance_import_task") || claim::live_task(&target).is_some() {
         return Err(ApiError::Conflict("Image has active task".into()));
     }
 
@@ -362,7 +362,7 @@ async fn claim(
     let url = &app.config.glance_url;
     let not_found = || ApiError::NotFound(format!("No image found with ID {image_id}"));
     app.glance
-        .patch_image(url, image_id, token, &shared::claim_ops(&lock.task))
+        .patch_image(url, image_id, token, &claim::claim_ops(&lock.task))
         .await
         .map_err(|e| target_error(e, not_found))?;
     let image = app
@@ -370,7 +370,7 @@ async fn claim(
         .get_image(url, image_id, token)
         .await
         .map_err(|e| target_error(e, not_found))?;
-    match image.0.get(shared::TASK_ID).and_then(Value::as_str) {
+    match image.0.get(claim::TASK_ID).and_then(Value::as_str) {
         Some(id) if id == lock.task.id => Ok(()),
         _ => Err(ApiError::Conflict("Image has active task".into())),
     }

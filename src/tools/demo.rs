@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use crate::api::{App, Server};
-use crate::apiclient::{CallError, ImageApi};
 use crate::config::Config;
-use crate::sim::{Cloud, ImageData, ImageSpec};
+use crate::tools::apiclient::{CallError, ImageApi};
+use crate::tools::sim::{Cloud, ImageData, ImageSpec};
 
 /// Properties given to the demo's source image: five synced by the default prefixes, two not.
 pub const DEMO_PROPERTIES: [(&str, &str); 7] = [

@@ -18,10 +18,10 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tracing::debug;
 
-use crate::apiclient::ImageApi;
 use crate::glance::ImageId;
 use crate::http::boxed;
 use crate::pipeline::{self, Expected, PipelineError, Remote, Resuming};
+use crate::tools::apiclient::ImageApi;
 
 use super::copy::{api, refused, timed, Ctx, Region};
 use super::error::Failure;

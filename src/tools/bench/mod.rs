@@ -38,10 +38,10 @@ pub use measure::{Machine, Meter, Sample};
 pub use report::{PhaseSummary, Report, Run};
 pub use sim::{ImportTimes, SimRig};
 
-use crate::apiclient::CallError;
 use crate::config::defaults;
 use crate::hash::HashAlgo;
 use crate::pipeline::{Expected, Limits, PipelineError};
+use crate::tools::apiclient::CallError;
 
 /// Seed of the generated source image (any fixed value: runs must see the same bytes).
 pub const SEED: u64 = 0x5eed_2026;
@@ -115,7 +115,7 @@ pub enum BenchError {
     #[error("a benchmark task panicked")]
     Panicked,
     #[error("signing in failed: {0}")]
-    Auth(#[from] crate::sync::AuthError),
+    Auth(#[from] crate::tools::sync::AuthError),
     #[error("{0}")]
     Catalog(#[from] crate::keystone::CatalogError),
     #[error("TLS setup failed: {0}")]

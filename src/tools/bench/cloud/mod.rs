@@ -36,13 +36,13 @@ use super::measure::{Machine, Meter, Sample};
 use super::sim::runtime;
 use super::BenchError;
 use crate::api::{App, Server};
-use crate::apiclient::ImageApi;
 use crate::config::{Config, SinkKind};
 use crate::glance::ImageId;
 use crate::hash::HashAlgo;
 use crate::http::client_with_tls;
 use crate::pipeline::Limits;
-use crate::sync::{Credentials, Session};
+use crate::tools::apiclient::ImageApi;
+use crate::tools::sync::{Credentials, Session};
 use phases::{Ctx, Sink, SourceImage};
 
 /// How long the bench idles before and after the runs to measure the machine's background load.

@@ -12,8 +12,8 @@ use std::time::Duration;
 use globset::{Glob, GlobMatcher};
 use serde_json::Value;
 
-use crate::apiclient::ImageApi;
 use crate::glance::{Image, ImageId};
+use crate::tools::apiclient::ImageApi;
 
 use super::error::OptionsError;
 

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{active_image, call, cloud, get};
 use crate::hash::{HashAlgo, ALL};
-use crate::sim::{generated_bytes, ImageData, ImageSpec};
+use crate::tools::sim::{generated_bytes, ImageData, ImageSpec};
 
 const OCTET: (&str, &str) = ("content-type", "application/octet-stream");
 

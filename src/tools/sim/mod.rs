@@ -6,7 +6,7 @@
 //!
 //! ```no_run
 //! # async fn example() -> std::io::Result<()> {
-//! use glance_download_sidecar::sim::{Cloud, ImageData, ImageSpec};
+//! use glance_download_sidecar::tools::sim::{Cloud, ImageData, ImageSpec};
 //! let cloud = Cloud::start(&["REGION1", "REGION2"]).await?;
 //! let token = cloud.keystone.issue_token("demo", "demo", &["member"]);
 //! let src = cloud.region("REGION1").create_image(ImageSpec::active(

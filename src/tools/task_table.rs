@@ -6,20 +6,20 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::apiclient::ImageApi;
-use crate::sync::{printable, Credentials, Environment, Session};
+use crate::tools::apiclient::ImageApi;
+use crate::tools::sync::{printable, Credentials, Environment, Session};
 
 /// Why the tasks could not be listed.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskListError {
     #[error(transparent)]
-    Credentials(#[from] crate::sync::CredentialsError),
+    Credentials(#[from] crate::tools::sync::CredentialsError),
     #[error(transparent)]
-    Auth(#[from] crate::sync::AuthError),
+    Auth(#[from] crate::tools::sync::AuthError),
     #[error(transparent)]
     Catalog(#[from] crate::keystone::CatalogError),
     #[error(transparent)]
-    Call(#[from] crate::apiclient::CallError),
+    Call(#[from] crate::tools::apiclient::CallError),
     #[error("listing tasks of image {image} in {region} answered {status}: {message}")]
     Refused {
         image: String,

@@ -30,8 +30,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::BenchError;
-use crate::apiclient::{Answer, CallError, ImageApi};
-use crate::sim::{generated_body, Cloud, FakeGlance, ImageData, ImageSpec};
+use crate::tools::apiclient::{Answer, CallError, ImageApi};
+use crate::tools::sim::{generated_body, Cloud, FakeGlance, ImageData, ImageSpec};
 
 /// The source region of the real imports.
 const SOURCE_REGION: &str = "REGION1";
@@ -574,7 +574,7 @@ async fn run_async(options: LoadOptions) -> Result<LoadReport, BenchError> {
     report.sidecar.log_warnings = log.warnings;
     report.sidecar.log_errors = log.errors;
     report.sidecar.errors = log.kept;
-    report.bench_peak_rss = crate::demo::peak_rss();
+    report.bench_peak_rss = crate::tools::demo::peak_rss();
     let _ = std::fs::remove_dir_all(&dir);
     Ok(report)
 }

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-use crate::apiclient::CallError;
 use crate::glance::GlanceError;
 use crate::hash::UnknownAlgo;
 use crate::keystone::CatalogError;
 use crate::pipeline::PipelineError;
+use crate::tools::apiclient::CallError;
 
 use super::auth::AuthError;
 use super::credentials::CredentialsError;

@@ -18,13 +18,13 @@ use tokio::runtime::Runtime;
 use super::bodies::{drain, Drained};
 use super::BenchError;
 use crate::api::{App, Server};
-use crate::apiclient::ImageApi;
 use crate::config::Config;
 use crate::glance::{Glance, ImageId};
 use crate::hash::HashAlgo;
 use crate::keystone::Token;
 use crate::pipeline::{self, Expected, Limits, Remote, Resuming, RetryPolicy};
-use crate::sim::{Cloud, FakeGlance, ImageData, ImageSpec};
+use crate::tools::apiclient::ImageApi;
+use crate::tools::sim::{Cloud, FakeGlance, ImageData, ImageSpec};
 
 /// The source region (holds the generated image).
 const SOURCE_REGION: &str = "REGION1";

@@ -22,11 +22,11 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 use tracing::{debug, info};
 
-use crate::apiclient::{Answer, CallError, ImageApi};
 use crate::glance::{error_message, Glance, Image, ImageId};
 use crate::hash::HashAlgo;
 use crate::metadata;
 use crate::pipeline::Expected;
+use crate::tools::apiclient::{Answer, CallError, ImageApi};
 
 use super::auth::Session;
 use super::error::{CopyError, Failure};

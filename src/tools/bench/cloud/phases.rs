@@ -21,12 +21,12 @@ use super::super::measure::Meter;
 use super::super::BenchError;
 use super::report::{Outcome, Transfer};
 use crate::api::App;
-use crate::apiclient::{Answer, ImageApi};
 use crate::glance::ImageId;
 use crate::http::{boxed, empty, HttpClient};
 use crate::keystone::Token;
-use crate::sync::Session;
 use crate::tasks::Status;
+use crate::tools::apiclient::{Answer, ImageApi};
+use crate::tools::sync::Session;
 
 /// How often the target image is read while waiting for the first byte at its store.
 const STORE_POLL: Duration = Duration::from_millis(20);
@@ -157,7 +157,7 @@ pub(super) async fn timed<T>(
     ctx: &Ctx,
     phase: &'static str,
     what: &str,
-    call: impl Future<Output = Result<T, crate::apiclient::CallError>>,
+    call: impl Future<Output = Result<T, crate::tools::apiclient::CallError>>,
 ) -> Result<T, BenchError> {
     match tokio::time::timeout(ctx.request_timeout, call).await {
         Ok(Ok(answer)) => Ok(answer),

@@ -26,7 +26,7 @@ fn medians() {
 
 #[test]
 fn frames_cover_the_data_without_gaps() {
-    let data = crate::sim::generated_bytes(9, 0, 1000);
+    let data = crate::tools::sim::generated_bytes(9, 0, 1000);
     let cut: Vec<Bytes> = slices(&data, 300).collect();
     assert_eq!(
         cut.iter().map(Bytes::len).collect::<Vec<_>>(),
@@ -41,7 +41,7 @@ fn frames_cover_the_data_without_gaps() {
 
 #[test]
 fn both_hashers_agree_with_one_shot_digests() {
-    let data = crate::sim::generated_bytes(3, 0, 3 << 20);
+    let data = crate::tools::sim::generated_bytes(3, 0, 3 << 20);
     let want = Digests {
         md5: HashAlgo::Md5.hex_digest(&data),
         other: HashAlgo::Sha512.hex_digest(&data),
@@ -68,7 +68,7 @@ fn jitter_is_seeded_and_sparse() {
 
 #[tokio::test]
 async fn jittery_ends_still_deliver_verified_bytes() {
-    let data = crate::sim::generated_bytes(5, 0, 2 << 20);
+    let data = crate::tools::sim::generated_bytes(5, 0, 2 << 20);
     let expected = Expected {
         size: data.len() as u64,
         checksum: Some(HashAlgo::Md5.hex_digest(&data)),

@@ -162,7 +162,7 @@ impl Meter {
             seconds,
             cpu_seconds,
             cpu_by_thread,
-            peak_rss: crate::demo::peak_rss(),
+            peak_rss: crate::tools::demo::peak_rss(),
             peak_rss_per_phase: self.rss_reset,
             others_cpu_seconds,
         }

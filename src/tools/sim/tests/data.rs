@@ -8,7 +8,9 @@ use http_body_util::BodyExt;
 
 use super::{active_image, call, cloud, get, raw};
 use crate::hash::HashAlgo;
-use crate::sim::{generated_body, generated_bytes, generated_digests, Fault, ImageData, CHUNK};
+use crate::tools::sim::{
+    generated_body, generated_bytes, generated_digests, Fault, ImageData, CHUNK,
+};
 
 #[test]
 fn generated_bytes_are_deterministic_at_any_offset() {

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::{call, cloud, get};
 use crate::http::JSON_PATCH;
-use crate::sim::{ImageSpec, ImageStatus};
+use crate::tools::sim::{ImageSpec, ImageStatus};
 
 async fn create(url: &str, token: &str, body: Value) -> super::Reply {
     let url = format!("{url}/v2/images");

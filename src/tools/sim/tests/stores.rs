@@ -8,7 +8,7 @@ use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use super::{call, cloud, get};
-use crate::sim::{FakeGlance, ImageData, ImageSpec};
+use crate::tools::sim::{FakeGlance, ImageData, ImageSpec};
 
 async fn put_file(glance: &FakeGlance, token: &str, id: &str, store: Option<&str>) -> super::Reply {
     let url = format!("{}/v2/images/{id}/file", glance.url());

@@ -38,15 +38,15 @@ pub use progress::{for_terminal, Bars, JobInfo, Lines, Observer, Plan, Quiet};
 pub use report::{json_text, printable, Action, JobResult, Method, Summary};
 pub use select::{parse_property, Filters, Pick, Selection, SourceProblem};
 
-use crate::apiclient::ImageApi;
 use crate::glance::{Glance, ImageId};
 use crate::http::client_with_tls;
 use crate::pipeline::{Limits, RetryPolicy};
+use crate::tools::apiclient::ImageApi;
 
 use copy::{Ctx, Job, Region};
 
 /// The namespace of the properties `sync` puts on its copies.
-pub const PROPERTY_PREFIX: &str = crate::shared::PREFIX;
+pub const PROPERTY_PREFIX: &str = crate::claim::PREFIX;
 
 /// On a copy: the id of the image it was copied from. How a later run recognizes it.
 pub const SOURCE_IMAGE_ID: &str = "glance_download_source_image_id";

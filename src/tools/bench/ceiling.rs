@@ -131,6 +131,6 @@ pub fn generated_frames(seed: u64, size: u64, frame: usize) -> impl Iterator<Ite
     let frame = frame.max(1) as u64;
     (0..size.div_ceil(frame)).map(move |i| {
         let offset = i * frame;
-        crate::sim::generated_bytes(seed, offset, (size - offset).min(frame) as usize)
+        crate::tools::sim::generated_bytes(seed, offset, (size - offset).min(frame) as usize)
     })
 }

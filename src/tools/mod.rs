@@ -1,0 +1,18 @@
+//! The tools beside the server, built with the `tools` feature (on by default): the simulated
+//! cloud they and the tests run against, and the commands an operator runs by hand.
+//!
+//! Nothing in the server's modules depends on this one; `cargo build --no-default-features`
+//! builds `serve` without it.
+
+/// A small Image API client acting as a user (demo, bench, sync, tests).
+pub mod apiclient;
+/// The `bench` command: ceiling, pipeline and imports side by side, simulated or on a real cloud.
+pub mod bench;
+/// The `demo` command: a whole import on an embedded simulated cloud.
+pub mod demo;
+/// Simulated Keystone, Glance and S3 on loopback (tests, demo, benches), and the `wan-link` shaper.
+pub mod sim;
+/// The `sync` command: bulk copy of images between regions.
+pub mod sync;
+/// The `tasks` command: an image's tasks as a table.
+pub mod task_table;
