@@ -366,7 +366,7 @@ fn is_md5_etag_exempt(headers: &http::HeaderMap) -> bool {
 }
 
 /// Standard base64 with padding (`Content-MD5`).
-pub(crate) fn base64(bytes: &[u8]) -> String {
+pub fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

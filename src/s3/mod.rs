@@ -9,7 +9,7 @@
 mod client;
 mod multipart;
 pub mod sigv4;
-pub(crate) mod xml;
+pub mod xml;
 
 #[cfg(test)]
 mod tests;
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-pub(crate) use client::base64;
+pub use client::base64;
 pub use client::S3Client;
 pub use multipart::{effective_part_size, upload, UploadError};
 
