@@ -21,8 +21,14 @@ use tracing::Instrument;
 
 use super::{error::ApiError, proxy, App};
 
-/// Request header choosing the store sink for one import (`glance-upload`, `glance-stage`);
-/// both write through the fronted Glance with the caller's own rights, so either is safe.
+/// Request header choosing the store sink for one import (`glance-upload`, `glance-stage`, `s3`).
+///
+/// `glance-upload` and `glance-stage` write through the fronted Glance with the caller's own
+/// rights. `s3` does not: it writes the bucket with the sidecar's S3 credentials and registers the
+/// location with the caller's token plus the sidecar's service token (`X-Service-Token`), which
+/// Glance needs for a non-http location. So `s3` is offered only when an operator configured
+/// `[s3]`, and the caller must still be allowed to import into the image with their own token
+/// (the checks in [`handle`] and the import lock run with it before any byte moves).
 pub const SINK_HEADER: &str = "x-glance-download-sink";
 
 /// Largest import request body accepted (DESIGN §2).
