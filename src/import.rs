@@ -34,7 +34,6 @@ use tracing::{info, warn};
 use crate::claim;
 use crate::config::SinkKind;
 use crate::glance::{Glance, GlanceError, Image, ImageId, PatchOp};
-use crate::hash::HashAlgo;
 use crate::journal::{Entry, Journal};
 use crate::keystone::{CatalogError, Identity, Keystone, ServiceCredentials, Token};
 use crate::metadata;
@@ -46,6 +45,7 @@ use crate::pipeline::{
 use crate::sink::{SinkError, Sinks, Target};
 use crate::stores::{StoreOutcome, StorePlan};
 use crate::tasks::{ImportLock, Task};
+use crate::verify::{self, Unverifiable};
 
 use undo::Undo;
 
@@ -564,40 +564,13 @@ impl Importer {
         keeps_bytes: bool,
     ) -> Result<Image, ImportError> {
         let image = self.target_image(request).await?;
-        if image.status() != Some("active") {
-            return Err(ImportError::PostCheck(format!(
-                "is {}, not active",
-                image.status().unwrap_or("unknown")
-            )));
-        }
-        if !keeps_bytes {
+        let checked = if keeps_bytes {
+            verify::check_stored(&Expected::from(verified), &image)
+        } else {
             // The target's import plugins may have transformed the verified bytes on purpose.
-            return Ok(image);
-        }
-        if image.size() != Some(verified.size) {
-            return Err(ImportError::PostCheck(format!(
-                "has size {:?}, the source has {}",
-                image.size(),
-                verified.size
-            )));
-        }
-        if let Some(checksum) = image.checksum() {
-            if !checksum.eq_ignore_ascii_case(&verified.checksum) {
-                return Err(ImportError::PostCheck(format!(
-                    "has checksum {checksum}, the source has {}",
-                    verified.checksum
-                )));
-            }
-        }
-        if image.os_hash_algo() == Some(verified.os_hash_algo.name()) {
-            let value = image.os_hash_value().unwrap_or_default();
-            if !value.eq_ignore_ascii_case(&verified.os_hash_value) {
-                return Err(ImportError::PostCheck(format!(
-                    "has os_hash_value {value}, the source has {}",
-                    verified.os_hash_value
-                )));
-            }
-        }
+            verify::check_active(&image)
+        };
+        checked.map_err(|mismatch| ImportError::PostCheck(mismatch.to_string()))?;
         Ok(image)
     }
 }
@@ -628,30 +601,12 @@ fn target_error(error: GlanceError) -> ImportError {
     }
 }
 
-/// What the source image promises: status, size and digests.
+/// The source's promises, or why it cannot be imported verifiably.
 fn expected_of(source: &Image, id: &ImageId) -> Result<Expected, ImportError> {
-    let status = source.status().unwrap_or("unknown");
-    if status != "active" {
-        return Err(ImportError::SourceNotActive(status.to_string()));
-    }
-    let size = source
-        .size()
-        .ok_or_else(|| ImportError::SourceNoSize(id.clone()))?;
-    let os_hash = match (source.os_hash_algo(), source.os_hash_value()) {
-        (Some(algo), Some(value)) => Some((
-            algo.parse::<HashAlgo>()
-                .map_err(|e| ImportError::UnsupportedAlgo(e.0))?,
-            value.to_string(),
-        )),
-        _ => None,
-    };
-    let checksum = source.checksum().map(str::to_string);
-    if checksum.is_none() && os_hash.is_none() {
-        return Err(ImportError::SourceUnverifiable(id.clone()));
-    }
-    Ok(Expected {
-        size,
-        checksum,
-        os_hash,
+    Expected::from_source(source).map_err(|problem| match problem {
+        Unverifiable::NotActive(status) => ImportError::SourceNotActive(status),
+        Unverifiable::NoSize => ImportError::SourceNoSize(id.clone()),
+        Unverifiable::NoDigest => ImportError::SourceUnverifiable(id.clone()),
+        Unverifiable::UnsupportedAlgo(algo) => ImportError::UnsupportedAlgo(algo.0),
     })
 }

@@ -44,3 +44,5 @@ pub mod tls;
 /// The tools beside the server: simulated cloud, `demo`, `bench`, `sync`, `tasks`, `wan-link`.
 #[cfg(feature = "tools")]
 pub mod tools;
+/// The verification contract: what a copy must equal, and whether a stored image is the source's.
+pub mod verify;

@@ -24,26 +24,9 @@ pub use hasher::{HasherGone, HasherThread};
 pub use ranged::{ParallelRanges, RemoteSource, Streams};
 pub use source::{BodySource, Remote, Resuming, RetryPolicy, Source, SourceError};
 
+pub use crate::verify::{Expected, Verified};
+
 use crate::hash::HashAlgo;
-
-/// What the source says its data is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expected {
-    pub size: u64,
-    /// The source's `checksum` (MD5, hex).
-    pub checksum: Option<String>,
-    /// The source's `os_hash_algo` and `os_hash_value`.
-    pub os_hash: Option<(HashAlgo, String)>,
-}
-
-/// What the pipeline measured; equal to [`Expected`] whenever it is returned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verified {
-    pub size: u64,
-    pub checksum: String,
-    pub os_hash_algo: HashAlgo,
-    pub os_hash_value: String,
-}
 
 /// Bounds of the pipeline.
 #[derive(Debug, Clone, Copy)]

@@ -23,10 +23,9 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use crate::glance::{error_message, Glance, Image, ImageId};
-use crate::hash::HashAlgo;
 use crate::metadata;
-use crate::pipeline::Expected;
 use crate::tools::apiclient::{Answer, CallError, ImageApi};
+use crate::verify::{self, Expected, Unverifiable};
 
 use super::auth::Session;
 use super::error::{CopyError, Failure};
@@ -157,7 +156,7 @@ async fn copy(
     let copies = earlier_copies(ctx, &api, &job.pick.id).await?;
     if let Some(copy) = copies
         .iter()
-        .find(|c| c.status() == Some("active") && compare(&expected, c).is_ok())
+        .find(|c| verify::check_stored(&expected, c).is_ok())
     {
         trace.target_id = id_of(copy);
         debug!(image_id = %job.pick.id, region = %region.name, target_id = ?trace.target_id, "Already copied");
@@ -240,64 +239,12 @@ fn id_of(image: &Image) -> Option<String> {
 
 /// What the source promises about its data.
 fn expected_of(source: &Image) -> Result<Expected, Failure> {
-    let status = source.status().unwrap_or("unknown");
-    if status != "active" {
-        return Err(Failure::SourceNotActive(status.to_string()));
-    }
-    let size = source.size().ok_or(Failure::SourceNoSize)?;
-    let os_hash = match (source.os_hash_algo(), source.os_hash_value()) {
-        (Some(algo), Some(value)) => Some((
-            algo.parse::<HashAlgo>().map_err(Failure::UnsupportedAlgo)?,
-            value.to_string(),
-        )),
-        _ => None,
-    };
-    let checksum = source.checksum().map(str::to_string);
-    if checksum.is_none() && os_hash.is_none() {
-        return Err(Failure::SourceUnverifiable);
-    }
-    Ok(Expected {
-        size,
-        checksum,
-        os_hash,
+    Expected::from_source(source).map_err(|problem| match problem {
+        Unverifiable::NotActive(status) => Failure::SourceNotActive(status),
+        Unverifiable::NoSize => Failure::SourceNoSize,
+        Unverifiable::NoDigest => Failure::SourceUnverifiable,
+        Unverifiable::UnsupportedAlgo(algo) => Failure::UnsupportedAlgo(algo),
     })
-}
-
-/// Why `image` does not hold the source's data, if it does not.
-pub(super) fn compare(expected: &Expected, image: &Image) -> Result<(), String> {
-    if image.size() != Some(expected.size) {
-        return Err(format!(
-            "has size {}, the source has {}",
-            image.size().map_or("none".into(), |s| s.to_string()),
-            expected.size
-        ));
-    }
-    let mut compared = false;
-    if let Some(want) = &expected.checksum {
-        match image.checksum() {
-            Some(got) if got.eq_ignore_ascii_case(want) => compared = true,
-            got => {
-                return Err(format!(
-                    "has checksum {}, the source has {want}",
-                    got.unwrap_or("none")
-                ))
-            }
-        }
-    }
-    if let Some((algo, want)) = &expected.os_hash {
-        if image.os_hash_algo() == Some(algo.name()) {
-            let got = image.os_hash_value().unwrap_or("none");
-            if !got.eq_ignore_ascii_case(want) {
-                return Err(format!("has {algo} {got}, the source has {want}"));
-            }
-            compared = true;
-        }
-    }
-    if compared {
-        Ok(())
-    } else {
-        Err("cannot be compared with the source: no common digest".into())
-    }
 }
 
 /// A queued image of ours with the source's formats: an earlier run's copy to finish.
@@ -399,15 +346,8 @@ async fn verify(
             call: "reading the copy",
             error,
         })?;
-    let problem = match image.status() {
-        Some("active") => compare(expected, &image).err(),
-        other => Some(format!("is {}, not active", other.unwrap_or("unknown"))),
-    };
-    match problem {
-        None => Ok(()),
-        Some(problem) => Err(Failure::Verify {
-            target: target.to_string(),
-            problem,
-        }),
-    }
+    verify::check_stored(expected, &image).map_err(|mismatch| Failure::Verify {
+        target: target.to_string(),
+        problem: mismatch.to_string(),
+    })
 }
