@@ -40,7 +40,7 @@ use crate::metadata;
 use crate::metrics::Metrics;
 use crate::pipeline::{
     self, Expected, Limits, PipelineError, Remote, RemoteSource, RetryPolicy, SourceError, Streams,
-    Verified,
+    TransferError, Verified,
 };
 use crate::sink::{SinkError, Sinks, Target};
 use crate::stores::{StoreOutcome, StorePlan};
@@ -434,21 +434,12 @@ impl Importer {
             token: token.clone(),
         };
         let transfer = async {
-            if expected.size == 0 {
-                // Nothing to hold back: verify before the (empty) upload starts.
-                let verified = pump.await?;
-                sink.store(&sink_target, body)
-                    .await
-                    .map_err(|e| self.sink_error(e))?;
-                return Ok(verified);
-            }
-            let (stored, pumped) = tokio::join!(sink.store(&sink_target, body), pump);
-            match (pumped, stored) {
-                (Err(PipelineError::SinkGone), Err(e)) => Err(self.sink_error(e)),
-                (Err(e), _) => Err(self.pipeline_error(e, request)),
-                (Ok(_), Err(e)) => Err(self.sink_error(e)),
-                (Ok(verified), Ok(())) => Ok(verified),
-            }
+            pipeline::transfer(expected.size, pump, sink.store(&sink_target, body))
+                .await
+                .map_err(|error| match error {
+                    TransferError::Pipeline(e) => self.pipeline_error(e, request),
+                    TransferError::Store(e) => self.sink_error(e),
+                })
         };
         let outcome = tokio::time::timeout(self.total_timeout, transfer).await;
         self.metrics

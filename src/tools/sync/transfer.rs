@@ -20,7 +20,7 @@ use tracing::debug;
 
 use crate::glance::ImageId;
 use crate::http::boxed;
-use crate::pipeline::{self, Expected, PipelineError, Remote, Resuming};
+use crate::pipeline::{self, Expected, Remote, Resuming, TransferError};
 use crate::tools::apiclient::ImageApi;
 
 use super::copy::{api, refused, timed, Ctx, Region};
@@ -195,17 +195,13 @@ pub(super) async fn stream(
         boxed(body),
     );
     let transfer = async {
-        if expected.size == 0 {
-            pump.await.map_err(Failure::Transfer)?;
-            return upload.await.map_err(Failure::Upload);
-        }
-        let (stored, pumped) = tokio::join!(upload, pump);
-        match (pumped, stored) {
-            (Err(PipelineError::SinkGone), Err(e)) => Err(Failure::Upload(e)),
-            (Err(e), _) => Err(Failure::Transfer(e)),
-            (Ok(_), Err(e)) => Err(Failure::Upload(e)),
-            (Ok(_), Ok(())) => Ok(()),
-        }
+        pipeline::transfer(expected.size, pump, upload)
+            .await
+            .map(|_| ())
+            .map_err(|error| match error {
+                TransferError::Pipeline(e) => Failure::Transfer(e),
+                TransferError::Store(e) => Failure::Upload(e),
+            })
     };
     tokio::time::timeout(ctx.tuning.transfer_timeout, transfer)
         .await
