@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::backoff::Backoff;
 use crate::claim;
 use crate::config::SinkKind;
 use crate::glance::{Glance, GlanceError, Image, ImageId, PatchOp};
@@ -48,6 +49,10 @@ use crate::tasks::{ImportLock, Task};
 use crate::verify::{self, Unverifiable};
 
 use undo::Undo;
+
+/// Writing the task's summary on the image: one retry after a transient Glance failure (e.g. its
+/// database briefly locked).
+const PUBLISH_BACKOFF: Backoff = Backoff::new(2, Duration::from_millis(250));
 
 /// What the client asked for, after the synchronous checks.
 #[derive(Debug, Clone)]
@@ -293,18 +298,19 @@ impl Importer {
     async fn publish(&self, task: &Task, request: &ImportRequest) {
         let ops = claim::summary_ops(task);
         let url = &self.glance_url;
-        let mut result = self
-            .glance
-            .patch_image(url, &request.image_id, &request.token, &ops)
-            .await;
-        // One retry for a transient Glance failure (e.g. its database briefly locked).
-        if matches!(&result, Err(e) if e.status().is_none_or(|s| s.is_server_error())) {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            result = self
+        let mut attempts = PUBLISH_BACKOFF.start();
+        let mut result = loop {
+            let result = self
                 .glance
                 .patch_image(url, &request.image_id, &request.token, &ops)
                 .await;
-        }
+            let transient =
+                matches!(&result, Err(e) if e.status().is_none_or(|s| s.is_server_error()));
+            match attempts.failed() {
+                Some(pause) if transient => tokio::time::sleep(pause).await,
+                _ => break result,
+            }
+        };
         if matches!(&result, Err(e) if e.status() == Some(StatusCode::UNAUTHORIZED)) {
             if let Some((keystone, creds)) = &self.service {
                 if let Ok(token) = keystone.password_token(creds).await {

@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 use tracing::{debug, info};
 
+use crate::backoff::Backoff;
 use crate::glance::{error_message, Glance, Image, ImageId};
 use crate::metadata;
 use crate::tools::apiclient::{Answer, CallError, ImageApi};
@@ -37,13 +38,10 @@ use super::{transfer, Tuning, SOURCE_IMAGE_ID, SOURCE_REGION};
 /// Earlier copies looked at per image and region.
 const MAX_COPIES_LISTED: usize = 100;
 
-/// Attempts per job. A transient failure ([`Failure::is_transient`]) is worth another go, and
-/// every step of a copy can be taken again: a finished copy is found and skipped, a `queued` one
-/// left by the failed attempt is reused.
-const ATTEMPTS: u32 = 3;
-
-/// The pause before the second attempt; it doubles for each further one.
-const RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// Attempts per job (three), the pause doubling from one second. A transient failure
+/// ([`Failure::is_transient`]) is worth another go, and every step of a copy can be taken again:
+/// a finished copy is found and skipped, a `queued` one left by the failed attempt is reused.
+const JOB_BACKOFF: Backoff = Backoff::new(3, Duration::from_secs(1));
 
 /// A target region and how bytes reach it.
 #[derive(Debug)]
@@ -87,18 +85,19 @@ pub(super) async fn run(ctx: Arc<Ctx>, job: Job, observer: Arc<dyn Observer>) ->
     let started = Instant::now();
     let done = Arc::new(AtomicU64::new(0));
     let mut trace = Trace::default();
-    let mut attempt = 1;
+    let mut attempts = JOB_BACKOFF.start();
     let outcome = loop {
         done.store(0, Ordering::Relaxed);
-        match copy(&ctx, &job, observer.as_ref(), &done, &mut trace).await {
-            Err(failure) if failure.is_transient() && attempt < ATTEMPTS => {
-                let pause = RETRY_PAUSE * 2u32.pow(attempt - 1);
-                info!(image_id = %job.pick.id, region = %job.region.name, %failure, attempt, ?pause, "Copy attempt failed; trying again");
-                tokio::time::sleep(pause).await;
-                attempt += 1;
-            }
+        let failure = match copy(&ctx, &job, observer.as_ref(), &done, &mut trace).await {
+            Err(failure) if failure.is_transient() => failure,
             outcome => break outcome,
-        }
+        };
+        let Some(pause) = attempts.failed() else {
+            break Err(failure);
+        };
+        let attempt = attempts.failures();
+        info!(image_id = %job.pick.id, region = %job.region.name, %failure, attempt, ?pause, "Copy attempt failed; trying again");
+        tokio::time::sleep(pause).await;
     };
     let seconds = started.elapsed().as_secs_f64();
     let (action, error) = match outcome {
