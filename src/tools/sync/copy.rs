@@ -24,6 +24,7 @@ use tracing::{debug, info};
 
 use crate::backoff::Backoff;
 use crate::glance::{error_message, Glance, Image, ImageId};
+use crate::keystone::Token;
 use crate::metadata;
 use crate::tools::apiclient::{Answer, CallError, ImageApi};
 use crate::verify::{self, Expected, Unverifiable};
@@ -62,6 +63,16 @@ pub(super) struct Ctx {
     pub dry_run: bool,
     /// Property prefixes glance-download copies (Glance's defaults), copied on creation too.
     pub prefixes: Vec<String>,
+}
+
+impl Ctx {
+    /// A valid token for the run's user, renewed when it is about to expire.
+    pub(super) async fn token(&self) -> Result<Token, Failure> {
+        self.session
+            .token()
+            .await
+            .map_err(|e| Failure::Auth(e.to_string()))
+    }
 }
 
 /// One image × region.
@@ -195,11 +206,7 @@ async fn copy(
 
 /// An Image API client for `endpoint` with a fresh token.
 pub(super) async fn api(ctx: &Ctx, endpoint: &str) -> Result<ImageApi, Failure> {
-    let token = ctx
-        .session
-        .token()
-        .await
-        .map_err(|e| Failure::Auth(e.to_string()))?;
+    let token = ctx.token().await?;
     Ok(ImageApi::with_client(
         endpoint,
         token.expose(),
@@ -332,11 +339,7 @@ async fn verify(
     target: &ImageId,
     expected: &Expected,
 ) -> Result<(), Failure> {
-    let token = ctx
-        .session
-        .token()
-        .await
-        .map_err(|e| Failure::Auth(e.to_string()))?;
+    let token = ctx.token().await?;
     let image = ctx
         .glance
         .get_image(&region.endpoint, target, &token)

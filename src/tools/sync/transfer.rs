@@ -165,11 +165,7 @@ pub(super) async fn stream(
     expected: &Expected,
     done: &Arc<AtomicU64>,
 ) -> Result<(), Failure> {
-    let token = ctx
-        .session
-        .token()
-        .await
-        .map_err(|e| Failure::Auth(e.to_string()))?;
+    let token = ctx.token().await?;
     let remote = Remote {
         glance: ctx.glance.clone(),
         base: ctx.source.clone(),
