@@ -61,6 +61,21 @@ pub enum Mismatch {
     NoCommonDigest,
 }
 
+// === impl Mismatch ===
+
+impl Mismatch {
+    /// The image field that differs (`digests` when none could be compared).
+    pub fn field(&self) -> &'static str {
+        match self {
+            Mismatch::NotActive(_) => "status",
+            Mismatch::Size { .. } => "size",
+            Mismatch::Checksum { .. } => "checksum",
+            Mismatch::OsHash { .. } => "os_hash_value",
+            Mismatch::NoCommonDigest => "digests",
+        }
+    }
+}
+
 // === impl Expected ===
 
 impl Expected {
@@ -260,6 +275,7 @@ mod tests {
         short.0.insert("size".into(), json!(9));
         let err = check_stored(&expected(), &short).unwrap_err();
         assert_eq!(err.to_string(), "has size 9, the source has 10");
+        assert_eq!(err.field(), "size");
         short.0.remove("size");
         let err = check_stored(&expected(), &short).unwrap_err();
         assert_eq!(err.to_string(), "has size none, the source has 10");
