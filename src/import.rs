@@ -31,23 +31,33 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::backoff::Backoff;
 use crate::claim;
+use crate::config::Config;
 use crate::config::SinkKind;
 use crate::glance::{Glance, GlanceError, Image, ImageId, PatchOp};
-use crate::hash::HashAlgo;
+use crate::http::HttpClient;
 use crate::journal::{Entry, Journal};
 use crate::keystone::{CatalogError, Identity, Keystone, ServiceCredentials, Token};
 use crate::metadata;
 use crate::metrics::Metrics;
 use crate::pipeline::{
     self, Expected, Limits, PipelineError, Remote, RemoteSource, RetryPolicy, SourceError, Streams,
-    Verified,
+    TransferError, Verified,
 };
-use crate::sink::{SinkError, Sinks, Target};
+use crate::sink::{S3Sink, SinkError, Sinks, StoreSink, Target};
 use crate::stores::{StoreOutcome, StorePlan};
 use crate::tasks::{ImportLock, Task};
+use crate::verify::{self, Unverifiable};
 
 use undo::Undo;
+
+/// Writing the task's summary on the image: one retry after a transient Glance failure (e.g. its
+/// database briefly locked).
+const PUBLISH_BACKOFF: Backoff = Backoff::new(2, Duration::from_millis(250));
+
+/// Longest pause between two attempts to reach the source.
+const MAX_SOURCE_RETRY_DELAY: Duration = Duration::from_secs(10);
 
 /// What the client asked for, after the synchronous checks.
 #[derive(Debug, Clone)]
@@ -157,6 +167,61 @@ pub struct Importer {
 // === impl Importer ===
 
 impl Importer {
+    /// The importer `config` describes, writing through `glance` (and S3 when configured),
+    /// counting into `metrics` and journaling into `journal` when there is one.
+    pub fn new(
+        config: &Config,
+        client: &HttpClient,
+        glance: &Glance,
+        keystone: &Keystone,
+        metrics: Arc<Metrics>,
+        journal: Option<Journal>,
+    ) -> Importer {
+        let service = config
+            .service_credentials
+            .clone()
+            .map(|creds| (keystone.clone(), creds));
+        let s3 = config.s3.clone().map(|s3| {
+            S3Sink::new(
+                client.clone(),
+                glance.clone(),
+                &config.glance_url,
+                s3,
+                service.clone(),
+                config.request_timeout,
+            )
+        });
+        Importer {
+            glance: glance.clone(),
+            glance_url: config.glance_url.clone(),
+            sinks: Sinks::new(glance.clone(), &config.glance_url, config.store_sink).with_s3(s3),
+            inject: config.inject.clone(),
+            inject_ignore_roles: config.inject_ignore_roles.clone(),
+            limits: Limits {
+                chunk_size: config.chunk_size,
+                buffer_chunks: config.buffer_chunks,
+            },
+            retry: RetryPolicy {
+                max_retries: config.source_retries,
+                base_delay: config.retry_delay,
+                max_delay: MAX_SOURCE_RETRY_DELAY,
+                read_timeout: config.read_timeout,
+            },
+            streams: Streams {
+                streams: config.source_streams,
+                segment_size: config.segment_size,
+            },
+            total_timeout: config.total_timeout,
+            prefixes: config.extra_properties.clone(),
+            metrics,
+            slots: Arc::new(Semaphore::new(config.max_concurrent_imports)),
+            journal,
+            abort: CancellationToken::new(),
+            running: TaskTracker::new(),
+            service,
+        }
+    }
+
     /// Drives the task held by `lock` to `success` or `failure`, holding `slot` meanwhile.
     pub async fn run(
         self: Arc<Self>,
@@ -177,79 +242,16 @@ impl Importer {
         }
         task.start(0);
         let started_at = std::time::Instant::now();
-        Metrics::inc(&self.metrics.in_flight);
+        let in_flight = Metrics::hold(&self.metrics.in_flight);
         info!(task_id = %task.id, image_id = %request.image_id, remote_image_id = %request.remote_image_id, region = %request.region, "Import started");
         let mut undo = Undo::default();
-        let beating = CancellationToken::new();
-        let quiet = Arc::new(AtomicBool::new(false));
-        let heart = tokio::spawn(self.clone().heartbeat(
-            task.clone(),
-            request.clone(),
-            quiet.clone(),
-            beating.clone(),
-        ));
-        let result = tokio::select! {
-            result = self.import(&request, &task, &mut undo, &quiet) => result,
-            _ = self.abort.cancelled() => Err(ImportError::ShuttingDown),
-        };
-        beating.cancel();
-        let _ = heart.await;
-        match result {
-            Ok(imported) => {
-                let verified = &imported.verified;
-                self.metrics
-                    .bytes_imported
-                    .fetch_add(verified.size, Ordering::Relaxed);
-                let seconds = started_at.elapsed().as_secs_f64().max(1e-6);
-                self.metrics
-                    .throughput
-                    .observe(verified.size as f64 / 1e6 / seconds);
-                info!(task_id = %task.id, image_id = %request.image_id, bytes = verified.size, "Import verified and active");
-                let mut verification = json!({
-                    "size": verified.size,
-                    "checksum": verified.checksum,
-                    "os_hash_algo": verified.os_hash_algo.name(),
-                    "os_hash_value": verified.os_hash_value,
-                    "verified": true,
-                });
-                if let Some(outcome) = &imported.stores {
-                    verification["stores"] = outcome.to_json();
-                    if let Some(reason) = &imported.store_failure {
-                        verification["stores"]["reason"] = reason.as_str().into();
-                    }
-                }
-                match imported.stores.as_ref().filter(|o| !o.failed.is_empty()) {
-                    Some(outcome) if request.stores.all_must_succeed => {
-                        Metrics::inc(&self.metrics.imports_failed);
-                        let message = required_store_failed(outcome, imported.store_failure);
-                        warn!(task_id = %task.id, image_id = %request.image_id, %message, "Import failed in a required store");
-                        task.fail_verified(message, verification);
-                    }
-                    outcome => {
-                        if let Some(outcome) = outcome {
-                            warn!(task_id = %task.id, image_id = %request.image_id, failed = %outcome.failed.join(","), "Some stores failed; all_stores_must_succeed is false");
-                        }
-                        Metrics::inc(&self.metrics.imports_succeeded);
-                        task.succeed(verification);
-                    }
-                }
-            }
-            Err(error) => {
-                Metrics::inc(&self.metrics.imports_failed);
-                if error.is_verification_failure() {
-                    Metrics::inc(&self.metrics.verification_failures);
-                }
-                let mut message = error.to_string();
-                match self.undo(&request, &undo).await {
-                    Ok(None) => {}
-                    Ok(Some(aftermath)) => message.push_str(&format!("; {aftermath}")),
-                    Err(revert) => {
-                        message.push_str(&format!("; restoring the target image failed: {revert}"))
-                    }
-                }
-                warn!(task_id = %task.id, image_id = %request.image_id, %message, "Import failed");
-                task.fail(message);
-            }
+        match self
+            .clone()
+            .import_beating(&request, &task, &mut undo)
+            .await
+        {
+            Ok(imported) => self.succeeded(&task, &request, imported, started_at),
+            Err(error) => self.failed(&task, &request, error, &undo).await,
         }
         self.publish(&task, &request).await;
         let finished = Entry::Finished {
@@ -261,9 +263,99 @@ impl Importer {
         if let Err(error) = self.journal(&finished).await {
             warn!(task_id = %task.id, %error, "Failed to journal the end of a task");
         }
-        self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        drop(in_flight);
         drop(lock);
         drop(slot);
+    }
+
+    /// The import, with its summary refreshed on the image meanwhile, stopped at shutdown.
+    async fn import_beating(
+        self: Arc<Self>,
+        request: &ImportRequest,
+        task: &Arc<Task>,
+        undo: &mut Undo,
+    ) -> Result<Imported, ImportError> {
+        let beating = CancellationToken::new();
+        let quiet = Arc::new(AtomicBool::new(false));
+        let heart = tokio::spawn(self.clone().heartbeat(
+            task.clone(),
+            request.clone(),
+            quiet.clone(),
+            beating.clone(),
+        ));
+        let result = tokio::select! {
+            result = self.import(request, task, undo, &quiet) => result,
+            _ = self.abort.cancelled() => Err(ImportError::ShuttingDown),
+        };
+        beating.cancel();
+        let _ = heart.await;
+        result
+    }
+
+    /// Counts a verified import and ends its task: `success`, or `failure` when a required
+    /// store failed.
+    fn succeeded(
+        &self,
+        task: &Task,
+        request: &ImportRequest,
+        imported: Imported,
+        started_at: std::time::Instant,
+    ) {
+        let verified = &imported.verified;
+        self.metrics
+            .bytes_imported
+            .fetch_add(verified.size, Ordering::Relaxed);
+        let seconds = started_at.elapsed().as_secs_f64().max(1e-6);
+        self.metrics
+            .throughput
+            .observe(verified.size as f64 / 1e6 / seconds);
+        info!(task_id = %task.id, image_id = %request.image_id, bytes = verified.size, "Import verified and active");
+        let mut verification = json!({
+            "size": verified.size,
+            "checksum": verified.checksum,
+            "os_hash_algo": verified.os_hash_algo.name(),
+            "os_hash_value": verified.os_hash_value,
+            "verified": true,
+        });
+        if let Some(outcome) = &imported.stores {
+            verification["stores"] = outcome.to_json();
+            if let Some(reason) = &imported.store_failure {
+                verification["stores"]["reason"] = reason.as_str().into();
+            }
+        }
+        match imported.stores.as_ref().filter(|o| !o.failed.is_empty()) {
+            Some(outcome) if request.stores.all_must_succeed => {
+                Metrics::inc(&self.metrics.imports_failed);
+                let message = required_store_failed(outcome, imported.store_failure);
+                warn!(task_id = %task.id, image_id = %request.image_id, %message, "Import failed in a required store");
+                task.fail_verified(message, verification);
+            }
+            outcome => {
+                if let Some(outcome) = outcome {
+                    warn!(task_id = %task.id, image_id = %request.image_id, failed = %outcome.failed.join(","), "Some stores failed; all_stores_must_succeed is false");
+                }
+                Metrics::inc(&self.metrics.imports_succeeded);
+                task.succeed(verification);
+            }
+        }
+    }
+
+    /// Counts a failed import, puts the target back (see `undo`) and ends the task `failure`.
+    async fn failed(&self, task: &Task, request: &ImportRequest, error: ImportError, undo: &Undo) {
+        Metrics::inc(&self.metrics.imports_failed);
+        if error.is_verification_failure() {
+            Metrics::inc(&self.metrics.verification_failures);
+        }
+        let mut message = error.to_string();
+        match self.undo(request, undo).await {
+            Ok(None) => {}
+            Ok(Some(aftermath)) => message.push_str(&format!("; {aftermath}")),
+            Err(revert) => {
+                message.push_str(&format!("; restoring the target image failed: {revert}"))
+            }
+        }
+        warn!(task_id = %task.id, image_id = %request.image_id, %message, "Import failed");
+        task.fail(message);
     }
 
     /// Refreshes the task's summary on the image every [`claim::HEARTBEAT`] until `stop`.
@@ -293,18 +385,19 @@ impl Importer {
     async fn publish(&self, task: &Task, request: &ImportRequest) {
         let ops = claim::summary_ops(task);
         let url = &self.glance_url;
-        let mut result = self
-            .glance
-            .patch_image(url, &request.image_id, &request.token, &ops)
-            .await;
-        // One retry for a transient Glance failure (e.g. its database briefly locked).
-        if matches!(&result, Err(e) if e.status().is_none_or(|s| s.is_server_error())) {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            result = self
+        let mut attempts = PUBLISH_BACKOFF.start();
+        let mut result = loop {
+            let result = self
                 .glance
                 .patch_image(url, &request.image_id, &request.token, &ops)
                 .await;
-        }
+            let transient =
+                matches!(&result, Err(e) if e.status().is_none_or(|s| s.is_server_error()));
+            match attempts.failed() {
+                Some(pause) if transient => tokio::time::sleep(pause).await,
+                _ => break result,
+            }
+        };
         if matches!(&result, Err(e) if e.status() == Some(StatusCode::UNAUTHORIZED)) {
             if let Some((keystone, creds)) = &self.service {
                 if let Ok(token) = keystone.password_token(creds).await {
@@ -330,6 +423,7 @@ impl Importer {
         }
     }
 
+    /// Steps 1–6 of the module docs, in order.
     async fn import(
         &self,
         request: &ImportRequest,
@@ -337,124 +431,27 @@ impl Importer {
         undo: &mut Undo,
         quiet: &AtomicBool,
     ) -> Result<Imported, ImportError> {
-        let token = &request.token;
         let remote = request
             .identity
             .catalog
             .image_endpoint(&request.region, &request.interface)?;
-        let source_error = |error: GlanceError| match error.status() {
-            Some(StatusCode::UNAUTHORIZED) => ImportError::TokenExpired,
-            Some(StatusCode::NOT_FOUND) => ImportError::SourceNotFound {
-                id: request.remote_image_id.clone(),
-                region: request.region.clone(),
-            },
-            _ => ImportError::Source {
-                region: request.region.clone(),
-                error,
-            },
-        };
-
-        task.note("Reading the source image");
-        let source = self
-            .glance
-            .get_image(&remote, &request.remote_image_id, token)
-            .await
-            .map_err(source_error)?;
-        let expected = expected_of(&source, &request.remote_image_id)?;
-        task.set_total(expected.size);
-
-        let target = self.target_image(request).await?;
-        if target.status() != Some("queued") {
-            return Err(ImportError::TargetNotQueued(
-                target.status().unwrap_or("unknown").to_string(),
-            ));
-        }
+        let (source, expected) = self.read_source(request, &remote, task).await?;
+        let target = self.queued_target(request).await?;
         let sink = self.sinks.pick(request.sink);
-        // With glance-stage the target's own plugins run (injection included); otherwise the
-        // configured injection is mirrored here, skipped for callers with an ignored role.
-        let ignored = request
-            .identity
-            .roles
-            .iter()
-            .any(|r| self.inject_ignore_roles.contains(r));
-        let inject: &[(String, String)] = if sink.keeps_bytes() && !ignored {
-            &self.inject
-        } else {
-            &[]
-        };
-        let sync = metadata::plan_with(&source, &target, &self.prefixes, inject);
-        if !sync.apply.is_empty() {
-            task.note("Syncing metadata");
-            // Journaled before the patch, so a crash between the two can still be reverted.
-            let revert =
-                serde_json::Value::Array(sync.revert.iter().map(PatchOp::to_json).collect());
-            let entry = Entry::Synced {
-                task_id: task.id.clone(),
-                revert,
-            };
-            if let Err(error) = self.journal(&entry).await {
-                warn!(task_id = %task.id, %error, "Failed to journal the metadata sync");
-            }
-            self.glance
-                .patch_image(&self.glance_url, &request.image_id, token, &sync.apply)
-                .await
-                .map_err(target_error)?;
-            undo.synced = Some(sync.revert.clone());
-        }
+        self.sync_metadata(request, task, undo, &source, &target, sink.keeps_bytes())
+            .await?;
 
         task.note("Copying data");
-        let remote = Remote {
-            glance: self.glance.clone(),
-            base: remote.clone(),
-            id: request.remote_image_id.clone(),
-            token: token.clone(),
-            size: expected.size,
-        };
-        let mut source = RemoteSource::new(remote, self.retry, self.streams);
-        let retries = source.retries();
-        if let Err(error) = source.connect().await {
-            return Err(self.pipeline_error(error.into(), request));
-        }
+        let source = self.open_source(request, remote, &expected).await?;
         if sink.keeps_bytes() {
             undo.sent = Some(expected.clone());
         }
         // From here until the import ends, Glance may be changing the image's status.
         quiet.store(sink.glance_changes_status(), Ordering::Release);
-        let (body, pump) = pipeline::start(
-            source,
-            expected.clone(),
-            self.limits,
-            task.bytes_done.clone(),
-        );
-        let sink_target = Target {
-            image_id: request.image_id.clone(),
-            size: expected.size,
-            stores: request.stores.stores.clone(),
-            all_stores_must_succeed: request.stores.all_must_succeed,
-            token: token.clone(),
-        };
-        let transfer = async {
-            if expected.size == 0 {
-                // Nothing to hold back: verify before the (empty) upload starts.
-                let verified = pump.await?;
-                sink.store(&sink_target, body)
-                    .await
-                    .map_err(|e| self.sink_error(e))?;
-                return Ok(verified);
-            }
-            let (stored, pumped) = tokio::join!(sink.store(&sink_target, body), pump);
-            match (pumped, stored) {
-                (Err(PipelineError::SinkGone), Err(e)) => Err(self.sink_error(e)),
-                (Err(e), _) => Err(self.pipeline_error(e, request)),
-                (Ok(_), Err(e)) => Err(self.sink_error(e)),
-                (Ok(verified), Ok(())) => Ok(verified),
-            }
-        };
-        let outcome = tokio::time::timeout(self.total_timeout, transfer).await;
-        self.metrics
-            .source_retries
-            .fetch_add(retries.load(Ordering::Relaxed), Ordering::Relaxed);
-        let verified = outcome.map_err(|_| ImportError::TimedOut(self.total_timeout))??;
+        let verified = self
+            .stream_data(request, task, source, &expected, sink)
+            .await?;
+
         task.note("Verifying the stored image");
         let image = self
             .post_check(request, &verified, sink.keeps_bytes())
@@ -467,6 +464,156 @@ impl Importer {
             stores,
             store_failure,
         })
+    }
+
+    /// Step 2: the source image, which must be `active` with a size and a digest.
+    async fn read_source(
+        &self,
+        request: &ImportRequest,
+        remote: &str,
+        task: &Task,
+    ) -> Result<(Image, Expected), ImportError> {
+        let source_error = |error: GlanceError| match error.status() {
+            Some(StatusCode::UNAUTHORIZED) => ImportError::TokenExpired,
+            Some(StatusCode::NOT_FOUND) => ImportError::SourceNotFound {
+                id: request.remote_image_id.clone(),
+                region: request.region.clone(),
+            },
+            _ => ImportError::Source {
+                region: request.region.clone(),
+                error,
+            },
+        };
+        task.note("Reading the source image");
+        let source = self
+            .glance
+            .get_image(remote, &request.remote_image_id, &request.token)
+            .await
+            .map_err(source_error)?;
+        let expected = expected_of(&source, &request.remote_image_id)?;
+        task.set_total(expected.size);
+        Ok((source, expected))
+    }
+
+    /// The target image, which must still be `queued`.
+    async fn queued_target(&self, request: &ImportRequest) -> Result<Image, ImportError> {
+        let target = self.target_image(request).await?;
+        match target.status() {
+            Some("queued") => Ok(target),
+            other => Err(ImportError::TargetNotQueued(
+                other.unwrap_or("unknown").to_string(),
+            )),
+        }
+    }
+
+    /// Step 3: formats and prefixed properties (and the configured injection) in one patch,
+    /// journaled first so that a crash between the two can still be reverted.
+    async fn sync_metadata(
+        &self,
+        request: &ImportRequest,
+        task: &Task,
+        undo: &mut Undo,
+        source: &Image,
+        target: &Image,
+        keeps_bytes: bool,
+    ) -> Result<(), ImportError> {
+        // With glance-stage the target's own plugins run (injection included); otherwise the
+        // configured injection is mirrored here, skipped for callers with an ignored role.
+        let ignored = request
+            .identity
+            .roles
+            .iter()
+            .any(|r| self.inject_ignore_roles.contains(r));
+        let inject: &[(String, String)] = if keeps_bytes && !ignored {
+            &self.inject
+        } else {
+            &[]
+        };
+        let sync = metadata::plan_with(source, target, &self.prefixes, inject);
+        if sync.apply.is_empty() {
+            return Ok(());
+        }
+        task.note("Syncing metadata");
+        let revert = serde_json::Value::Array(sync.revert.iter().map(PatchOp::to_json).collect());
+        let entry = Entry::Synced {
+            task_id: task.id.clone(),
+            revert,
+        };
+        if let Err(error) = self.journal(&entry).await {
+            warn!(task_id = %task.id, %error, "Failed to journal the metadata sync");
+        }
+        self.glance
+            .patch_image(
+                &self.glance_url,
+                &request.image_id,
+                &request.token,
+                &sync.apply,
+            )
+            .await
+            .map_err(target_error)?;
+        undo.synced = Some(sync.revert);
+        Ok(())
+    }
+
+    /// Step 4, before the store is touched: the source's data, opened (retrying transient
+    /// failures).
+    async fn open_source(
+        &self,
+        request: &ImportRequest,
+        base: String,
+        expected: &Expected,
+    ) -> Result<RemoteSource, ImportError> {
+        let remote = Remote {
+            glance: self.glance.clone(),
+            base,
+            id: request.remote_image_id.clone(),
+            token: request.token.clone(),
+            size: expected.size,
+        };
+        let mut source = RemoteSource::new(remote, self.retry, self.streams);
+        match source.connect().await {
+            Ok(()) => Ok(source),
+            Err(error) => Err(self.pipeline_error(error.into(), request)),
+        }
+    }
+
+    /// Step 4: the source's data through the hashers into the store sink, within
+    /// `total_timeout`; the sink commits only once size and digests equal the source's.
+    async fn stream_data(
+        &self,
+        request: &ImportRequest,
+        task: &Task,
+        source: RemoteSource,
+        expected: &Expected,
+        sink: &dyn StoreSink,
+    ) -> Result<Verified, ImportError> {
+        let retries = source.retries();
+        let (body, pump) = pipeline::start(
+            source,
+            expected.clone(),
+            self.limits,
+            task.bytes_done.clone(),
+        );
+        let target = Target {
+            image_id: request.image_id.clone(),
+            size: expected.size,
+            stores: request.stores.stores.clone(),
+            all_stores_must_succeed: request.stores.all_must_succeed,
+            token: request.token.clone(),
+        };
+        let transfer = async {
+            pipeline::transfer(expected.size, pump, sink.store(&target, body))
+                .await
+                .map_err(|error| match error {
+                    TransferError::Pipeline(e) => self.pipeline_error(e, request),
+                    TransferError::Store(e) => self.sink_error(e),
+                })
+        };
+        let outcome = tokio::time::timeout(self.total_timeout, transfer).await;
+        self.metrics
+            .source_retries
+            .fetch_add(retries.load(Ordering::Relaxed), Ordering::Relaxed);
+        outcome.map_err(|_| ImportError::TimedOut(self.total_timeout))?
     }
 
     /// What became of every planned store once the image is active and verified: read off the
@@ -564,40 +711,13 @@ impl Importer {
         keeps_bytes: bool,
     ) -> Result<Image, ImportError> {
         let image = self.target_image(request).await?;
-        if image.status() != Some("active") {
-            return Err(ImportError::PostCheck(format!(
-                "is {}, not active",
-                image.status().unwrap_or("unknown")
-            )));
-        }
-        if !keeps_bytes {
+        let checked = if keeps_bytes {
+            verify::check_stored(&Expected::from(verified), &image)
+        } else {
             // The target's import plugins may have transformed the verified bytes on purpose.
-            return Ok(image);
-        }
-        if image.size() != Some(verified.size) {
-            return Err(ImportError::PostCheck(format!(
-                "has size {:?}, the source has {}",
-                image.size(),
-                verified.size
-            )));
-        }
-        if let Some(checksum) = image.checksum() {
-            if !checksum.eq_ignore_ascii_case(&verified.checksum) {
-                return Err(ImportError::PostCheck(format!(
-                    "has checksum {checksum}, the source has {}",
-                    verified.checksum
-                )));
-            }
-        }
-        if image.os_hash_algo() == Some(verified.os_hash_algo.name()) {
-            let value = image.os_hash_value().unwrap_or_default();
-            if !value.eq_ignore_ascii_case(&verified.os_hash_value) {
-                return Err(ImportError::PostCheck(format!(
-                    "has os_hash_value {value}, the source has {}",
-                    verified.os_hash_value
-                )));
-            }
-        }
+            verify::check_active(&image)
+        };
+        checked.map_err(|mismatch| ImportError::PostCheck(mismatch.to_string()))?;
         Ok(image)
     }
 }
@@ -628,30 +748,12 @@ fn target_error(error: GlanceError) -> ImportError {
     }
 }
 
-/// What the source image promises: status, size and digests.
+/// The source's promises, or why it cannot be imported verifiably.
 fn expected_of(source: &Image, id: &ImageId) -> Result<Expected, ImportError> {
-    let status = source.status().unwrap_or("unknown");
-    if status != "active" {
-        return Err(ImportError::SourceNotActive(status.to_string()));
-    }
-    let size = source
-        .size()
-        .ok_or_else(|| ImportError::SourceNoSize(id.clone()))?;
-    let os_hash = match (source.os_hash_algo(), source.os_hash_value()) {
-        (Some(algo), Some(value)) => Some((
-            algo.parse::<HashAlgo>()
-                .map_err(|e| ImportError::UnsupportedAlgo(e.0))?,
-            value.to_string(),
-        )),
-        _ => None,
-    };
-    let checksum = source.checksum().map(str::to_string);
-    if checksum.is_none() && os_hash.is_none() {
-        return Err(ImportError::SourceUnverifiable(id.clone()));
-    }
-    Ok(Expected {
-        size,
-        checksum,
-        os_hash,
+    Expected::from_source(source).map_err(|problem| match problem {
+        Unverifiable::NotActive(status) => ImportError::SourceNotActive(status),
+        Unverifiable::NoSize => ImportError::SourceNoSize(id.clone()),
+        Unverifiable::NoDigest => ImportError::SourceUnverifiable(id.clone()),
+        Unverifiable::UnsupportedAlgo(algo) => ImportError::UnsupportedAlgo(algo.0),
     })
 }

@@ -5,6 +5,8 @@
 
 /// The HTTP edge: routing, the import action's checks, pass-through, discovery, tasks, errors.
 pub mod api;
+/// Retry pacing: attempts and exponential, capped, jittered pauses, for every retry loop.
+pub mod backoff;
 /// Upload bodies in chunked transfer coding, so an aborted upload is a cut on every server.
 pub mod chunked;
 /// The cross-instance import claim, kept as properties on the target image itself.
@@ -44,3 +46,5 @@ pub mod tls;
 /// The tools beside the server: simulated cloud, `demo`, `bench`, `sync`, `tasks`, `wan-link`.
 #[cfg(feature = "tools")]
 pub mod tools;
+/// The verification contract: what a copy must equal, and whether a stored image is the source's.
+pub mod verify;

@@ -103,9 +103,26 @@ impl Default for Metrics {
     }
 }
 
+/// One unit counted on a gauge (e.g. `in_flight`) while it lives; see [`Metrics::hold`].
+#[derive(Debug)]
+#[must_use = "the gauge goes back down when the guard is dropped"]
+pub struct GaugeGuard<'a>(&'a AtomicU64);
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Metrics {
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one on `gauge` until the returned guard is dropped, however the holder ends.
+    pub fn hold(gauge: &AtomicU64) -> GaugeGuard<'_> {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        GaugeGuard(gauge)
     }
 
     /// The exposition text (version 0.0.4).
@@ -215,5 +232,18 @@ mod tests {
             out.contains("x_sum 55.5\n") && out.contains("x_count 3\n"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn a_held_gauge_goes_back_down_when_its_holder_ends() {
+        let metrics = Metrics::default();
+        let first = Metrics::hold(&metrics.in_flight);
+        {
+            let _second = Metrics::hold(&metrics.in_flight);
+            assert_eq!(metrics.in_flight.load(Ordering::Relaxed), 2);
+        }
+        assert_eq!(metrics.in_flight.load(Ordering::Relaxed), 1);
+        drop(first);
+        assert_eq!(metrics.in_flight.load(Ordering::Relaxed), 0);
     }
 }

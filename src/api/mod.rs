@@ -18,9 +18,7 @@ use std::time::Duration;
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 pub use discovery::{add_method, with_method, METHOD};
@@ -40,8 +38,6 @@ use crate::import::Importer;
 use crate::journal::{Journal, JournalError};
 use crate::keystone::Keystone;
 use crate::metrics::Metrics;
-use crate::pipeline::{Limits, RetryPolicy, Streams};
-use crate::sink::Sinks;
 use crate::tasks::Tasks;
 
 /// Why the sidecar could not start.
@@ -101,52 +97,14 @@ impl App {
             )?),
             None => None,
         };
-        let importer = Arc::new(Importer {
-            glance: glance.clone(),
-            glance_url: config.glance_url.clone(),
-            sinks: Sinks::new(glance.clone(), &config.glance_url, config.store_sink).with_s3(
-                config.s3.clone().map(|s3| {
-                    crate::sink::S3Sink::new(
-                        client.clone(),
-                        glance.clone(),
-                        &config.glance_url,
-                        s3,
-                        config
-                            .service_credentials
-                            .clone()
-                            .map(|creds| (keystone.clone(), creds)),
-                        config.request_timeout,
-                    )
-                }),
-            ),
-            inject: config.inject.clone(),
-            inject_ignore_roles: config.inject_ignore_roles.clone(),
-            limits: Limits {
-                chunk_size: config.chunk_size,
-                buffer_chunks: config.buffer_chunks,
-            },
-            retry: RetryPolicy {
-                max_retries: config.source_retries,
-                base_delay: config.retry_delay,
-                max_delay: Duration::from_secs(10),
-                read_timeout: config.read_timeout,
-            },
-            streams: Streams {
-                streams: config.source_streams,
-                segment_size: config.segment_size,
-            },
-            total_timeout: config.total_timeout,
-            prefixes: config.extra_properties.clone(),
-            metrics: metrics.clone(),
-            slots: Arc::new(Semaphore::new(config.max_concurrent_imports)),
+        let importer = Arc::new(Importer::new(
+            &config,
+            &client,
+            &glance,
+            &keystone,
+            metrics.clone(),
             journal,
-            abort: CancellationToken::new(),
-            running: TaskTracker::new(),
-            service: config
-                .service_credentials
-                .clone()
-                .map(|creds| (keystone.clone(), creds)),
-        });
+        ));
         let project_slots = Arc::new(ProjectSlots::new(config.max_imports_per_project));
         Ok(Arc::new(App {
             config,

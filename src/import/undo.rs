@@ -14,6 +14,7 @@ use http::StatusCode;
 use crate::glance::{GlanceError, Image, PatchOp};
 use crate::keystone::Token;
 use crate::pipeline::Expected;
+use crate::verify;
 
 use super::{target_error, ImportError, ImportRequest, Importer};
 
@@ -116,7 +117,7 @@ impl Importer {
                 }
                 Ok(None)
             }
-            (Some("active"), Some(expected)) if holds(&image, expected) => {
+            (Some("active"), Some(expected)) if verify::check_stored(expected, &image).is_ok() => {
                 Ok(Some(Aftermath::ActiveVerified))
             }
             (Some("active"), Some(_)) => Ok(Some(self.deactivate(request, &image).await)),
@@ -198,40 +199,17 @@ impl Importer {
     }
 }
 
-/// Whether `image` holds the data `expected` describes: its size, and every digest both sides
-/// have, equal.
-fn holds(image: &Image, expected: &Expected) -> bool {
-    if image.size() != Some(expected.size) {
-        return false;
-    }
-    let checksum_ok = match (&expected.checksum, image.checksum()) {
-        (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
-        _ => true,
-    };
-    let hash_ok = match (
-        &expected.os_hash,
-        image.os_hash_algo(),
-        image.os_hash_value(),
-    ) {
-        (Some((algo, want)), Some(got_algo), Some(got)) if algo.name() == got_algo => {
-            want.eq_ignore_ascii_case(got)
-        }
-        _ => true,
-    };
-    let compared = (expected.checksum.is_some() && image.checksum().is_some())
-        || matches!(
-            (&expected.os_hash, image.os_hash_algo()),
-            (Some((algo, _)), Some(got)) if algo.name() == got
-        );
-    compared && checksum_ok && hash_ok
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
     use crate::hash::HashAlgo;
+
+    /// Whether a failed import's `active` image is kept as the source's data.
+    fn holds(image: &Image, expected: &Expected) -> bool {
+        verify::check_stored(expected, image).is_ok()
+    }
 
     fn image(size: u64, checksum: &str) -> Image {
         let doc = json!({"status": "active", "size": size, "checksum": checksum,

@@ -13,6 +13,7 @@ mod hasher;
 mod ranged;
 mod source;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -24,26 +25,9 @@ pub use hasher::{HasherGone, HasherThread};
 pub use ranged::{ParallelRanges, RemoteSource, Streams};
 pub use source::{BodySource, Remote, Resuming, RetryPolicy, Source, SourceError};
 
+pub use crate::verify::{Expected, Verified};
+
 use crate::hash::HashAlgo;
-
-/// What the source says its data is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expected {
-    pub size: u64,
-    /// The source's `checksum` (MD5, hex).
-    pub checksum: Option<String>,
-    /// The source's `os_hash_algo` and `os_hash_value`.
-    pub os_hash: Option<(HashAlgo, String)>,
-}
-
-/// What the pipeline measured; equal to [`Expected`] whenever it is returned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verified {
-    pub size: u64,
-    pub checksum: String,
-    pub os_hash_algo: HashAlgo,
-    pub os_hash_value: String,
-}
 
 /// Bounds of the pipeline.
 #[derive(Debug, Clone, Copy)]
@@ -86,7 +70,7 @@ pub fn start<S>(
     progress: Arc<AtomicU64>,
 ) -> (
     SinkBody,
-    impl std::future::Future<Output = Result<Verified, PipelineError>>,
+    impl Future<Output = Result<Verified, PipelineError>>,
 )
 where
     S: Source + 'static,
@@ -96,6 +80,36 @@ where
     let body = SinkBody::new(rx, expected.size, verdict.clone());
     let pump = pump(source, expected, limits, progress, tx, verdict);
     (body, pump)
+}
+
+/// Why a transfer failed: the data was not delivered verified, or the store refused it.
+#[derive(Debug)]
+pub enum TransferError<E> {
+    Pipeline(PipelineError),
+    Store(E),
+}
+
+/// Runs the pump and the store's upload of its body together and returns the verified data.
+/// The pump's verdict decides, except when it only saw the store stop reading
+/// ([`PipelineError::SinkGone`]): then the store's own error says why. An empty image has no
+/// last frame to hold back, so it is verified before its (empty) upload starts.
+pub async fn transfer<T, E>(
+    size: u64,
+    pump: impl Future<Output = Result<Verified, PipelineError>>,
+    store: impl Future<Output = Result<T, E>>,
+) -> Result<Verified, TransferError<E>> {
+    if size == 0 {
+        let verified = pump.await.map_err(TransferError::Pipeline)?;
+        store.await.map_err(TransferError::Store)?;
+        return Ok(verified);
+    }
+    let (stored, pumped) = tokio::join!(store, pump);
+    match (pumped, stored) {
+        (Err(PipelineError::SinkGone), Err(e)) => Err(TransferError::Store(e)),
+        (Err(e), _) => Err(TransferError::Pipeline(e)),
+        (Ok(_), Err(e)) => Err(TransferError::Store(e)),
+        (Ok(verified), Ok(_)) => Ok(verified),
+    }
 }
 
 async fn pump<S: Source>(

@@ -15,6 +15,7 @@ use http::{header, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use crate::backoff::{Attempts, Backoff};
 use crate::glance::{Glance, GlanceError, ImageId};
 use crate::http::{describe, BoxError};
 use crate::keystone::Token;
@@ -126,15 +127,13 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The delay before retry number `attempt` (1-based): exponential, with "equal jitter"
-    /// (half fixed, half random) so many imports do not reconnect in lockstep.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-        let capped = exp.min(self.max_delay);
-        let half = capped / 2;
-        half + half.mul_f64(fastrand::f64())
+    /// The pacing of reconnections: `max_retries` after the first attempt, exponential from
+    /// `base_delay` up to `max_delay`, with "equal jitter" (half fixed, half random) so many
+    /// imports do not reconnect in lockstep.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.max_retries.saturating_add(1), self.base_delay)
+            .capped(self.max_delay)
+            .jittered()
     }
 }
 
@@ -157,7 +156,7 @@ pub struct Resuming {
     policy: RetryPolicy,
     body: Option<BodySource<Incoming>>,
     offset: u64,
-    failures: u32,
+    attempts: Attempts,
     /// Reconnections made (shared with metrics and the task).
     pub retries: Arc<AtomicU64>,
 }
@@ -182,7 +181,7 @@ impl Resuming {
             policy,
             body: None,
             offset: range.start,
-            failures: 0,
+            attempts: policy.backoff().start(),
             retries,
         }
     }
@@ -267,16 +266,15 @@ impl Resuming {
         if !error.is_transient() {
             return Err(error);
         }
-        self.failures += 1;
-        if self.failures > self.policy.max_retries {
+        let Some(pause) = self.attempts.failed() else {
             return Err(SourceError::Exhausted {
-                attempts: self.failures,
+                attempts: self.attempts.failures(),
                 last: Box::new(error),
             });
-        }
+        };
         self.retries.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(image_id = %self.remote.id, offset = self.offset, attempt = self.failures, %error, "Resuming the source download");
-        tokio::time::sleep(self.policy.delay(self.failures)).await;
+        tracing::info!(image_id = %self.remote.id, offset = self.offset, attempt = self.attempts.failures(), %error, "Resuming the source download");
+        tokio::time::sleep(pause).await;
         Ok(())
     }
 }

@@ -235,3 +235,80 @@ async fn large_frames_are_split_to_chunk_size() {
     result.unwrap();
     assert_eq!(sizes, vec![1000, 1000, 1000, 1000, 500]);
 }
+
+// === transfer ===
+
+fn verified() -> Verified {
+    Verified {
+        size: 3,
+        checksum: "c".into(),
+        os_hash_algo: HashAlgo::Sha512,
+        os_hash_value: "h".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_transfer_is_verified_only_when_pump_and_store_both_succeed() {
+    let ok = transfer(3, async { Ok(verified()) }, async { Ok::<(), &str>(()) }).await;
+    assert_eq!(ok.ok(), Some(verified()));
+    let refused = transfer(3, async { Ok(verified()) }, async {
+        Err::<(), _>("refused")
+    })
+    .await;
+    assert!(matches!(refused, Err(TransferError::Store("refused"))));
+}
+
+#[tokio::test]
+async fn the_data_verdict_wins_over_the_store_error_it_caused() {
+    let short = transfer(
+        3,
+        async {
+            Err(PipelineError::TooShort {
+                expected: 3,
+                got: 1,
+            })
+        },
+        async { Err::<(), _>("upload cut") },
+    )
+    .await;
+    assert!(matches!(
+        short,
+        Err(TransferError::Pipeline(PipelineError::TooShort { .. }))
+    ));
+}
+
+#[tokio::test]
+async fn a_store_that_stopped_reading_says_why() {
+    let gone = transfer(3, async { Err(PipelineError::SinkGone) }, async {
+        Err::<(), _>("store full")
+    })
+    .await;
+    assert!(matches!(gone, Err(TransferError::Store("store full"))));
+}
+
+#[tokio::test]
+async fn an_empty_image_is_verified_before_its_upload_starts() {
+    let started = Arc::new(AtomicU64::new(0));
+    let upload = {
+        let started = started.clone();
+        async move {
+            started.store(1, Ordering::SeqCst);
+            Ok::<(), &str>(())
+        }
+    };
+    let bad = transfer(
+        0,
+        async { Err(PipelineError::TooLong { expected: 0 }) },
+        upload,
+    )
+    .await;
+    assert!(matches!(
+        bad,
+        Err(TransferError::Pipeline(PipelineError::TooLong { .. }))
+    ));
+    assert_eq!(
+        started.load(Ordering::SeqCst),
+        0,
+        "the upload never started"
+    );
+}

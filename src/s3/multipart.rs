@@ -21,13 +21,11 @@ use http_body_util::BodyExt;
 use md5::{Digest, Md5};
 
 use super::{S3Client, S3Error, MAX_PARTS};
+use crate::backoff::Backoff;
 use crate::pipeline::{Aborted, SinkBody, Verified};
 
-/// Attempts per part (the first one included) for transient failures.
-const PART_ATTEMPTS: u32 = 3;
-
-/// Pause before the first retry of a part; doubled for the next.
-const RETRY_DELAY: Duration = Duration::from_millis(200);
+/// Attempts per part for transient failures: three in all, the pause doubling from 200 ms.
+const PART_BACKOFF: Backoff = Backoff::new(3, Duration::from_millis(200));
 
 /// Why the upload did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -215,21 +213,22 @@ async fn send_part(
     len: u64,
     md5: [u8; 16],
 ) -> Result<(u32, String), UploadError> {
-    let mut delay = RETRY_DELAY;
-    let mut attempt = 1;
+    let mut attempts = PART_BACKOFF.start();
     loop {
-        match client
+        let error = match client
             .upload_part(key, upload_id, number, chunks.clone(), len, &md5)
             .await
         {
             Ok(etag) => return Ok((number, etag)),
-            Err(error) if error.is_transient() && attempt < PART_ATTEMPTS => {
+            Err(error) => error,
+        };
+        match attempts.failed() {
+            Some(pause) if error.is_transient() => {
+                let attempt = attempts.failures();
                 tracing::warn!(%error, part = number, attempt, "Retrying an S3 part upload");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                attempt += 1;
+                tokio::time::sleep(pause).await;
             }
-            Err(error) => return Err(error.into()),
+            _ => return Err(error.into()),
         }
     }
 }

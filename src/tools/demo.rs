@@ -11,8 +11,10 @@ use serde_json::{json, Map, Value};
 
 use crate::api::{App, Server};
 use crate::config::Config;
+use crate::glance::Image;
 use crate::tools::apiclient::{CallError, ImageApi};
 use crate::tools::sim::{Cloud, ImageData, ImageSpec};
+use crate::verify::{self, Expected};
 
 /// Properties given to the demo's source image: five synced by the default prefixes, two not.
 pub const DEMO_PROPERTIES: [(&str, &str); 7] = [
@@ -138,15 +140,12 @@ pub async fn run(size: u64) -> Result<Report, DemoError> {
         .image(&source_id)
         .ok_or_else(|| DemoError::Check("source image vanished".into()))?;
     let copy = api.image(&target_id).await?;
-    for key in [
-        "status",
-        "size",
-        "checksum",
-        "os_hash_algo",
-        "os_hash_value",
-        "disk_format",
-        "container_format",
-    ] {
+    let record = |image: &Value| Image(image.as_object().cloned().unwrap_or_default());
+    let expected = Expected::from_source(&record(&source))
+        .map_err(|problem| DemoError::Check(problem.to_string()))?;
+    verify::check_stored(&expected, &record(&copy))
+        .map_err(|mismatch| DemoError::Check(format!("the copy {mismatch}")))?;
+    for key in ["disk_format", "container_format"] {
         check(copy[key] == source[key], || {
             format!("{key}: copy has {}, source has {}", copy[key], source[key])
         })?;

@@ -19,12 +19,12 @@ use super::bodies::{drain, Drained};
 use super::BenchError;
 use crate::api::{App, Server};
 use crate::config::Config;
-use crate::glance::{Glance, ImageId};
-use crate::hash::HashAlgo;
+use crate::glance::{Glance, Image, ImageId};
 use crate::keystone::Token;
 use crate::pipeline::{self, Expected, Limits, Remote, Resuming, RetryPolicy};
 use crate::tools::apiclient::ImageApi;
 use crate::tools::sim::{Cloud, FakeGlance, ImageData, ImageSpec};
+use crate::verify;
 
 /// The source region (holds the generated image).
 const SOURCE_REGION: &str = "REGION1";
@@ -87,7 +87,8 @@ impl SimRig {
         let image = source
             .image(&source_id)
             .ok_or_else(|| BenchError::Check("the source image vanished".into()))?;
-        let expected = expected_of(&image, size)?;
+        let expected =
+            Expected::from_source(&record(image)).map_err(|e| BenchError::Check(e.to_string()))?;
         let config = Config {
             bind: ([127, 0, 0, 1], 0).into(),
             glance_url: target.url(),
@@ -227,20 +228,10 @@ impl SimRig {
             .source
             .image(&self.source_id)
             .ok_or_else(|| BenchError::Check("the source image vanished".into()))?;
-        for key in [
-            "status",
-            "size",
-            "checksum",
-            "os_hash_algo",
-            "os_hash_value",
-        ] {
-            if copy[key] != source[key] {
-                return Err(BenchError::Check(format!(
-                    "{key}: the copy has {}, the source has {}",
-                    copy[key], source[key]
-                )));
-            }
-        }
+        let expected =
+            Expected::from_source(&record(source)).map_err(|e| BenchError::Check(e.to_string()))?;
+        verify::check_stored(&expected, &record(copy))
+            .map_err(|mismatch| BenchError::Check(format!("the copy {mismatch}")))?;
         Ok(times)
     }
 
@@ -273,19 +264,12 @@ where
         .map_err(|_| BenchError::Panicked)?
 }
 
-/// What the pipeline must verify, from the source image's record.
-fn expected_of(image: &Value, size: u64) -> Result<Expected, BenchError> {
-    let text = |key: &str| image[key].as_str().map(str::to_string);
-    let algo = text("os_hash_algo")
-        .and_then(|a| a.parse::<HashAlgo>().ok())
-        .ok_or_else(|| BenchError::Check("the source image has no known os_hash_algo".into()))?;
-    let value = text("os_hash_value")
-        .ok_or_else(|| BenchError::Check("the source image has no os_hash_value".into()))?;
-    Ok(Expected {
-        size,
-        checksum: text("checksum"),
-        os_hash: Some((algo, value)),
-    })
+/// A fake Glance's image record as an [`Image`].
+fn record(image: Value) -> Image {
+    match image {
+        Value::Object(map) => Image(map),
+        _ => Image(Default::default()),
+    }
 }
 
 /// Watches the target image in-process: when it turns `saving` (the `PUT /file` reached the

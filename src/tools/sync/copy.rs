@@ -22,11 +22,12 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 use tracing::{debug, info};
 
+use crate::backoff::Backoff;
 use crate::glance::{error_message, Glance, Image, ImageId};
-use crate::hash::HashAlgo;
+use crate::keystone::Token;
 use crate::metadata;
-use crate::pipeline::Expected;
 use crate::tools::apiclient::{Answer, CallError, ImageApi};
+use crate::verify::{self, Expected, Unverifiable};
 
 use super::auth::Session;
 use super::error::{CopyError, Failure};
@@ -38,13 +39,10 @@ use super::{transfer, Tuning, SOURCE_IMAGE_ID, SOURCE_REGION};
 /// Earlier copies looked at per image and region.
 const MAX_COPIES_LISTED: usize = 100;
 
-/// Attempts per job. A transient failure ([`Failure::is_transient`]) is worth another go, and
-/// every step of a copy can be taken again: a finished copy is found and skipped, a `queued` one
-/// left by the failed attempt is reused.
-const ATTEMPTS: u32 = 3;
-
-/// The pause before the second attempt; it doubles for each further one.
-const RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// Attempts per job (three), the pause doubling from one second. A transient failure
+/// ([`Failure::is_transient`]) is worth another go, and every step of a copy can be taken again:
+/// a finished copy is found and skipped, a `queued` one left by the failed attempt is reused.
+const JOB_BACKOFF: Backoff = Backoff::new(3, Duration::from_secs(1));
 
 /// A target region and how bytes reach it.
 #[derive(Debug)]
@@ -65,6 +63,16 @@ pub(super) struct Ctx {
     pub dry_run: bool,
     /// Property prefixes glance-download copies (Glance's defaults), copied on creation too.
     pub prefixes: Vec<String>,
+}
+
+impl Ctx {
+    /// A valid token for the run's user, renewed when it is about to expire.
+    pub(super) async fn token(&self) -> Result<Token, Failure> {
+        self.session
+            .token()
+            .await
+            .map_err(|e| Failure::Auth(e.to_string()))
+    }
 }
 
 /// One image × region.
@@ -88,18 +96,19 @@ pub(super) async fn run(ctx: Arc<Ctx>, job: Job, observer: Arc<dyn Observer>) ->
     let started = Instant::now();
     let done = Arc::new(AtomicU64::new(0));
     let mut trace = Trace::default();
-    let mut attempt = 1;
+    let mut attempts = JOB_BACKOFF.start();
     let outcome = loop {
         done.store(0, Ordering::Relaxed);
-        match copy(&ctx, &job, observer.as_ref(), &done, &mut trace).await {
-            Err(failure) if failure.is_transient() && attempt < ATTEMPTS => {
-                let pause = RETRY_PAUSE * 2u32.pow(attempt - 1);
-                info!(image_id = %job.pick.id, region = %job.region.name, %failure, attempt, ?pause, "Copy attempt failed; trying again");
-                tokio::time::sleep(pause).await;
-                attempt += 1;
-            }
+        let failure = match copy(&ctx, &job, observer.as_ref(), &done, &mut trace).await {
+            Err(failure) if failure.is_transient() => failure,
             outcome => break outcome,
-        }
+        };
+        let Some(pause) = attempts.failed() else {
+            break Err(failure);
+        };
+        let attempt = attempts.failures();
+        info!(image_id = %job.pick.id, region = %job.region.name, %failure, attempt, ?pause, "Copy attempt failed; trying again");
+        tokio::time::sleep(pause).await;
     };
     let seconds = started.elapsed().as_secs_f64();
     let (action, error) = match outcome {
@@ -157,7 +166,7 @@ async fn copy(
     let copies = earlier_copies(ctx, &api, &job.pick.id).await?;
     if let Some(copy) = copies
         .iter()
-        .find(|c| c.status() == Some("active") && compare(&expected, c).is_ok())
+        .find(|c| verify::check_stored(&expected, c).is_ok())
     {
         trace.target_id = id_of(copy);
         debug!(image_id = %job.pick.id, region = %region.name, target_id = ?trace.target_id, "Already copied");
@@ -197,11 +206,7 @@ async fn copy(
 
 /// An Image API client for `endpoint` with a fresh token.
 pub(super) async fn api(ctx: &Ctx, endpoint: &str) -> Result<ImageApi, Failure> {
-    let token = ctx
-        .session
-        .token()
-        .await
-        .map_err(|e| Failure::Auth(e.to_string()))?;
+    let token = ctx.token().await?;
     Ok(ImageApi::with_client(
         endpoint,
         token.expose(),
@@ -240,64 +245,12 @@ fn id_of(image: &Image) -> Option<String> {
 
 /// What the source promises about its data.
 fn expected_of(source: &Image) -> Result<Expected, Failure> {
-    let status = source.status().unwrap_or("unknown");
-    if status != "active" {
-        return Err(Failure::SourceNotActive(status.to_string()));
-    }
-    let size = source.size().ok_or(Failure::SourceNoSize)?;
-    let os_hash = match (source.os_hash_algo(), source.os_hash_value()) {
-        (Some(algo), Some(value)) => Some((
-            algo.parse::<HashAlgo>().map_err(Failure::UnsupportedAlgo)?,
-            value.to_string(),
-        )),
-        _ => None,
-    };
-    let checksum = source.checksum().map(str::to_string);
-    if checksum.is_none() && os_hash.is_none() {
-        return Err(Failure::SourceUnverifiable);
-    }
-    Ok(Expected {
-        size,
-        checksum,
-        os_hash,
+    Expected::from_source(source).map_err(|problem| match problem {
+        Unverifiable::NotActive(status) => Failure::SourceNotActive(status),
+        Unverifiable::NoSize => Failure::SourceNoSize,
+        Unverifiable::NoDigest => Failure::SourceUnverifiable,
+        Unverifiable::UnsupportedAlgo(algo) => Failure::UnsupportedAlgo(algo),
     })
-}
-
-/// Why `image` does not hold the source's data, if it does not.
-pub(super) fn compare(expected: &Expected, image: &Image) -> Result<(), String> {
-    if image.size() != Some(expected.size) {
-        return Err(format!(
-            "has size {}, the source has {}",
-            image.size().map_or("none".into(), |s| s.to_string()),
-            expected.size
-        ));
-    }
-    let mut compared = false;
-    if let Some(want) = &expected.checksum {
-        match image.checksum() {
-            Some(got) if got.eq_ignore_ascii_case(want) => compared = true,
-            got => {
-                return Err(format!(
-                    "has checksum {}, the source has {want}",
-                    got.unwrap_or("none")
-                ))
-            }
-        }
-    }
-    if let Some((algo, want)) = &expected.os_hash {
-        if image.os_hash_algo() == Some(algo.name()) {
-            let got = image.os_hash_value().unwrap_or("none");
-            if !got.eq_ignore_ascii_case(want) {
-                return Err(format!("has {algo} {got}, the source has {want}"));
-            }
-            compared = true;
-        }
-    }
-    if compared {
-        Ok(())
-    } else {
-        Err("cannot be compared with the source: no common digest".into())
-    }
 }
 
 /// A queued image of ours with the source's formats: an earlier run's copy to finish.
@@ -386,11 +339,7 @@ async fn verify(
     target: &ImageId,
     expected: &Expected,
 ) -> Result<(), Failure> {
-    let token = ctx
-        .session
-        .token()
-        .await
-        .map_err(|e| Failure::Auth(e.to_string()))?;
+    let token = ctx.token().await?;
     let image = ctx
         .glance
         .get_image(&region.endpoint, target, &token)
@@ -399,15 +348,8 @@ async fn verify(
             call: "reading the copy",
             error,
         })?;
-    let problem = match image.status() {
-        Some("active") => compare(expected, &image).err(),
-        other => Some(format!("is {}, not active", other.unwrap_or("unknown"))),
-    };
-    match problem {
-        None => Ok(()),
-        Some(problem) => Err(Failure::Verify {
-            target: target.to_string(),
-            problem,
-        }),
-    }
+    verify::check_stored(expected, &image).map_err(|mismatch| Failure::Verify {
+        target: target.to_string(),
+        problem: mismatch.to_string(),
+    })
 }

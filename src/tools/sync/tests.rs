@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::copy::compare;
 use super::credentials::normalize_auth_url;
 use super::*;
 use crate::glance::Image;
 use crate::hash::HashAlgo;
 use crate::pipeline::Expected;
+use crate::verify::check_stored;
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -413,7 +413,13 @@ fn copies_compare_by_size_and_digests() {
         checksum: Some("ABC".into()),
         os_hash: Some((HashAlgo::Sha512, "def".into())),
     };
-    let image = |v: serde_json::Value| Image(v.as_object().unwrap().clone());
+    // Copies found `active`, compared the way the skip check and the final check compare them.
+    let image = |v: serde_json::Value| {
+        let mut record = v.as_object().unwrap().clone();
+        record.insert("status".into(), json!("active"));
+        Image(record)
+    };
+    let compare = |e: &Expected, i: &Image| check_stored(e, i).map_err(|m| m.to_string());
     assert!(compare(
         &expected,
         &image(

@@ -18,19 +18,19 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tracing::debug;
 
+use crate::backoff::Backoff;
 use crate::glance::ImageId;
 use crate::http::boxed;
-use crate::pipeline::{self, Expected, PipelineError, Remote, Resuming};
+use crate::pipeline::{self, Expected, Remote, Resuming, TransferError};
 use crate::tools::apiclient::ImageApi;
 
 use super::copy::{api, refused, timed, Ctx, Region};
 use super::error::Failure;
 
-/// How many times an import request refused with 429 or 503 is sent.
-const IMPORT_ATTEMPTS: u32 = 5;
-
-/// Longest wait before resending a refused import request.
-const MAX_IMPORT_BACKOFF: Duration = Duration::from_secs(30);
+/// An import request refused with 429 or 503 is sent five times in all; the wait before
+/// resending is its `Retry-After`, else doubles from two seconds, and is never over 30 s.
+const IMPORT_BACKOFF: Backoff =
+    Backoff::new(5, Duration::from_secs(2)).capped(Duration::from_secs(30));
 
 /// Consecutive failed task polls tolerated before the copy counts as failed.
 const MAX_POLL_ERRORS: u32 = 5;
@@ -68,9 +68,8 @@ pub(super) async fn import(
         .iter()
         .filter_map(|t| t.get("id").and_then(Value::as_str).map(str::to_string))
         .collect();
-    let mut attempt = 0;
+    let mut attempts = IMPORT_BACKOFF.start();
     let answer = loop {
-        attempt += 1;
         let answer = timed(
             ctx,
             "glance-download import",
@@ -78,15 +77,16 @@ pub(super) async fn import(
         )
         .await?;
         let busy = matches!(answer.status.as_u16(), 429 | 503);
-        if !busy || attempt >= IMPORT_ATTEMPTS {
-            break answer;
-        }
+        let pause = match attempts.failed() {
+            Some(pause) if busy => pause,
+            _ => break answer,
+        };
         let wait = answer
             .header("retry-after")
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs)
-            .unwrap_or(Duration::from_secs(1 << attempt))
-            .min(MAX_IMPORT_BACKOFF);
+            .unwrap_or(pause)
+            .min(IMPORT_BACKOFF.max);
         debug!(target_id = %target, region = %region.name, status = %answer.status, ?wait, "Import refused for now; retrying");
         tokio::time::sleep(wait).await;
     };
@@ -165,11 +165,7 @@ pub(super) async fn stream(
     expected: &Expected,
     done: &Arc<AtomicU64>,
 ) -> Result<(), Failure> {
-    let token = ctx
-        .session
-        .token()
-        .await
-        .map_err(|e| Failure::Auth(e.to_string()))?;
+    let token = ctx.token().await?;
     let remote = Remote {
         glance: ctx.glance.clone(),
         base: ctx.source.clone(),
@@ -195,17 +191,13 @@ pub(super) async fn stream(
         boxed(body),
     );
     let transfer = async {
-        if expected.size == 0 {
-            pump.await.map_err(Failure::Transfer)?;
-            return upload.await.map_err(Failure::Upload);
-        }
-        let (stored, pumped) = tokio::join!(upload, pump);
-        match (pumped, stored) {
-            (Err(PipelineError::SinkGone), Err(e)) => Err(Failure::Upload(e)),
-            (Err(e), _) => Err(Failure::Transfer(e)),
-            (Ok(_), Err(e)) => Err(Failure::Upload(e)),
-            (Ok(_), Ok(())) => Ok(()),
-        }
+        pipeline::transfer(expected.size, pump, upload)
+            .await
+            .map(|_| ())
+            .map_err(|error| match error {
+                TransferError::Pipeline(e) => Failure::Transfer(e),
+                TransferError::Store(e) => Failure::Upload(e),
+            })
     };
     tokio::time::timeout(ctx.tuning.transfer_timeout, transfer)
         .await

@@ -21,12 +21,14 @@ use super::super::measure::Meter;
 use super::super::BenchError;
 use super::report::{Outcome, Transfer};
 use crate::api::App;
-use crate::glance::ImageId;
+use crate::glance::{Image, ImageId};
+use crate::hash::HashAlgo;
 use crate::http::{boxed, empty, HttpClient};
 use crate::keystone::Token;
 use crate::tasks::Status;
 use crate::tools::apiclient::{Answer, ImageApi};
 use crate::tools::sync::Session;
+use crate::verify::{self, Expected};
 
 /// How often the target image is read while waiting for the first byte at its store.
 const STORE_POLL: Duration = Duration::from_millis(20);
@@ -69,28 +71,27 @@ impl SourceImage {
         })
     }
 
-    /// Why `copy` is not a verified copy of this image (`None`: it is).
+    /// What a copy must equal, as the verification contract states it.
+    fn expected(&self) -> Expected {
+        let os_hash = self
+            .os_hash_algo
+            .as_deref()
+            .and_then(|algo| algo.parse::<HashAlgo>().ok())
+            .zip(self.os_hash_value.clone());
+        Expected {
+            size: self.size,
+            checksum: self.checksum.clone(),
+            os_hash,
+        }
+    }
+
+    /// Why `copy` is not a verified copy of this image (`None`: it is), led by the field that
+    /// differs.
     pub fn mismatch(&self, copy: &Value) -> Option<String> {
-        if copy["status"] != "active" {
-            return Some(format!("the copy is {}, not active", copy["status"]));
-        }
-        if copy["size"].as_u64() != Some(self.size) {
-            return Some(format!(
-                "size: the copy has {}, the source {}",
-                copy["size"], self.size
-            ));
-        }
-        if copy["checksum"].as_str() != self.checksum.as_deref() {
-            return Some(format!(
-                "checksum: the copy has {}, the source {:?}",
-                copy["checksum"], self.checksum
-            ));
-        }
-        let same_algo = copy["os_hash_algo"].as_str() == self.os_hash_algo.as_deref();
-        if same_algo && copy["os_hash_value"].as_str() != self.os_hash_value.as_deref() {
-            return Some("os_hash_value: the copy's differs from the source's".into());
-        }
-        None
+        let copy = Image(copy.as_object().cloned().unwrap_or_default());
+        verify::check_stored(&self.expected(), &copy)
+            .err()
+            .map(|mismatch| format!("{}: the copy {mismatch}", mismatch.field()))
     }
 }
 
