@@ -118,7 +118,7 @@ pub struct TaskInput {
     #[serde(default, deserialize_with = "or_default")]
     pub import_req: ImportReq,
     /// The stores written, or `[null]` for the default store.
-    #[serde(default, deserialize_with = "or_default")]
+    #[serde(default, deserialize_with = "strings_or_nulls")]
     pub backend: Vec<Option<String>>,
 }
 
@@ -130,7 +130,7 @@ pub struct ImportReq {
     pub method: ImportMethod,
     #[serde(
         default,
-        deserialize_with = "or_default",
+        deserialize_with = "strings",
         skip_serializing_if = "Option::is_none"
     )]
     pub stores: Option<Vec<String>>,
@@ -296,6 +296,30 @@ where
 {
     let value = Value::deserialize(deserializer)?;
     Ok(T::deserialize(value).unwrap_or_default())
+}
+
+/// The strings of a list (other items dropped); `None` when it is not a list.
+fn strings<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<String>>, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    Ok(value.as_array().map(|items| {
+        items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
+    }))
+}
+
+/// A list's items as strings, any other item as `null`; empty when it is not a list.
+fn strings_or_nulls<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<Option<String>>, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    let items = value.as_array().map(Vec::as_slice).unwrap_or_default();
+    Ok(items
+        .iter()
+        .map(|item| item.as_str().map(str::to_string))
+        .collect())
 }
 
 /// The status, or `failure` when it is not one Glance names.

@@ -189,3 +189,33 @@ fn a_running_task_is_served_in_glances_shape() {
                "stores": ["fast"], "all_stores_must_succeed": true})
     );
 }
+
+#[test]
+fn a_record_is_read_field_by_field() {
+    let record = TaskRecord::from_json(&json!({
+        "id": "t", "status": "weird", "owner": 5, "image_id": IMAGE,
+        "input": {"backend": ["fast", 3, null], "import_req": {
+            "method": {"glance_region": "R", "glance_image_id": IMAGE},
+            "stores": ["fast", 3, "local"], "all_stores": "yes"}},
+        "progress": {"bytes_done": 10, "bytes_total": "many"},
+    }))
+    .unwrap();
+    assert_eq!(record.status, Status::Failure);
+    assert_eq!(record.owner, None);
+    assert_eq!(record.image_id.as_deref(), Some(IMAGE));
+    assert_eq!(record.input.backend, [Some("fast".into()), None, None]);
+    let request = &record.input.import_req;
+    assert_eq!(request.stores, Some(vec!["fast".into(), "local".into()]));
+    assert_eq!(request.all_stores, None);
+    assert_eq!(request.method.glance_region, "R");
+    assert_eq!(request.method.glance_service_interface, "");
+    assert_eq!(record.progress.bytes_done, 10);
+    assert_eq!(record.progress.bytes_total, 0);
+    let v = record.to_json();
+    assert_eq!(v["type"], "api_image_import");
+    assert_eq!(
+        v["input"]["import_req"]["method"]["name"],
+        "glance-download"
+    );
+    assert!(TaskRecord::from_json(&json!({"status": "success"})).is_none());
+}
