@@ -35,9 +35,9 @@ use crate::backoff::Backoff;
 use crate::claim;
 use crate::config::Config;
 use crate::config::SinkKind;
-use crate::glance::{Glance, GlanceError, Image, ImageId, PatchOp};
+use crate::glance::{Glance, GlanceError, Image, ImageId};
 use crate::http::HttpClient;
-use crate::journal::{Entry, Journal};
+use crate::journal::{Entry, Journal, Revert};
 use crate::keystone::{CatalogError, Identity, Keystone, ServiceCredentials, Token};
 use crate::metadata;
 use crate::metrics::Metrics;
@@ -234,7 +234,7 @@ impl Importer {
             task_id: task.id.clone(),
             image_id: request.image_id.to_string(),
             glance_url: self.glance_url.clone(),
-            task: task.to_json(),
+            task: task.to_record(),
         };
         if let Err(error) = self.journal(&started).await {
             task.fail(format!("The import was not started: {error}"));
@@ -254,12 +254,7 @@ impl Importer {
             Err(error) => self.failed(&task, &request, error, &undo).await,
         }
         self.publish(&task, &request).await;
-        let finished = Entry::Finished {
-            task_id: task.id.clone(),
-            status: task.status().as_str().to_string(),
-            message: task.message(),
-            task: task.to_json(),
-        };
+        let finished = Entry::finished(task.to_record());
         if let Err(error) = self.journal(&finished).await {
             warn!(task_id = %task.id, %error, "Failed to journal the end of a task");
         }
@@ -534,10 +529,9 @@ impl Importer {
             return Ok(());
         }
         task.note("Syncing metadata");
-        let revert = serde_json::Value::Array(sync.revert.iter().map(PatchOp::to_json).collect());
         let entry = Entry::Synced {
             task_id: task.id.clone(),
-            revert,
+            revert: Revert::Ops(sync.revert.clone()),
         };
         if let Err(error) = self.journal(&entry).await {
             warn!(task_id = %task.id, %error, "Failed to journal the metadata sync");

@@ -7,12 +7,14 @@
 //! remote Glance endpoint is ever taken from.
 
 mod cache;
+mod login;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use cache::TokenCache;
+pub use login::{password_login, Login, LoginError};
 
 use http::{header, Method, Request, StatusCode};
 use serde::Deserialize;
@@ -288,7 +290,7 @@ impl Keystone {
             }
         }
         *cached = None;
-        let (token, expires_at) = self.password_login(creds).await?;
+        let (token, expires_at) = self.service_login(creds).await?;
         let left = expires_at
             .map(|at| at - OffsetDateTime::now_utc())
             .and_then(|left| Duration::try_from(left).ok())
@@ -321,7 +323,7 @@ impl Keystone {
 
     /// Authenticates with a password (`POST /v3/auth/tokens`, project-scoped); returns the token
     /// and, when the answer names it, its expiry.
-    async fn password_login(
+    async fn service_login(
         &self,
         creds: &ServiceCredentials,
     ) -> Result<(Token, Option<OffsetDateTime>), KeystoneError> {
@@ -331,42 +333,23 @@ impl Keystone {
                 "domain": {"name": creds.user_domain_name}}}},
             "scope": {"project": {"name": creds.project_name,
                                   "domain": {"name": creds.project_domain_name}}}}});
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(format!("{}/auth/tokens?nocatalog", self.auth_url))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(crate::http::full(
-                serde_json::to_vec(&body).unwrap_or_default(),
-            ))
-            .map_err(|e| KeystoneError::Unavailable(e.to_string()))?;
-        let call = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| KeystoneError::Unavailable(e.to_string()))?;
-            match response.status() {
-                StatusCode::CREATED | StatusCode::OK => {
-                    let token = response
-                        .headers()
-                        .get("x-subject-token")
-                        .and_then(|v| Token::parse(v.as_bytes()))
-                        .ok_or_else(|| KeystoneError::BadResponse("no X-Subject-Token".into()))?;
-                    // The expiry decides how long the token is reused; without it, it is not.
-                    let expires_at = read_limited(response.into_body(), MAX_TOKEN_BODY)
-                        .await
-                        .ok()
-                        .and_then(|body| parse_token(&body).ok())
-                        .and_then(|identity| identity.expires_at);
-                    Ok((token, expires_at))
-                }
-                StatusCode::UNAUTHORIZED => Err(KeystoneError::InvalidToken),
-                other => Err(KeystoneError::Unavailable(format!("status {other}"))),
-            }
-        };
-        tokio::time::timeout(self.timeout, call)
+        let login = password_login(&self.client, &self.auth_url, &body, false, self.timeout)
             .await
-            .map_err(|_| KeystoneError::Unavailable("timed out".into()))?
+            .map_err(|error| match error {
+                LoginError::Refused {
+                    status: StatusCode::UNAUTHORIZED,
+                    ..
+                } => KeystoneError::InvalidToken,
+                LoginError::Refused { status, .. } => {
+                    KeystoneError::Unavailable(format!("status {status}"))
+                }
+                LoginError::Timeout(_) => KeystoneError::Unavailable("timed out".into()),
+                LoginError::NoToken => KeystoneError::BadResponse("no X-Subject-Token".into()),
+                other => KeystoneError::Unavailable(other.to_string()),
+            })?;
+        // The expiry decides how long the token is reused; without it, it is not.
+        let expires_at = login.identity.ok().and_then(|identity| identity.expires_at);
+        Ok((login.token, expires_at))
     }
 }
 

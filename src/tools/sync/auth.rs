@@ -4,19 +4,15 @@
 
 use std::time::Duration;
 
-use http::{header, Method, Request, StatusCode};
+use http::StatusCode;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
-use crate::glance::error_message;
-use crate::http::{full, read_limited, HttpClient};
-use crate::keystone::{parse_token, Catalog, CatalogError, Keystone, Token};
+use crate::http::HttpClient;
+use crate::keystone::{password_login, Catalog, CatalogError, Keystone, LoginError, Token};
 
 use super::credentials::{Credentials, Domain, Named};
-
-/// Largest token document read (a big catalog is a few tens of KiB).
-const MAX_TOKEN_BODY: usize = 4 * 1024 * 1024;
 
 /// A token with less than this left is renewed before the next use.
 pub const RENEW_BEFORE: Duration = Duration::from_secs(300);
@@ -160,54 +156,42 @@ async fn authenticate(
     credentials: &Credentials,
     timeout: Duration,
 ) -> Result<(Token, crate::keystone::Identity), AuthError> {
+    let auth_url = &credentials.auth_url;
+    let failed = |error| auth_error(credentials, error);
+    let login = password_login(client, auth_url, &auth_body(credentials), true, timeout)
+        .await
+        .map_err(failed)?;
+    let identity = login.identity.map_err(failed)?;
+    Ok((login.token, identity))
+}
+
+/// Why signing in failed, naming Keystone and the user.
+fn auth_error(credentials: &Credentials, error: LoginError) -> AuthError {
     let auth_url = credentials.auth_url.clone();
-    let unreachable = |reason: String| AuthError::Unreachable {
-        auth_url: auth_url.clone(),
-        reason,
-    };
     let bad = |reason: String| AuthError::BadResponse {
         auth_url: auth_url.clone(),
         reason,
     };
-    let body = serde_json::to_vec(&auth_body(credentials)).unwrap_or_default();
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri(format!("{auth_url}/auth/tokens"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::ACCEPT, "application/json")
-        .body(full(body))
-        .map_err(|e| unreachable(e.to_string()))?;
-    let call = async {
-        let response = client
-            .request(request)
-            .await
-            .map_err(|e| unreachable(crate::http::describe(&e)))?;
-        let (parts, body) = response.into_parts();
-        let body = read_limited(body, MAX_TOKEN_BODY)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        Ok::<_, AuthError>((parts, body))
-    };
-    let (parts, body) =
-        tokio::time::timeout(timeout, call)
-            .await
-            .map_err(|_| AuthError::Timeout {
-                auth_url: auth_url.clone(),
-                after: timeout,
-            })??;
-    if !parts.status.is_success() {
-        return Err(AuthError::Refused {
+    match error {
+        LoginError::Timeout(after) => AuthError::Timeout {
+            auth_url: auth_url.clone(),
+            after,
+        },
+        LoginError::Refused { status, message } => AuthError::Refused {
             auth_url: auth_url.clone(),
             user: user_label(credentials),
-            status: parts.status,
-            message: error_message(&body),
-        });
+            status,
+            message,
+        },
+        LoginError::NoToken => bad("no X-Subject-Token header".into()),
+        LoginError::Document(error) => bad(error.to_string()),
+        LoginError::Transport(error) => AuthError::Unreachable {
+            auth_url: auth_url.clone(),
+            reason: crate::http::describe(&error),
+        },
+        other @ (LoginError::Request(_) | LoginError::Body(_)) => AuthError::Unreachable {
+            auth_url: auth_url.clone(),
+            reason: other.to_string(),
+        },
     }
-    let token = parts
-        .headers
-        .get("x-subject-token")
-        .and_then(|v| Token::parse(v.as_bytes()))
-        .ok_or_else(|| bad("no X-Subject-Token header".into()))?;
-    let identity = parse_token(&body).map_err(|e| bad(e.to_string()))?;
-    Ok((token, identity))
 }
