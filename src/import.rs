@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::StatusCode;
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -33,7 +32,7 @@ use tracing::{info, warn};
 
 use crate::claim;
 use crate::config::SinkKind;
-use crate::glance::{Glance, GlanceError, Image, ImageId, PatchOp};
+use crate::glance::{Glance, GlanceError, GlanceStatus, Image, ImageId, PatchOp};
 use crate::hash::HashAlgo;
 use crate::journal::{Entry, Journal};
 use crate::keystone::{CatalogError, Identity, Keystone, ServiceCredentials, Token};
@@ -89,6 +88,9 @@ pub enum ImportError {
     Source { region: String, error: GlanceError },
     #[error("target Glance: {0}")]
     Target(GlanceError),
+    /// The caller's token expired and the sidecar's own Keystone user could not log in either.
+    #[error("target Glance: glance could not be reached: the caller's token expired and the service credentials failed: {0}")]
+    ServiceCredentials(#[source] crate::keystone::KeystoneError),
     #[error("the target image is {0}, not queued, so it can no longer be imported into")]
     TargetNotQueued(String),
     #[error("data verification failed: {0}")]
@@ -305,14 +307,14 @@ impl Importer {
                 .patch_image(url, &request.image_id, &request.token, &ops)
                 .await;
         }
-        if matches!(&result, Err(e) if e.status() == Some(StatusCode::UNAUTHORIZED)) {
+        if matches!(&result, Err(e) if e.is_unauthorized()) {
             if let Some((keystone, creds)) = &self.service {
                 if let Ok(token) = keystone.password_token(creds).await {
                     result = self
                         .glance
                         .patch_image(url, &request.image_id, &token, &ops)
                         .await;
-                    if matches!(&result, Err(e) if e.status() == Some(StatusCode::UNAUTHORIZED)) {
+                    if matches!(&result, Err(e) if e.is_unauthorized()) {
                         keystone.forget_service_token(&token).await;
                     }
                 }
@@ -342,16 +344,11 @@ impl Importer {
             .identity
             .catalog
             .image_endpoint(&request.region, &request.interface)?;
-        let source_error = |error: GlanceError| match error.status() {
-            Some(StatusCode::UNAUTHORIZED) => ImportError::TokenExpired,
-            Some(StatusCode::NOT_FOUND) => ImportError::SourceNotFound {
-                id: request.remote_image_id.clone(),
-                region: request.region.clone(),
-            },
-            _ => ImportError::Source {
+        let source_error = |error: GlanceError| {
+            source_failure(error, request, |error| ImportError::Source {
                 region: request.region.clone(),
                 error,
-            },
+            })
         };
 
         task.note("Reading the source image");
@@ -527,26 +524,11 @@ impl Importer {
     }
 
     fn pipeline_error(&self, error: PipelineError, request: &ImportRequest) -> ImportError {
-        match &error {
-            PipelineError::Source(source) => match source.status() {
-                Some(StatusCode::UNAUTHORIZED) => ImportError::TokenExpired,
-                Some(StatusCode::NOT_FOUND) => ImportError::SourceNotFound {
-                    id: request.remote_image_id.clone(),
-                    region: request.region.clone(),
-                },
-                _ => ImportError::Pipeline(error),
-            },
-            _ => ImportError::Pipeline(error),
-        }
+        source_failure(error, request, ImportError::Pipeline)
     }
 
     fn sink_error(&self, error: SinkError) -> ImportError {
-        match &error {
-            SinkError::Glance(e) if e.status() == Some(StatusCode::UNAUTHORIZED) => {
-                ImportError::TokenExpired
-            }
-            _ => ImportError::Sink(error),
-        }
+        with_caller_token(error, ImportError::Sink)
     }
 
     async fn target_image(&self, request: &ImportRequest) -> Result<Image, ImportError> {
@@ -621,11 +603,35 @@ fn required_store_failed(outcome: &StoreOutcome, reason: Option<String>) -> Stri
 }
 
 fn target_error(error: GlanceError) -> ImportError {
-    if error.status() == Some(StatusCode::UNAUTHORIZED) {
+    with_caller_token(error, ImportError::Target)
+}
+
+/// The import's error for a call made with the caller's token: `TokenExpired` when Glance
+/// refused the token (401), else `other(error)`.
+fn with_caller_token<E: GlanceStatus>(
+    error: E,
+    other: impl FnOnce(E) -> ImportError,
+) -> ImportError {
+    if error.is_unauthorized() {
         ImportError::TokenExpired
     } else {
-        ImportError::Target(error)
+        other(error)
     }
+}
+
+/// The same for a call to the source region, where a 404 means the source image is not there.
+fn source_failure<E: GlanceStatus>(
+    error: E,
+    request: &ImportRequest,
+    other: impl FnOnce(E) -> ImportError,
+) -> ImportError {
+    if error.is_not_found() {
+        return ImportError::SourceNotFound {
+            id: request.remote_image_id.clone(),
+            region: request.region.clone(),
+        };
+    }
+    with_caller_token(error, other)
 }
 
 /// What the source image promises: status, size and digests.

@@ -3,6 +3,7 @@
 use http::{HeaderValue, Response, StatusCode};
 use serde_json::json;
 
+use crate::glance::{GlanceError, GlanceStatus};
 use crate::http::{escape_html, html_error, json_response, BoxBody};
 
 /// Seconds a client is asked to wait when all import slots (or its project's) are taken.
@@ -106,6 +107,24 @@ impl ApiError {
             );
         }
         response
+    }
+}
+
+impl From<GlanceError> for ApiError {
+    /// A Glance call made with the client's token failed: Glance's refusal of the token or of
+    /// the caller is the client's answer (401, 403 with Glance's message); anything else is a
+    /// fault of the upstream service (504 when it did not answer in time, else 502). A 404 is
+    /// for the caller to say what was not found.
+    fn from(error: GlanceError) -> Self {
+        if error.is_unauthorized() {
+            ApiError::Unauthorized
+        } else if error.is_forbidden() {
+            ApiError::Forbidden(error.message().unwrap_or_default().to_string())
+        } else if error.is_timeout() {
+            ApiError::GatewayTimeout
+        } else {
+            ApiError::BadGateway(error.to_string())
+        }
     }
 }
 
