@@ -139,3 +139,27 @@ pub fn wants_json(headers: &http::HeaderMap) -> bool {
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/json"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glance_failures_map_to_one_answer_each() {
+        let answered = |status: u16, message: &str| GlanceError::Status {
+            status: StatusCode::from_u16(status).unwrap(),
+            message: message.into(),
+        };
+        assert!(matches!(
+            ApiError::from(answered(401, "no")),
+            ApiError::Unauthorized
+        ));
+        assert!(
+            matches!(ApiError::from(answered(403, "Not allowed")), ApiError::Forbidden(m) if m == "Not allowed")
+        );
+        let late = GlanceError::Timeout(std::time::Duration::from_secs(1));
+        assert!(matches!(ApiError::from(late), ApiError::GatewayTimeout));
+        let failed = ApiError::from(answered(500, "db locked"));
+        assert_eq!(failed.status(), StatusCode::BAD_GATEWAY);
+    }
+}

@@ -53,7 +53,7 @@ impl Answer {
 
     /// The answer itself when its status is `expected` (any success when `None`), else the
     /// error it stands for.
-    pub fn expect(self, expected: Option<StatusCode>) -> Result<Answer, GlanceError> {
+    pub fn require(self, expected: Option<StatusCode>) -> Result<Answer, GlanceError> {
         let ok = match expected {
             Some(status) => self.status == status,
             None => self.status.is_success(),
@@ -97,7 +97,7 @@ pub fn with_token(
 
 impl Glance {
     /// Sends `request` and reads its whole answer, at most `limit` bytes, all within the
-    /// client's timeout. Any status is an answer: the caller reads it (see [`Answer::expect`]).
+    /// client's timeout. Any status is an answer: the caller reads it (see [`Answer::require`]).
     pub async fn exchange(
         &self,
         request: Result<Request<BoxBody>, http::Error>,

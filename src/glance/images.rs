@@ -147,13 +147,9 @@ impl Glance {
         token: &Token,
     ) -> Result<(), GlanceError> {
         let uri = format!("{base}/v2/images/{id}/actions/deactivate");
-        let response = self
-            .send(request(Method::POST, uri, Some(token)).body(empty()))
-            .await?;
-        if response.status().is_success() {
-            return Ok(());
-        }
-        Err(self.error_from(response).await)
+        let built = request(Method::POST, uri, Some(token)).body(empty());
+        self.exchange(built, MAX_IMAGE_JSON).await?.require(None)?;
+        Ok(())
     }
 
     /// `POST {base}/v2/images/{id}/import` with `body`; returns the answer's request id, which
@@ -165,15 +161,9 @@ impl Glance {
         token: &Token,
         body: &Value,
     ) -> Result<String, GlanceError> {
-        let built = request(
-            Method::POST,
-            format!("{base}/v2/images/{id}/import"),
-            Some(token),
-        )
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(full(serde_json::to_vec(body).unwrap_or_default()));
-        let answer = self.exchange(built, MAX_IMAGE_JSON).await?;
-        Ok(answer.expect(Some(StatusCode::ACCEPTED))?.request_id())
+        let uri = format!("{base}/v2/images/{id}/import");
+        self.start_task(request(Method::POST, uri, Some(token)), body)
+            .await
     }
 
     /// `POST {base}/v2/images/{id}/locations` with `body`, with the caller's `token` and the
@@ -188,12 +178,23 @@ impl Glance {
         body: &Value,
     ) -> Result<String, GlanceError> {
         let uri = format!("{base}/v2/images/{id}/locations");
-        let b = request(Method::POST, uri, Some(token))
-            .header(header::CONTENT_TYPE, "application/json");
-        let built = with_token(b, "x-service-token", service)
+        let b = request(Method::POST, uri, Some(token));
+        self.start_task(with_token(b, "x-service-token", service), body)
+            .await
+    }
+
+    /// Sends `b` with the JSON `body` to a call that starts a Glance task (202); returns the
+    /// answer's request id, which the task records (see [`super::follow_task`]).
+    async fn start_task(
+        &self,
+        b: http::request::Builder,
+        body: &Value,
+    ) -> Result<String, GlanceError> {
+        let built = b
+            .header(header::CONTENT_TYPE, "application/json")
             .body(full(serde_json::to_vec(body).unwrap_or_default()));
         let answer = self.exchange(built, MAX_IMAGE_JSON).await?;
-        Ok(answer.expect(Some(StatusCode::ACCEPTED))?.request_id())
+        Ok(answer.require(Some(StatusCode::ACCEPTED))?.request_id())
     }
 
     /// `GET {base}/v2/images/{id}/tasks`: the image's tasks as Glance lists them.
@@ -242,6 +243,6 @@ impl Glance {
                 .upstream_latency
                 .observe(started.elapsed().as_secs_f64());
         }
-        result?.expect(None)
+        result?.require(None)
     }
 }

@@ -1,5 +1,8 @@
 //! A small Image API v2 client that acts as a user: the `demo` command, the benchmarks and the
 //! integration tests drive the sidecar through it exactly as `openstack image ...` would.
+//!
+//! It is a thin layer over [`crate::glance`]: the request, its time limit, the bounded read and
+//! the errors are the Glance client's; only here is any status an answer for the caller to read.
 
 use std::time::Duration;
 

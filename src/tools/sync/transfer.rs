@@ -98,7 +98,9 @@ async fn follow(
     let pace = Pace {
         first: (ctx.tuning.poll_interval / 8).max(Duration::from_millis(50)),
         max: ctx.tuning.poll_interval,
-        appear_within: Duration::MAX,
+        // The region records the task before it answers: one missing for a request's time
+        // will not appear (a proxy rewrote the request id, say).
+        appear_within: ctx.tuning.request_timeout,
         end_within: Some(limit),
         failed_lists: MAX_POLL_ERRORS,
     };
@@ -120,10 +122,12 @@ async fn follow(
         .await
         .map_err(|error| match error {
             FollowError::List(failure) => failure,
-            FollowError::NotListed | FollowError::TimedOut(_) => Failure::ImportTimedOut(limit),
-            FollowError::NoRequestId | FollowError::Several => Failure::ImportFailed(format!(
-                "its task cannot be told from the image's other tasks: {error}"
-            )),
+            FollowError::TimedOut(_) => Failure::ImportTimedOut(limit),
+            FollowError::NoRequestId | FollowError::NotListed | FollowError::Several => {
+                Failure::ImportFailed(format!(
+                    "its task cannot be told from the image's other tasks: {error}"
+                ))
+            }
         })?;
     progress(&ended);
     match ended.status {
