@@ -124,9 +124,20 @@ impl ImageApi {
         Ok(self.get(&format!("/v2/images/{id}")).await?.json())
     }
 
-    /// Waits until the newest task of type `api_image_import` for `id` has ended; returns it.
-    /// Gives up after `timeout` and returns the last task seen (or `Null`).
+    /// Waits until the newest task for `id` has ended; returns it. Gives up after `timeout`
+    /// and returns the last task seen (or `Null`).
     pub async fn wait_for_import(&self, id: &str, timeout: Duration) -> Result<Value, CallError> {
+        self.wait_for_import_every(id, timeout, Duration::from_millis(50))
+            .await
+    }
+
+    /// [`ImageApi::wait_for_import`], looking every `poll`.
+    pub async fn wait_for_import_every(
+        &self,
+        id: &str,
+        timeout: Duration,
+        poll: Duration,
+    ) -> Result<Value, CallError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let answer = self.get(&format!("/v2/images/{id}/tasks")).await?;
@@ -138,7 +149,7 @@ impl ImageApi {
             if ended || tokio::time::Instant::now() >= deadline {
                 return Ok(task);
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(poll).await;
         }
     }
 }
