@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::StatusCode;
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -35,7 +34,7 @@ use crate::backoff::Backoff;
 use crate::claim;
 use crate::config::Config;
 use crate::config::SinkKind;
-use crate::glance::{Glance, GlanceError, Image, ImageId};
+use crate::glance::{Glance, GlanceError, GlanceStatus, Image, ImageId};
 use crate::http::HttpClient;
 use crate::journal::{Entry, Journal, Revert};
 use crate::keystone::{CatalogError, Identity, Keystone, ServiceCredentials, Token};
@@ -99,6 +98,9 @@ pub enum ImportError {
     Source { region: String, error: GlanceError },
     #[error("target Glance: {0}")]
     Target(GlanceError),
+    /// The caller's token expired and the sidecar's own Keystone user could not log in either.
+    #[error("target Glance: glance could not be reached: the caller's token expired and the service credentials failed: {0}")]
+    ServiceCredentials(#[source] crate::keystone::KeystoneError),
     #[error("the target image is {0}, not queued, so it can no longer be imported into")]
     TargetNotQueued(String),
     #[error("data verification failed: {0}")]
@@ -393,14 +395,14 @@ impl Importer {
                 _ => break result,
             }
         };
-        if matches!(&result, Err(e) if e.status() == Some(StatusCode::UNAUTHORIZED)) {
+        if matches!(&result, Err(e) if e.is_unauthorized()) {
             if let Some((keystone, creds)) = &self.service {
                 if let Ok(token) = keystone.password_token(creds).await {
                     result = self
                         .glance
                         .patch_image(url, &request.image_id, &token, &ops)
                         .await;
-                    if matches!(&result, Err(e) if e.status() == Some(StatusCode::UNAUTHORIZED)) {
+                    if matches!(&result, Err(e) if e.is_unauthorized()) {
                         keystone.forget_service_token(&token).await;
                     }
                 }
@@ -468,16 +470,11 @@ impl Importer {
         remote: &str,
         task: &Task,
     ) -> Result<(Image, Expected), ImportError> {
-        let source_error = |error: GlanceError| match error.status() {
-            Some(StatusCode::UNAUTHORIZED) => ImportError::TokenExpired,
-            Some(StatusCode::NOT_FOUND) => ImportError::SourceNotFound {
-                id: request.remote_image_id.clone(),
-                region: request.region.clone(),
-            },
-            _ => ImportError::Source {
+        let source_error = |error: GlanceError| {
+            source_failure(error, request, |error| ImportError::Source {
                 region: request.region.clone(),
                 error,
-            },
+            })
         };
         task.note("Reading the source image");
         let source = self
@@ -668,26 +665,11 @@ impl Importer {
     }
 
     fn pipeline_error(&self, error: PipelineError, request: &ImportRequest) -> ImportError {
-        match &error {
-            PipelineError::Source(source) => match source.status() {
-                Some(StatusCode::UNAUTHORIZED) => ImportError::TokenExpired,
-                Some(StatusCode::NOT_FOUND) => ImportError::SourceNotFound {
-                    id: request.remote_image_id.clone(),
-                    region: request.region.clone(),
-                },
-                _ => ImportError::Pipeline(error),
-            },
-            _ => ImportError::Pipeline(error),
-        }
+        source_failure(error, request, ImportError::Pipeline)
     }
 
     fn sink_error(&self, error: SinkError) -> ImportError {
-        match &error {
-            SinkError::Glance(e) if e.status() == Some(StatusCode::UNAUTHORIZED) => {
-                ImportError::TokenExpired
-            }
-            _ => ImportError::Sink(error),
-        }
+        with_caller_token(error, ImportError::Sink)
     }
 
     async fn target_image(&self, request: &ImportRequest) -> Result<Image, ImportError> {
@@ -735,11 +717,35 @@ fn required_store_failed(outcome: &StoreOutcome, reason: Option<String>) -> Stri
 }
 
 fn target_error(error: GlanceError) -> ImportError {
-    if error.status() == Some(StatusCode::UNAUTHORIZED) {
+    with_caller_token(error, ImportError::Target)
+}
+
+/// The import's error for a call made with the caller's token: `TokenExpired` when Glance
+/// refused the token (401), else `other(error)`.
+fn with_caller_token<E: GlanceStatus>(
+    error: E,
+    other: impl FnOnce(E) -> ImportError,
+) -> ImportError {
+    if error.is_unauthorized() {
         ImportError::TokenExpired
     } else {
-        ImportError::Target(error)
+        other(error)
     }
+}
+
+/// The same for a call to the source region, where a 404 means the source image is not there.
+fn source_failure<E: GlanceStatus>(
+    error: E,
+    request: &ImportRequest,
+    other: impl FnOnce(E) -> ImportError,
+) -> ImportError {
+    if error.is_not_found() {
+        return ImportError::SourceNotFound {
+            id: request.remote_image_id.clone(),
+            region: request.region.clone(),
+        };
+    }
+    with_caller_token(error, other)
 }
 
 /// The source's promises, or why it cannot be imported verifiably.

@@ -13,7 +13,8 @@ pub mod chunked;
 pub mod claim;
 /// INI file + flags → one typed `Config`, every default in one place.
 pub mod config;
-/// Typed client for the Glance calls the sidecar makes.
+/// The one Glance client: typed calls, their errors and status predicates, Glance's tasks and
+/// `follow_task` (the tools' Image API client calls through it).
 pub mod glance;
 /// The hash algorithms Glance may record as `os_hash_algo`.
 pub mod hash;

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use crate::claim;
 use crate::config::SinkKind;
-use crate::glance::{GlanceError, Image, ImageId};
+use crate::glance::{GlanceError, GlanceStatus, Image, ImageId};
 use crate::http::{full, read_limited, status_response, BoxBody, ReadError, REQUEST_ID};
 use crate::import::ImportRequest;
 use crate::keystone::{Identity, KeystoneError, Token};
@@ -336,15 +336,7 @@ async fn resolve_stores(
     body: &Map<String, Value>,
     header: Option<&str>,
 ) -> Result<StorePlan, ApiError> {
-    let known = app
-        .glance
-        .stores(&app.config.glance_url, token)
-        .await
-        .map_err(|e| match e.status() {
-            Some(StatusCode::UNAUTHORIZED) => ApiError::Unauthorized,
-            _ if matches!(e, GlanceError::Timeout(_)) => ApiError::GatewayTimeout,
-            _ => ApiError::BadGateway(format!("listing the target Glance's stores: {e}")),
-        })?;
+    let known = app.glance.stores(&app.config.glance_url, token).await?;
     let Some(known) = known else {
         return Ok(StorePlan::single());
     };
@@ -423,16 +415,12 @@ pub fn check_policy(target: &Image, identity: &Identity) -> Result<(), ApiError>
     }
 }
 
+/// A failed call on the target image: `not_found` when Glance has no such image for the caller.
 fn target_error(error: GlanceError, not_found: impl Fn() -> ApiError) -> ApiError {
-    match error.status() {
-        Some(StatusCode::NOT_FOUND) => not_found(),
-        Some(StatusCode::UNAUTHORIZED) => ApiError::Unauthorized,
-        Some(StatusCode::FORBIDDEN) => ApiError::Forbidden(match &error {
-            GlanceError::Status { message, .. } => message.clone(),
-            _ => String::new(),
-        }),
-        _ if matches!(error, GlanceError::Timeout(_)) => ApiError::GatewayTimeout,
-        _ => ApiError::BadGateway(error.to_string()),
+    if error.is_not_found() {
+        not_found()
+    } else {
+        error.into()
     }
 }
 

@@ -10,10 +10,9 @@
 
 use std::time::Duration;
 
-use http::StatusCode;
 use serde_json::json;
 
-use crate::glance::{Glance, GlanceError, Image, ImageId};
+use crate::glance::{find_ours, Glance, GlanceError, GlanceStatus, Image, ImageId, Ours};
 use crate::keystone::Token;
 use crate::stores::StoreOutcome;
 use crate::tasks::Task;
@@ -38,6 +37,16 @@ pub enum CopyError {
     TimedOut { stores: String, after: Duration },
     #[error("following copy-image on the target Glance: {0}")]
     Glance(GlanceError),
+}
+
+impl From<GlanceError> for CopyError {
+    fn from(error: GlanceError) -> Self {
+        if error.is_unauthorized() {
+            CopyError::TokenExpired
+        } else {
+            CopyError::Glance(error)
+        }
+    }
 }
 
 /// The image being copied, in which Glance, on whose behalf.
@@ -71,9 +80,7 @@ pub async fn copy_image(
     });
     let request_id = match glance.import(base, id, token, &body).await {
         Ok(request_id) => request_id,
-        Err(e) if e.status() == Some(StatusCode::UNAUTHORIZED) => {
-            return Err(CopyError::TokenExpired)
-        }
+        Err(e) if e.is_unauthorized() => return Err(e.into()),
         Err(e) => {
             // Refused outright (e.g. Glance's `copy_image` policy, admin-only by default, or
             // copy-image not enabled): no store was touched.
@@ -112,10 +119,7 @@ async fn settle(
         let image = glance
             .get_image(base, id, token)
             .await
-            .map_err(|e| match e.status() {
-                Some(StatusCode::UNAUTHORIZED) => CopyError::TokenExpired,
-                _ => CopyError::Glance(e),
-            })?;
+            .map_err(CopyError::from)?;
         if !image.0.contains_key("os_glance_import_task") {
             return Ok(image);
         }
@@ -132,16 +136,15 @@ async fn task_message(
     request_id: &str,
 ) -> String {
     let tasks = glance.tasks(base, id, token).await.unwrap_or_default();
-    let task = tasks
-        .iter()
-        .find(|t| !request_id.is_empty() && t["request_id"] == request_id);
-    let said = task.and_then(|t| {
-        let message = t["message"].as_str().filter(|m| !m.is_empty())?;
-        Some(format!(
-            "upstream's copy-image task ended in {}: {message}",
-            t["status"].as_str().unwrap_or("an unknown status")
-        ))
-    });
+    let said = match find_ours(&tasks, request_id) {
+        Ours::One(task) => task.reason().map(|message| {
+            format!(
+                "upstream's copy-image task ended in {}: {message}",
+                task.status.as_str().unwrap_or("an unknown status")
+            )
+        }),
+        Ours::None | Ours::Several => None,
+    };
     said.unwrap_or_else(|| {
         "upstream's copy-image did not write it (Glance lists failed stores in \
          os_glance_failed_import)"
@@ -150,12 +153,11 @@ async fn task_message(
 }
 
 fn refusal(error: &GlanceError) -> String {
-    let hint = match error.status() {
-        Some(StatusCode::FORBIDDEN) => {
-            " (Glance's copy_image policy allows admins only by default; the glance-stage sink \
+    let hint = if error.is_forbidden() {
+        " (Glance's copy_image policy allows admins only by default; the glance-stage sink \
              writes every store with the caller's own rights)"
-        }
-        _ => "",
+    } else {
+        ""
     };
     format!("the target Glance refused copy-image: {error}{hint}")
 }

@@ -4,7 +4,7 @@
 //! Nothing in the server's modules depends on this one; `cargo build --no-default-features`
 //! builds `serve` without it.
 
-/// A small Image API client acting as a user (demo, bench, sync, tests).
+/// The Image API as a user calls it (demo, bench, sync, tests): a thin layer over `glance`.
 pub mod apiclient;
 /// The `bench` command: ceiling, pipeline and imports side by side, simulated or on a real cloud.
 pub mod bench;

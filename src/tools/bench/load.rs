@@ -234,7 +234,7 @@ impl Statuses {
             }
             Err(error) => {
                 self.no_answer += 1;
-                self.note(error.reason.chars().take(160).collect());
+                self.note(error.error.to_string().chars().take(160).collect());
             }
         }
     }
@@ -810,7 +810,7 @@ async fn small_calls(
                 Err(_) => Err(CallError {
                     method: Method::GET,
                     url: paths[call].clone(),
-                    reason: "no answer in time".into(),
+                    error: crate::glance::GlanceError::Timeout(CALL_TIMEOUT),
                 }),
             };
             let (histogram, statuses) = &mut measured[call][side];
@@ -873,7 +873,7 @@ async fn upload(
                 "upload {id}: {}, target {} with {} bytes",
                 a.status, stored["status"], stored["size"]
             )),
-            Err(e) => done.problems.push(format!("upload {id}: {}", e.reason)),
+            Err(e) => done.problems.push(format!("upload {id}: {}", e.error)),
         }
     }
     done.mb_per_s = done.bytes as f64 / 1e6 / busy.as_secs_f64().max(1e-9);
@@ -919,8 +919,7 @@ async fn import(
         let task = match api.wait_for_import(&id, left).await {
             Ok(task) => task,
             Err(e) => {
-                done.problems
-                    .push(format!("import into {id}: {}", e.reason));
+                done.problems.push(format!("import into {id}: {}", e.error));
                 continue;
             }
         };
