@@ -14,6 +14,7 @@
 //! Copies are marked with [`SOURCE_IMAGE_ID`], so a second run finds them and skips them.
 
 mod auth;
+mod cli;
 mod copy;
 mod credentials;
 mod error;
@@ -32,6 +33,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 pub use auth::{AuthError, Session};
+pub(crate) use cli::with_credentials;
+pub use cli::SyncArgs;
 pub use credentials::{Credentials, CredentialsError, Domain, Environment, Named};
 pub use error::{CopyError, Failure, OptionsError, SyncError};
 pub use progress::{for_terminal, Bars, JobInfo, Lines, Observer, Plan, Quiet};
