@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+#[cfg(any(test, feature = "tools"))]
 pub(crate) use client::base64;
 pub use client::S3Client;
 pub use multipart::{effective_part_size, upload, UploadError};

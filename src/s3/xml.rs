@@ -12,6 +12,7 @@ pub fn element(doc: &str, name: &str) -> Option<String> {
 }
 
 /// Every `<name>...</name>` element's text in `doc`, in order, unescaped.
+#[cfg(any(test, feature = "tools"))]
 pub fn elements(doc: &str, name: &str) -> Vec<String> {
     let open = format!("<{name}>");
     let close = format!("</{name}>");
