@@ -36,6 +36,8 @@ pub mod pipeline;
 pub mod recovery;
 /// S3: SigV4 signing and the multipart calls of the `s3` store sink.
 pub mod s3;
+/// The `serve` command: configuration checked, logging, the server run until a signal.
+pub mod serve;
 /// Store sinks: where verified bytes go (`glance-upload`, `glance-stage`, `s3`).
 pub mod sink;
 /// Multi-store targets: which stores an import writes, and what became of each.

@@ -325,16 +325,45 @@ impl Config {
         Ok(())
     }
 
+    /// Sets one key read from the file or a flag; a key this service does not know is refused.
     fn set(&mut self, section: &str, key: &str, value: &str) -> Result<(), ConfigError> {
-        match (section, key) {
-            ("DEFAULT", "bind") => {
+        let known = match section {
+            "DEFAULT" => {
+                self.set_service(key, value)?
+                    || self.set_bound(key, value)?
+                    || self.set_timing(key, value)?
+            }
+            "inject_metadata_properties" => self.set_injection(key, value)?,
+            "glance_download_properties" => {
+                let known = matches!(key, "extra_properties" | "extra_properties_prefixes");
+                if known {
+                    self.extra_properties = ini::list(value);
+                }
+                known
+            }
+            _ => false,
+        };
+        if !known {
+            return Err(ConfigError::UnknownKey {
+                section: section.to_string(),
+                key: key.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `[DEFAULT]`: where the service listens, what it fronts and trusts, where it writes;
+    /// `false` for another key.
+    fn set_service(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        match key {
+            "bind" => {
                 self.bind = value
                     .parse()
                     .map_err(|_| invalid("bind", value, "expected IP:PORT"))?
             }
-            ("DEFAULT", "glance_url") => self.glance_url = http_url("glance_url", value)?,
-            ("DEFAULT", "auth_url") => self.auth_url = http_url("auth_url", value)?,
-            ("DEFAULT", "store_sink") => {
+            "glance_url" => self.glance_url = http_url("glance_url", value)?,
+            "auth_url" => self.auth_url = http_url("auth_url", value)?,
+            "store_sink" => {
                 self.store_sink = SinkKind::parse(value).ok_or_else(|| {
                     invalid(
                         "store_sink",
@@ -343,64 +372,82 @@ impl Config {
                     )
                 })?
             }
-            ("DEFAULT", "max_concurrent_imports") => {
+            "ca_file" => self.ca_file = (!value.is_empty()).then(|| PathBuf::from(value)),
+            "task_journal" => self.task_journal = (!value.is_empty()).then(|| PathBuf::from(value)),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `[DEFAULT]`: the bounds on imports, connections, buffers, streams and kept tasks; `false`
+    /// for another key.
+    fn set_bound(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        match key {
+            "max_concurrent_imports" => {
                 self.max_concurrent_imports = int("max_concurrent_imports", value, 1, 1024)?
             }
-            ("DEFAULT", "max_imports_per_project") => {
+            "max_imports_per_project" => {
                 self.max_imports_per_project = int("max_imports_per_project", value, 1, 1024)?
             }
-            ("DEFAULT", "max_connections") => {
-                self.max_connections = int("max_connections", value, 1, 65_536)?
-            }
-            ("DEFAULT", "chunk_size") => {
-                self.chunk_size = int("chunk_size", value, 4096, 64 * 1024 * 1024)?
-            }
-            ("DEFAULT", "buffer_chunks") => {
-                self.buffer_chunks = int("buffer_chunks", value, 1, 1024)?
-            }
-            ("DEFAULT", "connect_timeout") => {
-                self.connect_timeout = seconds("connect_timeout", value)?
-            }
-            ("DEFAULT", "request_timeout") => {
-                self.request_timeout = seconds("request_timeout", value)?
-            }
-            ("DEFAULT", "read_timeout") => self.read_timeout = seconds("read_timeout", value)?,
-            ("DEFAULT", "client_timeout") => {
-                self.client_timeout = seconds("client_timeout", value)?
-            }
-            ("DEFAULT", "stall_timeout") => self.stall_timeout = seconds("stall_timeout", value)?,
-            ("DEFAULT", "source_streams") => {
-                self.source_streams = int("source_streams", value, 1, 16)?
-            }
-            ("DEFAULT", "segment_size") => {
+            "max_connections" => self.max_connections = int("max_connections", value, 1, 65_536)?,
+            "chunk_size" => self.chunk_size = int("chunk_size", value, 4096, 64 * 1024 * 1024)?,
+            "buffer_chunks" => self.buffer_chunks = int("buffer_chunks", value, 1, 1024)?,
+            "source_streams" => self.source_streams = int("source_streams", value, 1, 16)?,
+            "segment_size" => {
                 self.segment_size = int("segment_size", value, 1 << 20, 256 << 20)? as u64
             }
-            ("DEFAULT", "source_retries") => {
-                self.source_retries = int("source_retries", value, 0, 100)? as u32
+            "max_finished_tasks" => {
+                self.max_finished_tasks = int("max_finished_tasks", value, 1, 100_000)?
             }
-            ("DEFAULT", "retry_delay_ms") => {
+            "max_tasks_per_image" => {
+                self.max_tasks_per_image = int("max_tasks_per_image", value, 1, 1000)?
+            }
+            "max_tasks_per_project" => {
+                self.max_tasks_per_project = int("max_tasks_per_project", value, 1, 100_000)?
+            }
+            "task_journal_max_bytes" => {
+                self.task_journal_max_bytes =
+                    int("task_journal_max_bytes", value, 64 << 10, 1 << 30)? as u64
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `[DEFAULT]`: timeouts, retries and cache lifetimes; `false` for another key.
+    fn set_timing(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        match key {
+            "connect_timeout" => self.connect_timeout = seconds("connect_timeout", value)?,
+            "request_timeout" => self.request_timeout = seconds("request_timeout", value)?,
+            "read_timeout" => self.read_timeout = seconds("read_timeout", value)?,
+            "client_timeout" => self.client_timeout = seconds("client_timeout", value)?,
+            "stall_timeout" => self.stall_timeout = seconds("stall_timeout", value)?,
+            "source_retries" => self.source_retries = int("source_retries", value, 0, 100)? as u32,
+            "retry_delay_ms" => {
                 self.retry_delay =
                     Duration::from_millis(int("retry_delay_ms", value, 1, 60_000)? as u64)
             }
-            ("DEFAULT", "total_timeout") => {
+            "total_timeout" => {
                 self.total_timeout =
                     Duration::from_secs(int("total_timeout", value, 1, 604_800)? as u64)
             }
-            ("DEFAULT", "ca_file") => {
-                self.ca_file = (!value.is_empty()).then(|| PathBuf::from(value))
-            }
-            ("DEFAULT", "task_journal") => {
-                self.task_journal = (!value.is_empty()).then(|| PathBuf::from(value))
-            }
-            ("DEFAULT", "shutdown_grace") => {
+            "shutdown_grace" => {
                 self.shutdown_grace =
                     Duration::from_secs(int("shutdown_grace", value, 0, 86_400)? as u64)
             }
-            ("DEFAULT", "token_cache_ttl") => {
+            "token_cache_ttl" => {
                 self.token_cache_ttl =
                     Duration::from_secs(int("token_cache_ttl", value, 0, 3600)? as u64)
             }
-            ("inject_metadata_properties", "inject") => {
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `[inject_metadata_properties]`; `false` for another key.
+    fn set_injection(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        match key {
+            "inject" => {
                 self.inject = ini::list(value)
                     .into_iter()
                     .map(|pair| match pair.split_once(':') {
@@ -411,33 +458,10 @@ impl Config {
                     })
                     .collect::<Result<_, _>>()?
             }
-            ("inject_metadata_properties", "ignore_user_roles") => {
-                self.inject_ignore_roles = ini::list(value)
-            }
-            ("glance_download_properties", "extra_properties" | "extra_properties_prefixes") => {
-                self.extra_properties = ini::list(value);
-            }
-            ("DEFAULT", "max_finished_tasks") => {
-                self.max_finished_tasks = int("max_finished_tasks", value, 1, 100_000)?
-            }
-            ("DEFAULT", "max_tasks_per_image") => {
-                self.max_tasks_per_image = int("max_tasks_per_image", value, 1, 1000)?
-            }
-            ("DEFAULT", "max_tasks_per_project") => {
-                self.max_tasks_per_project = int("max_tasks_per_project", value, 1, 100_000)?
-            }
-            ("DEFAULT", "task_journal_max_bytes") => {
-                self.task_journal_max_bytes =
-                    int("task_journal_max_bytes", value, 64 << 10, 1 << 30)? as u64
-            }
-            _ => {
-                return Err(ConfigError::UnknownKey {
-                    section: section.to_string(),
-                    key: key.to_string(),
-                })
-            }
+            "ignore_user_roles" => self.inject_ignore_roles = ini::list(value),
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 }
 

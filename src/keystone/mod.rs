@@ -426,6 +426,7 @@ mod tests {
 
     /// Heartbeats and reverts of imports whose caller's token expired each ask for a service
     /// token: Keystone sees one login while that token has time left, and a new one after.
+    #[cfg(feature = "tools")]
     #[tokio::test]
     async fn the_service_login_is_reused_until_shortly_before_expiry() {
         let shutdown = tokio_util::sync::CancellationToken::new();
@@ -479,6 +480,7 @@ mod tests {
         shutdown.cancel();
     }
 
+    #[cfg(feature = "tools")]
     async fn futures_join(keystone: &Keystone, creds: &ServiceCredentials) -> Vec<Token> {
         let calls: Vec<_> = (0..5)
             .map(|_| {

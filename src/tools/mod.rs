@@ -8,6 +8,8 @@
 pub mod apiclient;
 /// The `bench` command: ceiling, pipeline and imports side by side, simulated or on a real cloud.
 pub mod bench;
+/// The tools' subcommands beside `serve`.
+pub mod cli;
 /// The `demo` command: a whole import on an embedded simulated cloud.
 pub mod demo;
 /// Simulated Keystone, Glance and S3 on loopback (tests, demo, benches), and the `wan-link` shaper.
@@ -16,3 +18,5 @@ pub mod sim;
 pub mod sync;
 /// The `tasks` command: an image's tasks as a table.
 pub mod task_table;
+/// The `wan-link` command: an emulated cross-region link in front of a TCP service.
+pub mod wan_link;

@@ -2,6 +2,7 @@
 //! the sidecar's progress columns, read through the region's image endpoint (so a sidecar there
 //! merges its own tasks in).
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -138,6 +139,52 @@ pub fn render(tasks: &[Value]) -> String {
 
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / 1048576.0)
+}
+
+/// The flags of `tasks`.
+#[derive(clap::Args)]
+pub struct TasksArgs {
+    /// Cloud in clouds.yaml (else OS_CLOUD, else OS_* variables).
+    #[arg(long)]
+    os_cloud: Option<String>,
+    /// Region whose image endpoint is asked.
+    #[arg(long)]
+    region: String,
+    /// Print the tasks as JSON.
+    #[arg(long)]
+    json: bool,
+    /// The image.
+    image_id: String,
+}
+
+impl TasksArgs {
+    /// Lists the tasks as a table, or as JSON with `--json`; exits 1 if they could not be listed.
+    pub fn run(self) -> ExitCode {
+        crate::serve::init_logging("warn");
+        let env = Environment::from_process();
+        let cloud = self.os_cloud.as_deref();
+        let listed = crate::serve::runtime()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| {
+                rt.block_on(list(cloud, &env, &self.region, &self.image_id))
+                    .map_err(|e| e.to_string())
+            });
+        match listed {
+            Ok(tasks) if self.json => {
+                let tasks = Value::Array(tasks);
+                println!("{}", crate::tools::sync::json_text(&tasks, false));
+                ExitCode::SUCCESS
+            }
+            Ok(tasks) => {
+                print!("{}", render(&tasks));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("tasks: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    }
 }
 
 #[cfg(test)]
