@@ -15,7 +15,7 @@ use crate::keystone::{password_login, Catalog, CatalogError, Keystone, LoginErro
 use super::credentials::{Credentials, Domain, Named};
 
 /// A token with less than this left is renewed before the next use.
-pub const RENEW_BEFORE: Duration = Duration::from_secs(300);
+pub(super) const RENEW_BEFORE: Duration = Duration::from_secs(300);
 
 /// Why signing in failed. Never carries the password or a token.
 #[derive(Debug, thiserror::Error)]

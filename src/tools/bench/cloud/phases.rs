@@ -11,7 +11,9 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use http::{Method, Request};
 use serde_json::{json, Value};
@@ -55,7 +57,7 @@ pub(super) struct SourceImage {
 impl SourceImage {
     /// Reads what a copy must match from an image record; `None` unless it is `active` with a
     /// size and a checksum.
-    pub fn from_record(image: &Value) -> Option<SourceImage> {
+    pub(super) fn from_record(image: &Value) -> Option<SourceImage> {
         let text = |key: &str| image[key].as_str().map(str::to_string);
         if image["status"] != "active" {
             return None;
@@ -87,7 +89,7 @@ impl SourceImage {
 
     /// Why `copy` is not a verified copy of this image (`None`: it is), led by the field that
     /// differs.
-    pub fn mismatch(&self, copy: &Value) -> Option<String> {
+    pub(super) fn mismatch(&self, copy: &Value) -> Option<String> {
         let copy = Image(copy.as_object().cloned().unwrap_or_default());
         verify::check_stored(&self.expected(), &copy)
             .err()
