@@ -306,6 +306,24 @@ impl Sink {
     }
 }
 
+/// Sends the glance-download import of the source image into `id` through `api`: the instants
+/// it was sent and accepted (`202`), or the phase's failure.
+async fn send_import(
+    ctx: &Ctx,
+    phase: &'static str,
+    api: &ImageApi,
+    id: &str,
+) -> Result<(Instant, Instant), BenchError> {
+    let sent = Instant::now();
+    let import = api.import_glance_download(id, &ctx.from, &ctx.source.id);
+    let accepted = timed(ctx, phase, "POST /import", import).await?;
+    let accepted_at = Instant::now();
+    if accepted.status.as_u16() != 202 {
+        return Err(failed(phase, answered("POST /import", &accepted)));
+    }
+    Ok((sent, accepted_at))
+}
+
 /// (c)/(d) A glance-download import through the in-process sidecar at `url` (its `app`).
 pub(super) async fn sidecar(
     ctx: Arc<Ctx>,
@@ -325,13 +343,7 @@ pub(super) async fn sidecar(
     let image_id = ImageId::parse(&id)
         .ok_or_else(|| failed(phase, format!("the target image id {id:?} is not a UUID")))?;
     let meter = Meter::start();
-    let sent = Instant::now();
-    let import = through.import_glance_download(&id, &ctx.from, &ctx.source.id);
-    let accepted = timed(&ctx, phase, "POST /import", import).await?;
-    let accepted_at = Instant::now();
-    if accepted.status.as_u16() != 202 {
-        return Err(failed(phase, answered("POST /import", &accepted)));
-    }
+    let (sent, accepted_at) = send_import(&ctx, phase, &through, &id).await?;
     let stop_watch = CancellationToken::new();
     let watcher = tokio::spawn(first_byte(
         target.clone(),
@@ -451,13 +463,7 @@ pub(super) async fn upstream(ctx: Arc<Ctx>) -> Result<Outcome, BenchError> {
     }
     let id = create_target(&ctx, &target, PHASE, "upstream").await?;
     let meter = Meter::start();
-    let sent = Instant::now();
-    let import = target.import_glance_download(&id, &ctx.from, &ctx.source.id);
-    let accepted = timed(&ctx, PHASE, "POST /import", import).await?;
-    let accepted_at = Instant::now();
-    if accepted.status.as_u16() != 202 {
-        return Err(failed(PHASE, answered("POST /import", &accepted)));
-    }
+    let (sent, accepted_at) = send_import(&ctx, PHASE, &target, &id).await?;
     let deadline = accepted_at + ctx.budget;
     loop {
         tokio::time::sleep(UPSTREAM_POLL).await;
