@@ -35,7 +35,9 @@ use tokio::time::Instant;
 pub use auth::{AuthError, Session};
 pub(crate) use cli::with_credentials;
 pub use cli::SyncArgs;
-pub use credentials::{Credentials, CredentialsError, Domain, Environment, Named};
+pub use credentials::{
+    AppCredential, AuthMethod, Credentials, CredentialsError, Domain, Environment, Named,
+};
 pub use error::{CopyError, Failure, OptionsError, SyncError};
 pub use progress::{for_terminal, Bars, JobInfo, Lines, Observer, Plan, Quiet};
 pub use report::{json_text, printable, Action, JobResult, Method, Summary};

@@ -71,6 +71,30 @@ clouds:
 
 // === credentials ===
 
+/// The user, password and project of password credentials.
+fn password_parts(creds: &Credentials) -> (Named, String, Named) {
+    match &creds.method {
+        AuthMethod::Password {
+            user,
+            password,
+            project,
+        } => (user.clone(), password.expose().to_string(), project.clone()),
+        other => panic!("not a password login: {other:?}"),
+    }
+}
+
+fn user(creds: &Credentials) -> Named {
+    password_parts(creds).0
+}
+
+fn password(creds: &Credentials) -> String {
+    password_parts(creds).1
+}
+
+fn project(creds: &Credentials) -> Named {
+    password_parts(creds).2
+}
+
 #[test]
 fn os_variables_make_credentials() {
     let env = Environment::from_vars([
@@ -84,15 +108,15 @@ fn os_variables_make_credentials() {
     let creds = Credentials::load(None, &env).unwrap();
     assert_eq!(creds.auth_url, "http://127.0.0.1:5000/v3");
     assert_eq!(
-        creds.user,
+        user(&creds),
         Named::Name {
             name: "bob".into(),
             domain: Domain::Name("Default".into())
         }
     );
-    assert_eq!(creds.password, "s3cret");
+    assert_eq!(password(&creds), "s3cret");
     assert_eq!(
-        creds.project,
+        project(&creds),
         Named::Name {
             name: "demo".into(),
             domain: Domain::Name("Default".into())
@@ -150,15 +174,19 @@ fn clouds_yaml_is_found_in_order_and_env_fills_gaps_only() {
     let creds = Credentials::load(None, &env).unwrap();
     assert_eq!(creds.auth_url, "https://keystone.example.com:5000/v3");
     assert_eq!(
-        creds.user,
+        user(&creds),
         Named::Name {
             name: "alice".into(),
             domain: Domain::Name("Users".into())
         }
     );
-    assert_eq!(creds.password, "from-env", "a gap filled from OS_PASSWORD");
     assert_eq!(
-        creds.project,
+        password(&creds),
+        "from-env",
+        "a gap filled from OS_PASSWORD"
+    );
+    assert_eq!(
+        project(&creds),
         Named::Name {
             name: "images".into(),
             domain: Domain::Id("abc123".into())
@@ -170,7 +198,7 @@ fn clouds_yaml_is_found_in_order_and_env_fills_gaps_only() {
 
     dir.write("cwd/clouds.yaml", CLOUDS.replace("alice", "carol").as_str());
     let creds = Credentials::load(Some("prod"), &env).unwrap();
-    assert!(matches!(creds.user, Named::Name { ref name, .. } if name == "carol"));
+    assert!(matches!(user(&creds), Named::Name { ref name, .. } if name == "carol"));
 
     let explicit = dir.write("elsewhere.yaml", CLOUDS.replace("alice", "dave").as_str());
     let mut env = env;
@@ -179,7 +207,7 @@ fn clouds_yaml_is_found_in_order_and_env_fills_gaps_only() {
         explicit.display().to_string(),
     );
     let creds = Credentials::load(Some("prod"), &env).unwrap();
-    assert!(matches!(creds.user, Named::Name { ref name, .. } if name == "dave"));
+    assert!(matches!(user(&creds), Named::Name { ref name, .. } if name == "dave"));
 }
 
 #[test]
@@ -192,17 +220,17 @@ fn secure_yaml_supplies_the_password_and_ids_are_kept() {
     );
     let env = env_in(&dir.0, &[("OS_PASSWORD", "from-env")]);
     let creds = Credentials::load(Some("prod"), &env).unwrap();
-    assert_eq!(creds.password, "from-secure", "files before variables");
+    assert_eq!(password(&creds), "from-secure", "files before variables");
 
     let creds = Credentials::load(Some("other"), &env).unwrap();
     assert_eq!(creds.auth_url, "https://other.example.com/identity/v3");
     assert_eq!(
-        creds.user,
+        user(&creds),
         Named::Id("12345".into()),
         "YAML numbers are text"
     );
-    assert_eq!(creds.project, Named::Id("p-1".into()));
-    assert_eq!(creds.password, "from-clouds-yaml");
+    assert_eq!(project(&creds), Named::Id("p-1".into()));
+    assert_eq!(password(&creds), "from-clouds-yaml");
 }
 
 #[test]
@@ -220,7 +248,7 @@ fn clouds_yaml_errors_are_specific() {
     ));
     dir.write(
         "cwd/clouds.yaml",
-        "clouds:\n  x:\n    auth_type: v3applicationcredential\n    auth: {auth_url: http://k}\n",
+        "clouds:\n  x:\n    auth_type: v3oidcpassword\n    auth: {auth_url: http://k}\n",
     );
     assert!(matches!(
         Credentials::load(Some("x"), &env),
