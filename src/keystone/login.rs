@@ -290,3 +290,132 @@ mod tests {
         assert!(!format!("{refused} {refused:?}").contains("not-pw"));
     }
 }
+
+#[cfg(all(test, feature = "tools"))]
+mod methods {
+    use super::*;
+
+    async fn sim() -> (crate::tools::sim::Cloud, HttpClient, String) {
+        let cloud = crate::tools::sim::Cloud::start(&["REGION1"]).await.unwrap();
+        cloud
+            .keystone
+            .add_user("alice", "alice-pw", "images", &["member"]);
+        let url = cloud.auth_url();
+        (cloud, crate::http::client(Duration::from_secs(5)), url)
+    }
+
+    const T: Duration = Duration::from_secs(10);
+
+    #[tokio::test]
+    async fn an_application_credential_is_scoped_to_its_project_and_cannot_ask_for_a_scope() {
+        let (cloud, client, url) = sim().await;
+        let id = cloud
+            .keystone
+            .add_application_credential("alice", "sync", "ac-s3cret");
+        let by_id = AuthMethod::ApplicationCredential {
+            credential: AppCredential::Id(id.clone()),
+            secret: Secret::new("ac-s3cret"),
+        };
+        let by_name = AuthMethod::ApplicationCredential {
+            credential: AppCredential::Name {
+                name: "sync".into(),
+                user: Named::Name {
+                    name: "alice".into(),
+                    domain: Domain::Name("Default".into()),
+                },
+            },
+            secret: Secret::new("ac-s3cret"),
+        };
+        for method in [&by_id, &by_name] {
+            let login = login(&client, &url, method, true, T).await.unwrap();
+            let identity = login.identity.unwrap();
+            assert_eq!(identity.project_id, "images");
+            assert!(identity.roles.iter().any(|r| r == "member"));
+            assert!(!identity.catalog.0.is_empty());
+        }
+        // Keystone: "Application credentials cannot request a scope."
+        let mut scoped = by_id.body();
+        scoped["auth"]["scope"] = serde_json::json!({"project": {"id": "images"}});
+        assert_eq!(
+            raw_login(&client, &url, &scoped).await,
+            StatusCode::UNAUTHORIZED
+        );
+
+        // A wrong secret is refused; neither the error nor Debug shows a secret.
+        let wrong = AuthMethod::ApplicationCredential {
+            credential: AppCredential::Id(id),
+            secret: Secret::new("not-the-s3cret"),
+        };
+        let error = login(&client, &url, &wrong, true, T).await.unwrap_err();
+        assert!(matches!(
+            error,
+            LoginError::Refused {
+                status: StatusCode::UNAUTHORIZED,
+                ..
+            }
+        ));
+        let shown = format!("{error} {error:?} {wrong:?} {by_id:?} {by_name:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn a_token_login_keeps_the_original_expiry_and_an_app_credential_token_its_scope() {
+        let (cloud, client, url) = sim().await;
+        let password = AuthMethod::password("alice", "alice-pw", "images", "Default");
+        let first = login(&client, &url, &password, false, T).await.unwrap();
+        let expires = first.identity.unwrap().expires_at;
+        let exchange = |project: Option<&str>, token: &Token| AuthMethod::Token {
+            token: token.clone(),
+            project: project.map(|p| Named::Id(p.to_string())),
+        };
+        for project in [Some("images"), None] {
+            let again = login(&client, &url, &exchange(project, &first.token), true, T)
+                .await
+                .unwrap();
+            assert_ne!(again.token, first.token);
+            let identity = again.identity.unwrap();
+            assert_eq!(identity.expires_at, expires, "a token login never extends");
+            assert_eq!(
+                identity.project_id, "images",
+                "the default project without a scope"
+            );
+        }
+        let shown = format!("{:?}", exchange(None, &first.token));
+        assert!(!shown.contains(first.token.expose()), "{shown}");
+
+        let id = cloud
+            .keystone
+            .add_application_credential("alice", "sync", "ac-s3cret");
+        let app = AuthMethod::ApplicationCredential {
+            credential: AppCredential::Id(id),
+            secret: Secret::new("ac-s3cret"),
+        };
+        let app_token = login(&client, &url, &app, false, T).await.unwrap().token;
+        let other = login(
+            &client,
+            &url,
+            &exchange(Some("elsewhere"), &app_token),
+            false,
+            T,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(
+            other,
+            LoginError::Refused {
+                status: StatusCode::UNAUTHORIZED,
+                ..
+            }
+        ));
+    }
+
+    async fn raw_login(client: &HttpClient, url: &str, body: &Value) -> StatusCode {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{url}/auth/tokens"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(full(serde_json::to_vec(body).unwrap()))
+            .unwrap();
+        client.request(request).await.unwrap().status()
+    }
+}

@@ -592,3 +592,193 @@ fn failures_are_classified() {
         format!("image {ID} to region R2: the glance-download import failed: boom")
     );
 }
+
+// === credentials: application credentials, tokens, TLS ===
+
+const APP_CLOUDS: &str = "
+clouds:
+  by-id:
+    auth_type: v3applicationcredential
+    auth:
+      auth_url: https://keystone.example.com
+      application_credential_id: ac-42
+      application_credential_secret: ac-s3cret-yaml
+  by-name:
+    auth_type: v3applicationcredential
+    auth:
+      auth_url: https://keystone.example.com
+      application_credential_name: sync
+      username: alice
+      user_domain_name: Users
+  guessed:
+    auth:
+      auth_url: https://keystone.example.com
+      application_credential_id: ac-43
+      application_credential_secret: ac-s3cret-yaml
+  token:
+    auth_type: token
+    auth:
+      auth_url: https://keystone.example.com
+      token: gAAAAAB-tok3n-yaml
+      project_name: images
+";
+
+#[test]
+fn application_credentials_come_from_clouds_yaml_secure_yaml_and_os_variables() {
+    let dir = TempDir::new("appcred");
+    dir.write("cwd/clouds.yaml", APP_CLOUDS);
+    dir.write(
+        "cwd/secure.yaml",
+        "clouds:\n  by-name:\n    auth:\n      application_credential_secret: ac-s3cret-secure\n",
+    );
+    let env = env_in(&dir.0, &[]);
+    let app = |creds: &Credentials| match &creds.method {
+        AuthMethod::ApplicationCredential { credential, secret } => {
+            (credential.clone(), secret.expose().to_string())
+        }
+        other => panic!("{other:?}"),
+    };
+    let creds = Credentials::load(Some("by-id"), &env).unwrap();
+    assert_eq!(
+        app(&creds),
+        (AppCredential::Id("ac-42".into()), "ac-s3cret-yaml".into())
+    );
+    assert!(!format!("{creds:?}").contains("s3cret"), "{creds:?}");
+    let creds = Credentials::load(Some("by-name"), &env).unwrap();
+    assert_eq!(
+        app(&creds),
+        (
+            AppCredential::Name {
+                name: "sync".into(),
+                user: Named::Name {
+                    name: "alice".into(),
+                    domain: Domain::Name("Users".into())
+                }
+            },
+            "ac-s3cret-secure".into()
+        )
+    );
+    let creds = Credentials::load(Some("guessed"), &env).unwrap();
+    assert_eq!(app(&creds).0, AppCredential::Id("ac-43".into()));
+
+    let env = Environment::from_vars([
+        ("OS_AUTH_URL", "http://k:5000"),
+        ("OS_AUTH_TYPE", "v3applicationcredential"),
+        ("OS_APPLICATION_CREDENTIAL_ID", "ac-44"),
+        ("OS_APPLICATION_CREDENTIAL_SECRET", "ac-s3cret-env"),
+    ]);
+    let creds = Credentials::load(None, &env).unwrap();
+    assert_eq!(
+        app(&creds),
+        (AppCredential::Id("ac-44".into()), "ac-s3cret-env".into())
+    );
+    assert!(!format!("{creds:?}").contains("s3cret"), "{creds:?}");
+}
+
+#[test]
+fn a_token_comes_from_clouds_yaml_or_os_token() {
+    let dir = TempDir::new("token");
+    dir.write("cwd/clouds.yaml", APP_CLOUDS);
+    let creds = Credentials::load(Some("token"), &env_in(&dir.0, &[])).unwrap();
+    let AuthMethod::Token { token, project } = &creds.method else {
+        panic!("{creds:?}");
+    };
+    assert_eq!(token.expose(), "gAAAAAB-tok3n-yaml");
+    assert!(matches!(project, Some(Named::Name { name, .. }) if name == "images"));
+    assert!(!format!("{creds:?}").contains("tok3n"), "{creds:?}");
+
+    // OS_TOKEN alone selects the token method; no project leaves the scope to Keystone.
+    let env = Environment::from_vars([("OS_AUTH_URL", "http://k"), ("OS_TOKEN", "gAAAAAB-env")]);
+    let creds = Credentials::load(None, &env).unwrap();
+    assert!(matches!(
+        &creds.method,
+        AuthMethod::Token { token, project: None } if token.expose() == "gAAAAAB-env"
+    ));
+    let env = Environment::from_vars([
+        ("OS_AUTH_URL", "http://k"),
+        ("OS_AUTH_TYPE", "v3token"),
+        ("OS_TOKEN", "not a token"),
+    ]);
+    let error = Credentials::load(None, &env).unwrap_err();
+    assert!(
+        matches!(error, CredentialsError::BadToken { .. }),
+        "{error}"
+    );
+    assert!(!error.to_string().contains("not a token"), "{error}");
+}
+
+#[test]
+fn what_each_method_lacks_is_named_and_no_secret_is_shown() {
+    for (vars, key) in [
+        (
+            vec![
+                ("OS_AUTH_TYPE", "v3applicationcredential"),
+                ("OS_APPLICATION_CREDENTIAL_ID", "ac-1"),
+            ],
+            "application_credential_secret",
+        ),
+        (
+            vec![
+                ("OS_AUTH_TYPE", "v3applicationcredential"),
+                ("OS_APPLICATION_CREDENTIAL_SECRET", "ac-s3cret"),
+            ],
+            "application_credential_id",
+        ),
+        (
+            vec![
+                ("OS_APPLICATION_CREDENTIAL_NAME", "sync"),
+                ("OS_APPLICATION_CREDENTIAL_SECRET", "ac-s3cret"),
+            ],
+            "username",
+        ),
+        (vec![("OS_AUTH_TYPE", "token")], "token"),
+        (
+            vec![("OS_USERNAME", "bob"), ("OS_PASSWORD", "ac-s3cret")],
+            "project_name",
+        ),
+    ] {
+        let mut vars = vars;
+        vars.push(("OS_AUTH_URL", "http://k:5000"));
+        let error = Credentials::load(None, &Environment::from_vars(vars.clone())).unwrap_err();
+        assert!(
+            matches!(&error, CredentialsError::Missing { key: k, .. } if *k == key),
+            "{vars:?}: {error}"
+        );
+        assert!(error.to_string().contains(key), "{error}");
+        assert!(!format!("{error} {error:?}").contains("s3cret"), "{error}");
+    }
+}
+
+#[test]
+fn turning_tls_verification_off_is_refused_in_every_spelling() {
+    let dir = TempDir::new("insecure");
+    let env = env_in(&dir.0, &[]);
+    for setting in ["verify: false", "insecure: true", "verify: False"] {
+        dir.write(
+            "cwd/clouds.yaml",
+            &format!("clouds:\n  x:\n    {setting}\n    auth: {{auth_url: http://k}}\n"),
+        );
+        let error = Credentials::load(Some("x"), &env).unwrap_err();
+        assert!(
+            matches!(error, CredentialsError::Insecure { .. }),
+            "{setting}: {error}"
+        );
+        assert!(error.to_string().contains("cacert"), "{error}");
+    }
+    let env = Environment::from_vars([
+        ("OS_AUTH_URL", "http://k"),
+        ("OS_TOKEN", "gAAAAAB-env"),
+        ("OS_INSECURE", "true"),
+    ]);
+    assert!(matches!(
+        Credentials::load(None, &env),
+        Err(CredentialsError::Insecure { .. })
+    ));
+    // verify: true and a CA bundle are fine.
+    dir.write(
+        "cwd/clouds.yaml",
+        "clouds:\n  x:\n    verify: true\n    cacert: /ca.pem\n    auth: {auth_url: http://k, token: t}\n",
+    );
+    let creds = Credentials::load(Some("x"), &env_in(&dir.0, &[])).unwrap();
+    assert_eq!(creds.cacert, Some(PathBuf::from("/ca.pem")));
+}
