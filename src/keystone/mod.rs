@@ -472,6 +472,53 @@ mod tests {
         shutdown.cancel();
     }
 
+    /// `[service_credentials]` with an application credential: a token of the credential's
+    /// project, reused like a password's, renewed by logging in again once near its expiry.
+    #[cfg(feature = "tools")]
+    #[tokio::test]
+    async fn service_credentials_may_be_an_application_credential() {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let fake = crate::tools::sim::FakeKeystone::start(shutdown.clone())
+            .await
+            .unwrap();
+        fake.add_user("gds-service", "pw", "service", &["admin", "service"]);
+        let id = fake.add_application_credential("gds-service", "sidecar", "ac-s3cret");
+        let keystone = Keystone::new(
+            crate::http::client(Duration::from_secs(5)),
+            &fake.url(),
+            Duration::from_secs(10),
+            Duration::from_secs(60),
+        );
+        let creds = ServiceCredentials {
+            method: AuthMethod::ApplicationCredential {
+                credential: AppCredential::Id(id.clone()),
+                secret: Secret::new("ac-s3cret"),
+            },
+        };
+        let token = keystone.password_token(&creds).await.unwrap();
+        let caller = fake.caller(token.expose()).unwrap();
+        assert_eq!(caller.project_id.as_deref(), Some("service"));
+        assert!(caller.is_admin());
+        assert_eq!(keystone.password_token(&creds).await.unwrap(), token);
+        assert_eq!(fake.logins(), 1);
+        fake.set_token_ttl(SERVICE_TOKEN_MARGIN / 2);
+        keystone.forget_service_token(&token).await;
+        let renewed = keystone.password_token(&creds).await.unwrap();
+        assert_ne!(renewed, token);
+        assert_eq!(fake.logins(), 2);
+
+        let wrong = ServiceCredentials {
+            method: AuthMethod::ApplicationCredential {
+                credential: AppCredential::Id(id),
+                secret: Secret::new("not-the-s3cret"),
+            },
+        };
+        let error = keystone.password_token(&wrong).await.unwrap_err();
+        assert!(matches!(error, KeystoneError::InvalidToken), "{error}");
+        assert!(!format!("{error} {error:?} {wrong:?}").contains("s3cret"));
+        shutdown.cancel();
+    }
+
     #[cfg(feature = "tools")]
     async fn futures_join(keystone: &Keystone, creds: &ServiceCredentials) -> Vec<Token> {
         let calls: Vec<_> = (0..5)
