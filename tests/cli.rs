@@ -197,3 +197,33 @@ fn tools_without_usable_credentials_exit_64_naming_the_key() {
         }
     }
 }
+
+/// `--insecure-skip-tls-verify` accepts a cloud that turns TLS verification off, and says so.
+#[test]
+fn skipping_tls_verification_takes_the_flag_that_says_it() {
+    for args in [
+        &["sync", "--from", "R1", "--to", "R2"][..],
+        &[
+            "tasks",
+            "--region",
+            "R1",
+            "11111111-2222-3333-4444-555555555555",
+        ][..],
+    ] {
+        let out = bin()
+            .args(args)
+            .arg("--insecure-skip-tls-verify")
+            .env_clear()
+            .env("OS_AUTH_URL", "https://127.0.0.1:9/v3")
+            .env("OS_TOKEN", "gAAAAAB-token")
+            .env("OS_PROJECT_NAME", "p")
+            .env("OS_INSECURE", "true")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        // Past the credentials (Keystone on port 9 cannot be reached): exit 1, not 64.
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("TLS certificates are not verified"), "{err}");
+        assert!(!err.contains("gAAAAAB-token"), "{err}");
+    }
+}

@@ -38,7 +38,7 @@ pub async fn list_as(
     region: &str,
     image: &str,
 ) -> Result<Vec<Value>, TaskListError> {
-    let trust = crate::tls::client_config(credentials.cacert.as_deref())?;
+    let trust = credentials.tls()?;
     let client = crate::http::client_with_tls(Duration::from_secs(10), trust);
     let session = Session::open(client.clone(), credentials, Duration::from_secs(60)).await?;
     let endpoint = session.image_endpoint(region)?;
@@ -148,6 +148,10 @@ pub struct TasksArgs {
     /// Cloud in clouds.yaml (else OS_CLOUD, else OS_* variables).
     #[arg(long)]
     os_cloud: Option<String>,
+    /// Do not verify the TLS certificates of Keystone and Glance (accepts a cloud's
+    /// `verify: false`, refused without this flag). For lab clouds only: use cacert instead.
+    #[arg(long)]
+    insecure_skip_tls_verify: bool,
     /// Region whose image endpoint is asked.
     #[arg(long)]
     region: String,
@@ -163,9 +167,13 @@ impl TasksArgs {
     /// credentials, 1 if the tasks could not be listed.
     pub fn run(self) -> ExitCode {
         crate::serve::init_logging("warn");
-        let env = Environment::from_process();
+        let mut env = Environment::from_process();
+        env.skip_tls_verify = self.insecure_skip_tls_verify;
         let credentials = match Credentials::load(self.os_cloud.as_deref(), &env) {
-            Ok(credentials) => credentials,
+            Ok(credentials) => {
+                crate::tools::sync::warn_if_unverified(&credentials);
+                credentials
+            }
             Err(error) => {
                 eprintln!("tasks: {error}");
                 return ExitCode::from(crate::serve::EXIT_USAGE);

@@ -16,9 +16,10 @@
 //! `v3applicationcredential` (`application_credential_id`, or `application_credential_name` with
 //! the user, and `application_credential_secret`) and `token` (also `v3token`; `token`, and a
 //! project to scope it to, else the user's default project). Without `auth_type`, a token or an
-//! application credential secret given without a password selects that method. Turning TLS
-//! verification off (`verify: false`, `insecure: true`, `OS_INSECURE`) is refused: the CA bundle
-//! goes in `cacert`. The environment is read through [`Environment`], which tests build from a map
+//! application credential secret given without a password selects that method. A cloud that turns
+//! TLS verification off (`verify: false`, `insecure: true`, `OS_INSECURE`) is refused unless the
+//! command line says so too (`--insecure-skip-tls-verify`); the CA bundle goes in `cacert`
+//! (`OS_CACERT`). The environment is read through [`Environment`], which tests build from a map
 //! (no `set_var`).
 
 use std::collections::HashMap;
@@ -45,6 +46,9 @@ pub struct Environment {
     pub cwd: Option<PathBuf>,
     /// The system configuration directory (`/etc/openstack`); `None` skips it.
     pub system_dir: Option<PathBuf>,
+    /// `--insecure-skip-tls-verify`: server certificates are not verified, and a cloud's
+    /// `verify: false` is accepted (refused otherwise).
+    pub skip_tls_verify: bool,
 }
 
 impl Environment {
@@ -54,6 +58,7 @@ impl Environment {
             vars: std::env::vars().collect(),
             cwd: std::env::current_dir().ok(),
             system_dir: Some(PathBuf::from("/etc/openstack")),
+            skip_tls_verify: false,
         }
     }
 
@@ -68,6 +73,7 @@ impl Environment {
                 .collect(),
             cwd: None,
             system_dir: None,
+            skip_tls_verify: false,
         }
     }
 
@@ -117,6 +123,8 @@ pub struct Credentials {
     pub interface: String,
     /// Extra CA bundle trusted for outbound TLS.
     pub cacert: Option<PathBuf>,
+    /// Server certificates are not verified (`--insecure-skip-tls-verify`).
+    pub skip_tls_verify: bool,
     /// Where these came from, for messages ("cloud prod in /x/clouds.yaml", "OS_* variables").
     pub origin: String,
 }
@@ -127,6 +135,7 @@ impl fmt::Debug for Credentials {
             .field("auth_url", &self.auth_url)
             .field("method", &self.method)
             .field("interface", &self.interface)
+            .field("skip_tls_verify", &self.skip_tls_verify)
             .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
@@ -156,8 +165,8 @@ pub enum CredentialsError {
     )]
     UnsupportedAuthType { origin: String, auth_type: String },
     #[error(
-        "{origin}: turning TLS verification off (verify: false, insecure, OS_INSECURE) is not \
-         supported; give the CA bundle as cacert (OS_CACERT) instead"
+        "{origin}: turns TLS verification off (verify: false, insecure, OS_INSECURE): give the \
+         CA bundle as cacert (OS_CACERT), or pass --insecure-skip-tls-verify to accept it"
     )]
     Insecure { origin: String },
     #[error("{origin}: the token is not a valid token (printable ASCII, at most 8 KiB)")]
@@ -213,6 +222,15 @@ impl Credentials {
             None => Err(CredentialsError::Nothing),
         }
     }
+
+    /// The TLS client configuration: the platform's roots and `cacert`, or, with
+    /// `--insecure-skip-tls-verify`, no certificate verification at all.
+    pub fn tls(&self) -> Result<std::sync::Arc<rustls::ClientConfig>, crate::tls::TlsError> {
+        match self.skip_tls_verify {
+            true => crate::tools::insecure_tls::skip_verify_config(),
+            false => crate::tls::client_config(self.cacert.as_deref()),
+        }
+    }
 }
 
 /// The settings of one cloud, as flat strings (`auth.` keys without the prefix).
@@ -225,7 +243,11 @@ struct Settings {
 fn from_vars(env: &Environment) -> Result<Credentials, CredentialsError> {
     let mut settings = Settings::default();
     fill_from_env(&mut settings, env);
-    build(settings, "the OS_* variables".to_string())
+    build(
+        settings,
+        "the OS_* variables".to_string(),
+        env.skip_tls_verify,
+    )
 }
 
 fn fill_from_env(settings: &mut Settings, env: &Environment) {
@@ -283,7 +305,8 @@ fn from_cloud(name: &str, env: &Environment) -> Result<Credentials, CredentialsE
         }
     }
     fill_from_env(&mut settings, env);
-    build(settings, format!("cloud {name} in {}", path.display()))
+    let origin = format!("cloud {name} in {}", path.display());
+    build(settings, origin, env.skip_tls_verify)
 }
 
 fn read_yaml(path: &Path) -> Result<Value, CredentialsError> {
@@ -473,12 +496,16 @@ impl Reader<'_> {
     }
 }
 
-fn build(settings: Settings, origin: String) -> Result<Credentials, CredentialsError> {
+fn build(
+    settings: Settings,
+    origin: String,
+    skip_tls_verify: bool,
+) -> Result<Credentials, CredentialsError> {
     let read = Reader {
         settings: &settings,
         origin: &origin,
     };
-    if read.insecure() {
+    if read.insecure() && !skip_tls_verify {
         return Err(CredentialsError::Insecure { origin });
     }
     let url = read
@@ -497,6 +524,7 @@ fn build(settings: Settings, origin: String) -> Result<Credentials, CredentialsE
             .map(|i| i.trim_end_matches("URL").to_ascii_lowercase())
             .unwrap_or_else(|| DEFAULT_INTERFACE.to_string()),
         cacert: read.other("cacert").map(PathBuf::from),
+        skip_tls_verify,
         origin,
     })
 }

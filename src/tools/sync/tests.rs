@@ -774,6 +774,16 @@ fn turning_tls_verification_off_is_refused_in_every_spelling() {
         Credentials::load(None, &env),
         Err(CredentialsError::Insecure { .. })
     ));
+    // With --insecure-skip-tls-verify the cloud's setting is accepted, and verification is off.
+    dir.write(
+        "cwd/clouds.yaml",
+        "clouds:\n  x:\n    verify: false\n    auth: {auth_url: https://k, token: t}\n",
+    );
+    let mut skipping = env_in(&dir.0, &[]);
+    skipping.skip_tls_verify = true;
+    let creds = Credentials::load(Some("x"), &skipping).unwrap();
+    assert!(creds.skip_tls_verify);
+    assert!(creds.tls().is_ok());
     // verify: true and a CA bundle are fine.
     dir.write(
         "cwd/clouds.yaml",
