@@ -243,7 +243,7 @@ impl Importer {
             return;
         }
         task.start(0);
-        let started_at = std::time::Instant::now();
+        let started_at = tokio::time::Instant::now();
         let in_flight = Metrics::hold(&self.metrics.in_flight);
         info!(task_id = %task.id, image_id = %request.image_id, remote_image_id = %request.remote_image_id, region = %request.region, "Import started");
         let mut undo = Undo::default();
@@ -296,7 +296,7 @@ impl Importer {
         task: &Task,
         request: &ImportRequest,
         imported: Imported,
-        started_at: std::time::Instant,
+        started_at: tokio::time::Instant,
     ) {
         let verified = &imported.verified;
         self.metrics

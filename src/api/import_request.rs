@@ -30,7 +30,7 @@ use super::{error::ApiError, proxy, App, ProjectSlot};
 /// Glance needs for a non-http location. So `s3` is offered only when an operator configured
 /// `[s3]`, and the caller must still be allowed to import into the image with their own token
 /// (the checks in [`handle`] and the import lock run with it before any byte moves).
-pub const SINK_HEADER: &str = "x-glance-download-sink";
+pub(super) const SINK_HEADER: &str = "x-glance-download-sink";
 
 /// Largest import request body accepted (DESIGN §2).
 pub const MAX_IMPORT_BODY: usize = 64 * 1024;
@@ -75,7 +75,7 @@ pub fn classify(body: &[u8]) -> Classified {
 }
 
 /// The answer to an [`Classified::Unreadable`] body.
-pub const UNREADABLE_BODY: &str = "The glance-download request body uses JSON this service \
+pub(super) const UNREADABLE_BODY: &str = "The glance-download request body uses JSON this service \
      does not accept (NaN, Infinity, a number out of range, a lone surrogate, or nesting deeper \
      than 128 levels).";
 
@@ -188,7 +188,7 @@ pub fn check_fields(body: &Map<String, Value>) -> Result<Fields, ApiError> {
 ///     looks (409 if another instance won);
 ///
 /// then `202 Accepted` while the import runs as a task.
-pub async fn handle(
+pub(super) async fn handle(
     app: &Arc<App>,
     request: Request<Incoming>,
     image_id: &str,
@@ -487,7 +487,7 @@ pub fn check_target(target: &Image) -> Result<(), ApiError> {
 }
 
 /// Glance's default `modify_image` rule: admin, or a member of the image's project.
-pub fn check_policy(target: &Image, identity: &Identity) -> Result<(), ApiError> {
+pub(super) fn check_policy(target: &Image, identity: &Identity) -> Result<(), ApiError> {
     let member = identity.roles.iter().any(|r| r == "member")
         && target.owner() == Some(identity.project_id.as_str());
     if identity.is_admin() || member {

@@ -5,7 +5,7 @@ use super::{defaults, http_url, invalid, ConfigError};
 use crate::s3::{S3Config, MIN_PART_SIZE};
 
 /// The largest `part_size` accepted: an upload holds two parts in memory.
-pub const MAX_PART_SIZE: u64 = 1 << 30;
+pub(super) const MAX_PART_SIZE: u64 = 1 << 30;
 
 /// `[s3]` as read, before it is known to be complete.
 #[derive(Default)]

@@ -236,7 +236,7 @@ impl Glance {
         &self,
         built: Result<http::Request<BoxBody>, http::Error>,
     ) -> Result<Answer, GlanceError> {
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let result = self.exchange(built, MAX_IMAGE_JSON).await;
         if let Some(metrics) = &self.metrics {
             metrics

@@ -22,7 +22,7 @@ const POLL: Duration = Duration::from_millis(500);
 
 /// What became of the stores beyond the first, and why some failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Copied {
+pub(super) struct Copied {
     pub outcome: StoreOutcome,
     /// Upstream's explanation when a store failed (refusal or task message).
     pub reason: Option<String>,
@@ -30,7 +30,7 @@ pub struct Copied {
 
 /// Why following the copy could not finish (the stores' fate is then unknown).
 #[derive(Debug, thiserror::Error)]
-pub enum CopyError {
+pub(super) enum CopyError {
     #[error("the caller's token expired or was revoked while copying to the other stores")]
     TokenExpired,
     #[error("copy-image to stores {stores} did not finish within {after:?}")]
@@ -50,7 +50,7 @@ impl From<GlanceError> for CopyError {
 }
 
 /// The image being copied, in which Glance, on whose behalf.
-pub struct CopiedImage<'a> {
+pub(super) struct CopiedImage<'a> {
     pub glance: &'a Glance,
     pub base: &'a str,
     pub id: &'a ImageId,
@@ -59,7 +59,7 @@ pub struct CopiedImage<'a> {
 
 /// Copies the (active) image into `stores` with upstream's `copy-image`, waiting at most `limit`
 /// for the end.
-pub async fn copy_image(
+pub(super) async fn copy_image(
     on: CopiedImage<'_>,
     stores: &[String],
     all_must_succeed: bool,

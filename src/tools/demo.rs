@@ -6,7 +6,9 @@
 //! the copy against the source and reports.
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde_json::{json, Map, Value};
 

@@ -23,7 +23,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use http::Method;
 use serde::Serialize;
@@ -849,7 +851,7 @@ async fn upload(
             Some("application/octet-stream"),
             generated_body(seed, 0, size),
         );
-        let answer = match tokio::time::timeout_at(deadline.into(), put).await {
+        let answer = match tokio::time::timeout_at(deadline, put).await {
             Ok(answer) => answer,
             Err(_) => {
                 done.problems

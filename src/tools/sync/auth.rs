@@ -15,7 +15,7 @@ use crate::keystone::{login, Catalog, CatalogError, Keystone, LoginError, Token}
 use super::credentials::Credentials;
 
 /// A token with less than this left is renewed before the next use.
-pub const RENEW_BEFORE: Duration = Duration::from_secs(300);
+pub(super) const RENEW_BEFORE: Duration = Duration::from_secs(300);
 
 /// Why signing in failed. Never carries the password or a token.
 #[derive(Debug, thiserror::Error)]

@@ -32,10 +32,10 @@ use serde_yaml_ng::Value;
 const MAX_CONFIG_FILE: u64 = 1024 * 1024;
 
 /// The Keystone domain assumed when a user or project name comes without one.
-pub const DEFAULT_DOMAIN_ID: &str = "default";
+pub(super) const DEFAULT_DOMAIN_ID: &str = "default";
 
 /// The catalog interface used when none is configured.
-pub const DEFAULT_INTERFACE: &str = "public";
+pub(super) const DEFAULT_INTERFACE: &str = "public";
 
 /// The process environment as `sync` reads it: variables, and where configuration files live.
 #[derive(Debug, Clone, Default)]
@@ -530,7 +530,7 @@ fn build(
 }
 
 /// `http(s)://host[:port][/path]` with `/v3` at the end; `None` if it is not such a URL.
-pub fn normalize_auth_url(url: &str) -> Option<String> {
+pub(super) fn normalize_auth_url(url: &str) -> Option<String> {
     let url = url.trim().trim_end_matches('/');
     let uri = url.parse::<http::Uri>().ok()?;
     if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
