@@ -211,7 +211,7 @@ async fn copy(
 
 /// The rate a copy is assumed to reach at least, bytes per second, to tell whether a token that
 /// cannot be renewed would outlive it.
-pub const ASSUMED_COPY_RATE: u64 = 10 * 1000 * 1000;
+pub(super) const ASSUMED_COPY_RATE: u64 = 10 * 1000 * 1000;
 
 /// How long a copy of `size` bytes may take at [`ASSUMED_COPY_RATE`].
 fn copy_time(size: u64) -> Duration {
