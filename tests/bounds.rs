@@ -268,13 +268,7 @@ async fn recovery_trusts_only_what_the_sidecar_would_have_written() {
         Duration::from_secs(10),
         Duration::ZERO,
     );
-    let creds = ServiceCredentials {
-        username: SERVICE.0.into(),
-        password: SERVICE.1.into(),
-        project_name: "service".into(),
-        user_domain_name: "Default".into(),
-        project_domain_name: "Default".into(),
-    };
+    let creds = ServiceCredentials::password(SERVICE.0, SERVICE.1, "service", "Default", "Default");
     let scope = Scope {
         glance_url: target.url(),
         prefixes: vec!["hw_".into()],

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::keystone::ServiceCredentials;
+use crate::keystone::{AppCredential, AuthMethod, Domain, Named, Secret, ServiceCredentials};
 
 /// Default values, in one place. The README's configuration table mirrors this module.
 pub mod defaults {
@@ -196,6 +196,11 @@ pub enum ConfigError {
     Syntax { line: usize, reason: &'static str },
     #[error("[{section}] {key}: unknown option")]
     UnknownKey { section: String, key: String },
+    #[error("[{section}] {key} is missing")]
+    Missing {
+        section: &'static str,
+        key: &'static str,
+    },
     #[error("{key}: {reason} (got {value:?})")]
     Invalid {
         key: &'static str,
@@ -468,48 +473,107 @@ impl Config {
 /// `[service_credentials]` as read, before it is known to be complete.
 #[derive(Default)]
 struct CredentialParts {
-    username: Option<String>,
-    password: Option<String>,
-    project_name: Option<String>,
-    user_domain_name: Option<String>,
-    project_domain_name: Option<String>,
+    values: std::collections::HashMap<&'static str, String>,
 }
+
+/// The keys of `[service_credentials]` (clouds.yaml's `auth` keys, and `auth_type`).
+const CREDENTIAL_KEYS: [&str; 13] = [
+    "auth_type",
+    "username",
+    "user_id",
+    "password",
+    "project_name",
+    "project_id",
+    "user_domain_name",
+    "user_domain_id",
+    "project_domain_name",
+    "project_domain_id",
+    "application_credential_id",
+    "application_credential_name",
+    "application_credential_secret",
+];
 
 impl CredentialParts {
     fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
-        let slot = match key {
-            "username" => &mut self.username,
-            "password" => &mut self.password,
-            "project_name" => &mut self.project_name,
-            "user_domain_name" => &mut self.user_domain_name,
-            "project_domain_name" => &mut self.project_domain_name,
-            _ => {
-                return Err(ConfigError::UnknownKey {
-                    section: "service_credentials".into(),
-                    key: key.to_string(),
-                })
-            }
+        let Some(known) = CREDENTIAL_KEYS.iter().find(|k| **k == key) else {
+            return Err(ConfigError::UnknownKey {
+                section: "service_credentials".into(),
+                key: key.to_string(),
+            });
         };
-        *slot = Some(value.to_string());
+        if !value.is_empty() {
+            self.values.insert(known, value.to_string());
+        }
         Ok(())
     }
 
-    fn finish(self) -> Result<Option<ServiceCredentials>, ConfigError> {
-        match (self.username, self.password, self.project_name) {
-            (None, None, None) => Ok(None),
-            (Some(username), Some(password), Some(project_name)) => Ok(Some(ServiceCredentials {
-                username,
-                password,
-                project_name,
-                user_domain_name: self.user_domain_name.unwrap_or_else(|| "Default".into()),
-                project_domain_name: self.project_domain_name.unwrap_or_else(|| "Default".into()),
-            })),
-            _ => Err(invalid(
-                "service_credentials",
-                "",
-                "username, password and project_name are all required",
-            )),
+    fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+
+    fn require(&self, key: &'static str) -> Result<&str, ConfigError> {
+        self.get(key).ok_or(ConfigError::Missing {
+            section: "service_credentials",
+            key,
+        })
+    }
+
+    /// A user or project: `{kind}_id`, else `{kind}_name` (`username` for the user) within
+    /// `{kind}_domain_id` or `{kind}_domain_name` (default `Default`).
+    fn named(&self, kind: &str, name_key: &'static str) -> Option<Named> {
+        if let Some(id) = self.get(&format!("{kind}_id")) {
+            return Some(Named::Id(id.to_string()));
         }
+        let domain = match self.get(&format!("{kind}_domain_id")) {
+            Some(id) => Domain::Id(id.to_string()),
+            None => Domain::Name(
+                self.get(&format!("{kind}_domain_name"))
+                    .unwrap_or("Default")
+                    .to_string(),
+            ),
+        };
+        self.get(name_key).map(|name| Named::Name {
+            name: name.to_string(),
+            domain,
+        })
+    }
+
+    fn finish(self) -> Result<Option<ServiceCredentials>, ConfigError> {
+        if self.values.is_empty() {
+            return Ok(None);
+        }
+        let missing = |key| ConfigError::Missing {
+            section: "service_credentials",
+            key,
+        };
+        let method = match self.get("auth_type").unwrap_or("password") {
+            "password" | "v3password" => AuthMethod::Password {
+                user: self.named("user", "username").ok_or(missing("username"))?,
+                password: Secret::new(self.require("password")?),
+                project: self
+                    .named("project", "project_name")
+                    .ok_or(missing("project_name"))?,
+            },
+            "v3applicationcredential" => AuthMethod::ApplicationCredential {
+                credential: match self.get("application_credential_id") {
+                    Some(id) => AppCredential::Id(id.to_string()),
+                    None => AppCredential::Name {
+                        name: self.require("application_credential_name")?.to_string(),
+                        user: self.named("user", "username").ok_or(missing("username"))?,
+                    },
+                },
+                secret: Secret::new(self.require("application_credential_secret")?),
+            },
+            other => {
+                return Err(invalid(
+                    "auth_type",
+                    other,
+                    "[service_credentials] takes password or v3applicationcredential \
+                     (a bare token would expire while the sidecar runs)",
+                ))
+            }
+        };
+        Ok(Some(ServiceCredentials { method }))
     }
 }
 

@@ -16,6 +16,8 @@ pub mod bench;
 pub mod cli;
 /// The `demo` command: a whole import on an embedded simulated cloud.
 pub mod demo;
+/// TLS without certificate verification, for `--insecure-skip-tls-verify`.
+pub mod insecure_tls;
 /// Simulated Keystone, Glance and S3 on loopback (tests, demo, benches), and the `wan-link` shaper.
 pub mod sim;
 /// The `sync` command: bulk copy of images between regions.

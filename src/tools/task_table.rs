@@ -20,6 +20,8 @@ pub enum TaskListError {
     #[error(transparent)]
     Catalog(#[from] crate::keystone::CatalogError),
     #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
     Call(#[from] crate::tools::apiclient::CallError),
     #[error("listing tasks of image {image} in {region} answered {status}: {message}")]
     Refused {
@@ -30,15 +32,14 @@ pub enum TaskListError {
     },
 }
 
-/// The tasks of `image` in `region`, oldest first.
-pub async fn list(
-    cloud: Option<&str>,
-    env: &Environment,
+/// The tasks of `image` in `region`, oldest first, read with `credentials`.
+pub async fn list_as(
+    credentials: Credentials,
     region: &str,
     image: &str,
 ) -> Result<Vec<Value>, TaskListError> {
-    let credentials = Credentials::load(cloud, env)?;
-    let client = crate::http::client(Duration::from_secs(10));
+    let trust = credentials.tls()?;
+    let client = crate::http::client_with_tls(Duration::from_secs(10), trust);
     let session = Session::open(client.clone(), credentials, Duration::from_secs(60)).await?;
     let endpoint = session.image_endpoint(region)?;
     let token = session.token().await?;
@@ -147,6 +148,10 @@ pub struct TasksArgs {
     /// Cloud in clouds.yaml (else OS_CLOUD, else OS_* variables).
     #[arg(long)]
     os_cloud: Option<String>,
+    /// Do not verify the TLS certificates of Keystone and Glance (accepts a cloud's
+    /// `verify: false`, refused without this flag). For lab clouds only: use cacert instead.
+    #[arg(long)]
+    insecure_skip_tls_verify: bool,
     /// Region whose image endpoint is asked.
     #[arg(long)]
     region: String,
@@ -158,15 +163,26 @@ pub struct TasksArgs {
 }
 
 impl TasksArgs {
-    /// Lists the tasks as a table, or as JSON with `--json`; exits 1 if they could not be listed.
+    /// Lists the tasks as a table, or as JSON with `--json`; exits 64 without usable
+    /// credentials, 1 if the tasks could not be listed.
     pub fn run(self) -> ExitCode {
         crate::serve::init_logging("warn");
-        let env = Environment::from_process();
-        let cloud = self.os_cloud.as_deref();
+        let mut env = Environment::from_process();
+        env.skip_tls_verify = self.insecure_skip_tls_verify;
+        let credentials = match Credentials::load(self.os_cloud.as_deref(), &env) {
+            Ok(credentials) => {
+                crate::tools::sync::warn_if_unverified(&credentials);
+                credentials
+            }
+            Err(error) => {
+                eprintln!("tasks: {error}");
+                return ExitCode::from(crate::serve::EXIT_USAGE);
+            }
+        };
         let listed = crate::serve::runtime()
             .map_err(|e| e.to_string())
             .and_then(|rt| {
-                rt.block_on(list(cloud, &env, &self.region, &self.image_id))
+                rt.block_on(list_as(credentials, &self.region, &self.image_id))
                     .map_err(|e| e.to_string())
             });
         match listed {

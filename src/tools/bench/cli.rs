@@ -168,13 +168,15 @@ impl BenchArgs {
             self.runs,
             limits,
         );
-        let (options, credentials) = match with_credentials(options, self.os_cloud.as_deref()) {
-            Ok(prepared) => prepared,
-            Err(error) => {
-                eprintln!("glance-download-sidecar bench: {error}");
-                return ExitCode::from(EXIT_USAGE);
-            }
-        };
+        // The bench starts a sidecar that always verifies TLS: no --insecure-skip-tls-verify.
+        let (options, credentials) =
+            match with_credentials(options, self.os_cloud.as_deref(), false) {
+                Ok(prepared) => prepared,
+                Err(error) => {
+                    eprintln!("glance-download-sidecar bench: {error}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
         let cancel = tokio_util::sync::CancellationToken::new();
         let on_signal = cancel.clone();
         // Ctrl-C or SIGTERM stops the phase under way; the bench then deletes what it created.

@@ -13,6 +13,10 @@ pub struct SyncArgs {
     /// Cloud of clouds.yaml to sign in with [default: $OS_CLOUD, else the OS_* variables].
     #[arg(long, value_name = "NAME")]
     os_cloud: Option<String>,
+    /// Do not verify the TLS certificates of Keystone and Glance (accepts a cloud's
+    /// `verify: false`, refused without this flag). For lab clouds only: use cacert instead.
+    #[arg(long)]
+    insecure_skip_tls_verify: bool,
     /// Region the images are copied from.
     #[arg(long, value_name = "REGION")]
     from: String,
@@ -68,7 +72,9 @@ impl SyncArgs {
             self.concurrency,
             self.dry_run,
         );
-        let (options, credentials) = match with_credentials(options, self.os_cloud.as_deref()) {
+        let cloud = self.os_cloud.as_deref();
+        let skip_tls_verify = self.insecure_skip_tls_verify;
+        let (options, credentials) = match with_credentials(options, cloud, skip_tls_verify) {
             Ok(prepared) => prepared,
             Err(error) => {
                 eprintln!("glance-download-sidecar sync: {error}");
@@ -108,13 +114,27 @@ impl SyncArgs {
 }
 
 /// Checked options with the caller's credentials (clouds.yaml or `OS_*`, as the openstack client
-/// reads them), or the first problem as a message for the command line.
+/// reads them), or the first problem as a message for the command line. `skip_tls_verify`:
+/// `--insecure-skip-tls-verify` was given (a warning says so).
 pub(crate) fn with_credentials<T, E: std::fmt::Display>(
     options: Result<T, E>,
     os_cloud: Option<&str>,
+    skip_tls_verify: bool,
 ) -> Result<(T, Credentials), String> {
     let options = options.map_err(|e| e.to_string())?;
-    let env = Environment::from_process();
+    let mut env = Environment::from_process();
+    env.skip_tls_verify = skip_tls_verify;
     let credentials = Credentials::load(os_cloud, &env).map_err(|e| e.to_string())?;
+    warn_if_unverified(&credentials);
     Ok((options, credentials))
+}
+
+/// Says on stderr that TLS certificates are not verified, if so.
+pub(crate) fn warn_if_unverified(credentials: &Credentials) {
+    if credentials.skip_tls_verify {
+        tracing::warn!(
+            "TLS certificates are not verified (--insecure-skip-tls-verify): anyone on the path \
+             can read the credentials and the images"
+        );
+    }
 }

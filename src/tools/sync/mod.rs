@@ -33,9 +33,11 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 pub use auth::{AuthError, Session};
-pub(crate) use cli::with_credentials;
 pub use cli::SyncArgs;
-pub use credentials::{Credentials, CredentialsError, Domain, Environment, Named};
+pub(crate) use cli::{warn_if_unverified, with_credentials};
+pub use credentials::{
+    AppCredential, AuthMethod, Credentials, CredentialsError, Domain, Environment, Named,
+};
 pub use error::{CopyError, Failure, OptionsError, SyncError};
 pub use progress::{for_terminal, Bars, JobInfo, Lines, Observer, Plan, Quiet};
 pub use report::{json_text, printable, Action, JobResult, Method, Summary};
@@ -195,7 +197,7 @@ pub async fn run(
 ) -> Result<Summary, SyncError> {
     let started = Instant::now();
     let tuning = options.tuning;
-    let trust = crate::tls::client_config(credentials.cacert.as_deref())?;
+    let trust = credentials.tls()?;
     let client = client_with_tls(tuning.connect_timeout, trust);
     let session =
         Session::open(client.clone(), credentials.clone(), tuning.request_timeout).await?;
