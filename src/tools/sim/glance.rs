@@ -52,6 +52,8 @@ pub(crate) struct Inner {
     pub(crate) newer_task: Option<String>,
     /// Images whose `GET /v2/images/{id}` answers 200 with a body cut mid-JSON.
     pub(crate) garbled: std::collections::HashSet<String>,
+    /// Ids of deleted images: Glance keeps their rows (`deleted`), so an id is never reused.
+    pub(crate) deleted: std::collections::HashSet<String>,
     /// Staged data (`PUT /stage`) waiting for a `glance-direct` import, by image id.
     pub(crate) staged: HashMap<String, super::transfer::Received>,
     /// Import tasks run by this fake (`glance-direct`).
@@ -123,6 +125,7 @@ impl FakeGlance {
                 rewrite_request_ids: false,
                 newer_task: None,
                 garbled: Default::default(),
+                deleted: Default::default(),
                 staged: HashMap::new(),
                 tasks: Vec::new(),
                 inject: serde_json::Map::new(),

@@ -238,7 +238,8 @@ pub(crate) async fn create(
         .and_then(Value::as_str)
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    if inner.images.contains_key(&id) {
+    // A deleted image's row stays in Glance's database, so its id is taken too.
+    if inner.images.contains_key(&id) || inner.deleted.contains(&id) {
         return glance_error(
             StatusCode::CONFLICT,
             &format!("Image with identifier {id} already exists!"),
@@ -305,6 +306,7 @@ pub(crate) fn delete(state: &GlanceState, caller: &Caller, id: &str) -> Response
     }
     inner.images.remove(id);
     inner.faults.remove(id);
+    inner.deleted.insert(id.to_string());
     status_response(StatusCode::NO_CONTENT)
 }
 

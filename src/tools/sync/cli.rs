@@ -44,6 +44,16 @@ pub struct SyncArgs {
     /// List what would be copied or skipped; change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Create each copy with its source image's id. An id taken in a target region by an image
+    /// that is not our copy of that source is a failed copy there; nothing is overwritten.
+    #[arg(long)]
+    keep_id: bool,
+    /// Delete our copies (ours: `glance_download_source_image_id`, this project, this source
+    /// region) whose source is no longer selected; `--prune=hide` hides them instead. With image
+    /// ids, only copies of those ids whose source is gone.
+    #[arg(long, value_name = "MODE", num_args = 0..=1, require_equals = true,
+          default_missing_value = "delete", value_enum)]
+    prune: Option<super::Prune>,
     /// Print one JSON summary on stdout (progress goes to stderr).
     #[arg(long)]
     json: bool,
@@ -71,7 +81,12 @@ impl SyncArgs {
             filters,
             self.concurrency,
             self.dry_run,
-        );
+        )
+        .map(|mut options| {
+            options.keep_id = self.keep_id;
+            options.prune = self.prune;
+            options
+        });
         let cloud = self.os_cloud.as_deref();
         let skip_tls_verify = self.insecure_skip_tls_verify;
         let (options, credentials) = match with_credentials(options, cloud, skip_tls_verify) {

@@ -30,11 +30,20 @@ use crate::tools::apiclient::{Answer, CallError, ImageApi};
 use crate::verify::{self, Expected, Unverifiable};
 
 use super::auth::Session;
-use super::error::{CopyError, Failure};
+use super::error::{CopyError, Failure, IdHolder};
 use super::progress::{JobInfo, Observer};
 use super::report::{Action, JobResult, Method};
 use super::select::{encode, Pick, SourceProblem};
 use super::{transfer, Tuning, SOURCE_IMAGE_ID, SOURCE_REGION};
+
+/// The image signature properties (Glance's `signature_utils`): they sign the image data, so they
+/// hold for a copy of the same bytes and are set on the copy when it is created.
+pub const SIGNATURE_PROPERTIES: [&str; 4] = [
+    "img_signature",
+    "img_signature_hash_method",
+    "img_signature_key_type",
+    "img_signature_certificate_uuid",
+];
 
 /// Earlier copies looked at per image and region.
 const MAX_COPIES_LISTED: usize = 100;
@@ -61,6 +70,8 @@ pub(super) struct Ctx {
     pub source: String,
     pub tuning: Tuning,
     pub dry_run: bool,
+    /// Copies are created with their source's id.
+    pub keep_id: bool,
     /// Property prefixes glance-download copies (Glance's defaults), copied on creation too.
     pub prefixes: Vec<String>,
 }
@@ -126,8 +137,8 @@ pub(super) async fn run(ctx: Arc<Ctx>, job: Job, observer: Arc<dyn Observer>) ->
     };
     let bytes = match action {
         Action::Copied => job.info.size,
-        Action::Skipped | Action::WouldCopy => 0,
         Action::Failed => done.load(Ordering::Relaxed),
+        _ => 0,
     };
     let result = JobResult {
         index: job.info.index,
@@ -163,7 +174,11 @@ async fn copy(
     let region = &job.region;
     let api = api(ctx, &region.endpoint).await?;
 
-    let copies = earlier_copies(ctx, &api, &job.pick.id).await?;
+    let mut copies = earlier_copies(ctx, &api, &job.pick.id).await?;
+    if ctx.keep_id {
+        // Only a copy under the source's id is one: the id is what --keep-id promises.
+        copies.retain(|c| c.0.get("id").and_then(Value::as_str) == Some(job.pick.id.as_str()));
+    }
     if let Some(copy) = copies
         .iter()
         .find(|c| verify::check_stored(&expected, c).is_ok())
@@ -177,6 +192,9 @@ async fn copy(
         .find(|c| reusable(c, source, &ctx.session.project_id))
         .and_then(id_of);
     trace.method = Some(region.method);
+    if ctx.keep_id && reusable.is_none() {
+        id_free(ctx, &api, &job.pick.id, &region.name).await?;
+    }
     if ctx.dry_run {
         trace.target_id = reusable;
         return Ok(Action::WouldCopy);
@@ -328,9 +346,23 @@ async fn create(
             body.insert(key.clone(), value.clone());
         }
     }
+    for key in SIGNATURE_PROPERTIES {
+        if let Some(value) = source.0.get(key).filter(|v| v.is_string()) {
+            body.insert(key.to_string(), value.clone());
+        }
+    }
+    if ctx.keep_id {
+        body.insert("id".into(), Value::from(source_id.as_str()));
+    }
     body.insert(SOURCE_IMAGE_ID.into(), Value::from(source_id.as_str()));
     body.insert(SOURCE_REGION.into(), Value::from(ctx.from.as_str()));
     let answer = timed(ctx, "image create", api.create_image(&Value::Object(body))).await?;
+    if ctx.keep_id && answer.status == http::StatusCode::CONFLICT {
+        return Err(Failure::IdTaken {
+            id: source_id.to_string(),
+            holder: IdHolder::Unseen,
+        });
+    }
     if answer.status.as_u16() != 201 {
         return Err(refused("image create", &answer));
     }
@@ -344,6 +376,38 @@ async fn create(
             status: answer.status,
             message: "the answer has no image id".into(),
         })
+}
+
+/// `--keep-id`: whether the source's id is free in the target region. An image there under that
+/// id that is not a copy to skip or reuse is never overwritten: the copy fails, naming it.
+async fn id_free(
+    ctx: &Ctx,
+    api: &ImageApi,
+    id: &ImageId,
+    region: &str,
+) -> Result<(), Failure> {
+    let answer = timed(ctx, "reading the target id", api.get(&format!("/v2/images/{id}"))).await?;
+    if answer.status == http::StatusCode::NOT_FOUND {
+        return Ok(());
+    }
+    if !answer.status.is_success() {
+        return Err(refused("reading the target id", &answer));
+    }
+    let image = match answer.json() {
+        Value::Object(map) => Image(map),
+        _ => Image(Map::new()),
+    };
+    let ours = image.owner() == Some(ctx.session.project_id.as_str())
+        && image.0.get(SOURCE_IMAGE_ID).and_then(Value::as_str) == Some(id.as_str());
+    debug!(image_id = %id, %region, ours, "Target id taken");
+    Err(Failure::IdTaken {
+        id: id.to_string(),
+        holder: if ours {
+            IdHolder::StaleCopy(image.status().unwrap_or("unknown").to_string())
+        } else {
+            IdHolder::Other
+        },
+    })
 }
 
 /// The copy must be `active` with the source's size and digests.

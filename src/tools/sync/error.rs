@@ -76,6 +76,23 @@ pub struct CopyError {
     pub failure: Failure,
 }
 
+/// Who holds an id `--keep-id` wanted in a target region.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdHolder {
+    /// An image that is not our copy of this source (no or another source property, or
+    /// another project's).
+    #[error("an image that is not a copy of this source has this id")]
+    Other,
+    /// Our own earlier copy, in a state that can be neither skipped nor reused.
+    #[error("an earlier copy of this source has this id and is {0}, neither verified nor reusable (delete it to copy again)")]
+    StaleCopy(String),
+    /// Glance refused the id (409) though no image with it can be seen: it belongs to an image
+    /// of another project, or to a deleted image (Glance keeps deleted rows and never reuses
+    /// their ids).
+    #[error("Glance refused it (409): it belongs to an image not visible to this project or to a deleted image, whose id Glance never gives out again")]
+    Unseen,
+}
+
 /// What went wrong with one image × region, classified by where it happened.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
@@ -133,6 +150,9 @@ pub enum Failure {
     /// The copy exists but is not what the source is.
     #[error("the copy {target} {problem}")]
     Verify { target: String, problem: String },
+    /// `--keep-id`: the source's id is taken in the target region; nothing was overwritten.
+    #[error("id taken: {holder}; the image {id} there is left untouched")]
+    IdTaken { id: String, holder: IdHolder },
     /// Keystone refused to renew the token mid-run, or a bare token would not outlive a copy.
     #[error("{0}")]
     Auth(String),

@@ -19,6 +19,7 @@ mod copy;
 mod credentials;
 mod error;
 mod progress;
+mod prune;
 mod report;
 mod select;
 mod transfer;
@@ -38,8 +39,10 @@ pub(crate) use cli::{warn_if_unverified, with_credentials};
 pub use credentials::{
     AppCredential, AuthMethod, Credentials, CredentialsError, Domain, Environment, Named,
 };
-pub use error::{CopyError, Failure, OptionsError, SyncError};
+pub use error::{CopyError, Failure, IdHolder, OptionsError, SyncError};
 pub use progress::{for_terminal, Bars, JobInfo, Lines, Observer, Plan, Quiet};
+pub use copy::SIGNATURE_PROPERTIES;
+pub use prune::Prune;
 pub use report::{json_text, printable, Action, JobResult, Method, Summary};
 pub use select::{parse_property, Filters, Pick, Selection, SourceProblem};
 
@@ -122,6 +125,10 @@ pub struct Options {
     pub concurrency: usize,
     /// List what would be copied or skipped; change nothing.
     pub dry_run: bool,
+    /// Create each copy with its source image's id (`--keep-id`).
+    pub keep_id: bool,
+    /// Delete or hide our copies whose source is no longer selected (`--prune`); see `prune.rs`.
+    pub prune: Option<Prune>,
     pub tuning: Tuning,
 }
 
@@ -181,6 +188,8 @@ impl Options {
             selection,
             concurrency,
             dry_run,
+            keep_id: false,
+            prune: None,
             tuning: Tuning::default(),
         })
     }
@@ -207,6 +216,7 @@ pub async fn run(
     let token = session.token().await?;
     let api = ImageApi::with_client(&source, token.expose(), client.clone());
     let picks = select_images(&api, options).await?;
+    let scope = prune::Scope::of(&options.selection, &picks);
 
     let jobs = plan(picks, &regions);
     observer.begin(&Plan {
@@ -225,13 +235,19 @@ pub async fn run(
         source,
         tuning,
         dry_run: options.dry_run,
+        keep_id: options.keep_id,
         prefixes: crate::config::defaults::EXTRA_PROPERTIES
             .iter()
             .map(|p| p.to_string())
             .collect(),
     });
-    let mut results = schedule(ctx, jobs, options.concurrency, observer.clone()).await;
+    let planned = jobs.len();
+    let mut results = schedule(ctx.clone(), jobs, options.concurrency, observer.clone()).await;
     results.sort_by_key(|r| r.index);
+    if let Some(mode) = options.prune {
+        let pruned = prune::run(&ctx, &regions, &scope, mode, planned, observer.as_ref()).await;
+        results.extend(pruned);
+    }
     let summary = Summary {
         from: options.from.clone(),
         to: options.to.clone(),

@@ -171,6 +171,16 @@ fn result_line(job: &JobInfo, result: &JobResult) -> String {
             "{tag} FAILED  {}",
             printable(result.error.as_deref().unwrap_or("unknown error"))
         ),
+        Action::Pruned | Action::Hidden | Action::WouldPrune | Action::WouldHide => format!(
+            "{tag} {} {target} in {}: copy of {label}, no longer selected",
+            match result.action {
+                Action::Pruned => "pruned ",
+                Action::Hidden => "hid    ",
+                Action::WouldPrune => "would prune",
+                _ => "would hide",
+            },
+            region,
+        ),
     }
 }
 

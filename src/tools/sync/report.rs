@@ -13,8 +13,16 @@ pub enum Action {
     Skipped,
     /// `--dry-run`: would have been copied.
     WouldCopy,
-    /// Not copied; the error says why.
+    /// Not copied (or, for a copy to prune, not deleted or hidden); the error says why.
     Failed,
+    /// `--prune`: a copy whose source is no longer selected was deleted.
+    Pruned,
+    /// `--prune=hide`: such a copy was hidden (`os_hidden: true`).
+    Hidden,
+    /// `--prune --dry-run`: would be deleted.
+    WouldPrune,
+    /// `--prune=hide --dry-run`: would be hidden.
+    WouldHide,
 }
 
 impl Action {
@@ -25,6 +33,10 @@ impl Action {
             Action::Skipped => "skipped",
             Action::WouldCopy => "would_copy",
             Action::Failed => "failed",
+            Action::Pruned => "pruned",
+            Action::Hidden => "hidden",
+            Action::WouldPrune => "prune",
+            Action::WouldHide => "hide",
         }
     }
 }
@@ -122,6 +134,10 @@ impl Summary {
                 "skipped": self.count(Action::Skipped),
                 "would_copy": self.count(Action::WouldCopy),
                 "failed": self.count(Action::Failed),
+                "pruned": self.count(Action::Pruned),
+                "hidden": self.count(Action::Hidden),
+                "prune": self.count(Action::WouldPrune),
+                "hide": self.count(Action::WouldHide),
                 "bytes": self.bytes(),
                 "seconds": round3(self.seconds),
             },
@@ -146,6 +162,18 @@ impl Summary {
                 self.count(Action::Failed)
             )
         };
+        let pruning = [
+            (Action::Pruned, "pruned"),
+            (Action::Hidden, "hidden"),
+            (Action::WouldPrune, "would be pruned"),
+            (Action::WouldHide, "would be hidden"),
+        ];
+        for (action, word) in pruning {
+            let n = self.count(action);
+            if n > 0 {
+                text.push_str(&format!(", {n} {word}"));
+            }
+        }
         text.push_str(&format!(
             "; {} in {:.2} s",
             bytes(self.bytes()),

@@ -305,7 +305,7 @@ pub(super) async fn list(
 
 /// The path of a `next` link, which must stay on `/v2/images` (a full URL is cut to its path,
 /// so the link cannot send the token elsewhere).
-fn next_path(link: &str) -> Option<String> {
+pub(super) fn next_path(link: &str) -> Option<String> {
     let start = link.find("/v2/images")?;
     let path = &link[start..];
     path.starts_with("/v2/images?").then(|| path.to_string())
