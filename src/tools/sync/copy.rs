@@ -380,13 +380,13 @@ async fn create(
 
 /// `--keep-id`: whether the source's id is free in the target region. An image there under that
 /// id that is not a copy to skip or reuse is never overwritten: the copy fails, naming it.
-async fn id_free(
-    ctx: &Ctx,
-    api: &ImageApi,
-    id: &ImageId,
-    region: &str,
-) -> Result<(), Failure> {
-    let answer = timed(ctx, "reading the target id", api.get(&format!("/v2/images/{id}"))).await?;
+async fn id_free(ctx: &Ctx, api: &ImageApi, id: &ImageId, region: &str) -> Result<(), Failure> {
+    let answer = timed(
+        ctx,
+        "reading the target id",
+        api.get(&format!("/v2/images/{id}")),
+    )
+    .await?;
     if answer.status == http::StatusCode::NOT_FOUND {
         return Ok(());
     }

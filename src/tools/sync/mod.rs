@@ -36,12 +36,12 @@ use tokio::time::Instant;
 pub use auth::{AuthError, Session};
 pub use cli::SyncArgs;
 pub(crate) use cli::{warn_if_unverified, with_credentials};
+pub use copy::SIGNATURE_PROPERTIES;
 pub use credentials::{
     AppCredential, AuthMethod, Credentials, CredentialsError, Domain, Environment, Named,
 };
 pub use error::{CopyError, Failure, IdHolder, OptionsError, SyncError};
 pub use progress::{for_terminal, Bars, JobInfo, Lines, Observer, Plan, Quiet};
-pub use copy::SIGNATURE_PROPERTIES;
 pub use prune::Prune;
 pub use report::{json_text, printable, Action, JobResult, Method, Summary};
 pub use select::{parse_property, Filters, Pick, Selection, SourceProblem};
