@@ -387,32 +387,33 @@ async fn prune_setup(w: &World) -> PruneSetup {
         })
         .await;
     assert_eq!(summary.count(Action::Copied), 3, "{:?}", summary.results);
-    let mut untouchable = Vec::new();
-    // Ours by project, but no property.
-    untouchable.push(w.put(
-        "REGION3",
-        ImageSpec {
-            name: Some("p-hand-made".into()),
-            ..ImageSpec::queued(PROJECT)
-        },
-    ));
-    // Another project's image claiming to be a copy of b, visible to everyone.
-    untouchable.push(w.put(
-        "REGION3",
-        ImageSpec {
-            visibility: "public".into(),
-            properties: props(&[(SOURCE_IMAGE_ID, &b), (SOURCE_REGION, "REGION1")]),
-            ..ImageSpec::queued(OTHER)
-        },
-    ));
-    // Our copy of b, but from another source region.
-    untouchable.push(w.put(
-        "REGION3",
-        ImageSpec {
-            properties: props(&[(SOURCE_IMAGE_ID, &b), (SOURCE_REGION, "REGION9")]),
-            ..ImageSpec::queued(PROJECT)
-        },
-    ));
+    let untouchable = vec![
+        // Ours by project, but no property.
+        w.put(
+            "REGION3",
+            ImageSpec {
+                name: Some("p-hand-made".into()),
+                ..ImageSpec::queued(PROJECT)
+            },
+        ),
+        // Another project's image claiming to be a copy of b, visible to everyone.
+        w.put(
+            "REGION3",
+            ImageSpec {
+                visibility: "public".into(),
+                properties: props(&[(SOURCE_IMAGE_ID, &b), (SOURCE_REGION, "REGION1")]),
+                ..ImageSpec::queued(OTHER)
+            },
+        ),
+        // Our copy of b, but from another source region.
+        w.put(
+            "REGION3",
+            ImageSpec {
+                properties: props(&[(SOURCE_IMAGE_ID, &b), (SOURCE_REGION, "REGION9")]),
+                ..ImageSpec::queued(PROJECT)
+            },
+        ),
+    ];
     w.delete("REGION1", &b).await;
     let renamed = json!([{"op": "replace", "path": "/name", "value": "q-c"}]);
     let answer = w.admin("REGION1").patch(&c, &renamed).await.unwrap();
