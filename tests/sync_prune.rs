@@ -332,20 +332,23 @@ async fn keep_id_does_not_count_a_copy_under_another_id() {
 
 // === signatures ===
 
+const SIGNATURE: [(&str, &str); 4] = [
+    ("img_signature", "c2lnbmF0dXJl"),
+    ("img_signature_hash_method", "SHA-256"),
+    ("img_signature_key_type", "RSA-PSS"),
+    (
+        "img_signature_certificate_uuid",
+        "8c3e6c45-3b4f-4b0f-9f38-7a3c2a7e1d11",
+    ),
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signature_properties_are_carried_onto_every_copy() {
     let w = World::start().await;
-    let values = [
-        ("img_signature", "c2lnbmF0dXJl"),
-        ("img_signature_hash_method", "SHA-256"),
-        ("img_signature_key_type", "RSA-PSS"),
-        (
-            "img_signature_certificate_uuid",
-            "8c3e6c45-3b4f-4b0f-9f38-7a3c2a7e1d11",
-        ),
-    ];
-    assert_eq!(values.map(|(k, _)| k), SIGNATURE_PROPERTIES);
-    let a = w.source("signed", 5, &values);
+    assert_eq!(SIGNATURE.map(|(k, _)| k), SIGNATURE_PROPERTIES);
+    // Without the certificate id Glance does not verify, so the data is taken.
+    let values = &SIGNATURE[..3];
+    let a = w.source("signed", 5, values);
     let (summary, _) = w
         .run(Run {
             to: "REGION2,REGION3",
@@ -359,6 +362,37 @@ async fn signature_properties_are_carried_onto_every_copy() {
             .image(&result.region, result.target_id.as_deref().unwrap())
             .unwrap();
         for (key, value) in values {
+            assert_eq!(copy[*key], *value, "{key} in {}", result.region);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_four_signature_properties_are_set_before_the_data_so_glance_verifies_it() {
+    let w = World::start().await;
+    let a = w.source("signed-4", 6, &SIGNATURE);
+    let (summary, _) = w
+        .run(Run {
+            to: "REGION2,REGION3",
+            ids: &[a.as_str()],
+            ..Run::default()
+        })
+        .await;
+    // Glance (with no key manager holding the certificate) refuses the data of both copies.
+    assert_eq!(summary.count(Action::Failed), 2, "{:?}", summary.results);
+    let streamed = summary
+        .results
+        .iter()
+        .find(|r| r.region == "REGION3")
+        .unwrap();
+    let error = streamed.error.as_deref().unwrap();
+    assert!(error.contains("Signature verification failed"), "{error}");
+    for result in &summary.results {
+        let copy = w
+            .image(&result.region, result.target_id.as_deref().unwrap())
+            .unwrap();
+        assert_eq!(copy["status"], "queued", "{copy}");
+        for (key, value) in SIGNATURE {
             assert_eq!(copy[key], value, "{key} in {}", result.region);
         }
     }

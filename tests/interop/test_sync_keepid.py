@@ -195,3 +195,5 @@ def test_all_four_signature_properties_make_the_target_glance_verify(cloud, work
         for k, v in SIGNATURE.items():
             assert copy.get(k) == v, (k, copy)
     assert result["action"] == "failed", report
+    assert "Signature verification failed" in result["error"], result
+    assert "Unable to retrieve certificate" in result["error"], result

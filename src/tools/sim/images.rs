@@ -124,6 +124,32 @@ impl ImageSpec {
     }
 }
 
+/// Why Glance refuses data for `image`, if it carries all four image signature properties:
+/// Glance then verifies the signature as the data arrives, against the certificate its key
+/// manager holds under `img_signature_certificate_uuid`; this fake has no key manager, so it
+/// answers as Glance without one does.
+pub(crate) fn signature_refusal(image: &Image) -> Option<String> {
+    let keys = [
+        "img_signature",
+        "img_signature_hash_method",
+        "img_signature_key_type",
+        "img_signature_certificate_uuid",
+    ];
+    if !keys.iter().all(|k| image.properties.contains_key(*k)) {
+        return None;
+    }
+    let certificate = image
+        .properties
+        .get("img_signature_certificate_uuid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    Some(format!(
+        "Signature verification failed for image {}: Signature verification for the image \
+         failed: Unable to retrieve certificate with ID: {certificate}.",
+        image.id
+    ))
+}
+
 /// Where an image's data lives in the fake's store.
 #[derive(Clone, Debug)]
 pub(crate) enum Stored {

@@ -142,7 +142,11 @@ fn finish_direct_import(
         .map(|s| s.failing.clone())
         .unwrap_or_default();
     let ok = match (inner.images.get_mut(id), staged) {
-        (Some(image), Some(staged)) if image.status == ImageStatus::Importing && !plugin_fails => {
+        (Some(image), Some(staged))
+            if image.status == ImageStatus::Importing
+                && !plugin_fails
+                && super::images::signature_refusal(image).is_none() =>
+        {
             let written = stores.is_empty() || write_stores(image, stores, &failing, must);
             image.properties.remove("os_glance_import_task");
             if written && (stores.is_empty() || !image.stores.is_empty()) {

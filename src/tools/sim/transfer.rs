@@ -89,6 +89,9 @@ pub(crate) async fn upload(
             );
             return glance_error(StatusCode::BAD_REQUEST, &message);
         }
+        if let Some(message) = super::images::signature_refusal(image) {
+            return glance_error(StatusCode::BAD_REQUEST, &message);
+        }
         image.status = ImageStatus::Saving;
         image.touch();
         (image.seq, algo, keep_limit, fault)

@@ -151,7 +151,7 @@ pub enum Failure {
     #[error("the copy {target} {problem}")]
     Verify { target: String, problem: String },
     /// `--keep-id`: the source's id is taken in the target region; nothing was overwritten.
-    #[error("id taken: {holder}; the image {id} there is left untouched")]
+    #[error("id taken: {holder}; nothing there was overwritten")]
     IdTaken { id: String, holder: IdHolder },
     /// Keystone refused to renew the token mid-run, or a bare token would not outlive a copy.
     #[error("{0}")]
