@@ -150,6 +150,8 @@ pub struct Importer {
     pub retry: RetryPolicy,
     /// How the source is read (one stream or parallel ranges).
     pub streams: Streams,
+    /// Whether source reads ask for the compact coding (`compact_transfer`).
+    pub compact_transfer: bool,
     pub total_timeout: Duration,
     pub prefixes: Vec<String>,
     pub metrics: Arc<Metrics>,
@@ -211,6 +213,7 @@ impl Importer {
                 streams: config.source_streams,
                 segment_size: config.segment_size,
             },
+            compact_transfer: config.compact_transfer,
             total_timeout: config.total_timeout,
             prefixes: config.extra_properties.clone(),
             metrics,
@@ -569,6 +572,7 @@ impl Importer {
             id: request.remote_image_id.clone(),
             token: request.token.clone(),
             size: expected.size,
+            compact: self.compact_transfer,
         };
         let mut source = RemoteSource::new(remote, self.retry, self.streams);
         match source.connect().await {

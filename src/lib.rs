@@ -11,6 +11,8 @@ pub mod backoff;
 pub mod chunked;
 /// The cross-instance import claim, kept as properties on the target image itself.
 pub mod claim;
+/// Compact transfer between sidecars: zero runs as lengths, data raw or zstd, on `GET /file`.
+pub mod compact;
 /// INI file + flags → one typed `Config`, every default in one place.
 pub mod config;
 /// Typed client for the Glance calls the sidecar makes.

@@ -104,12 +104,24 @@ async fn until_stalled<F: std::future::Future>(
     }
 }
 
-/// Forwards a request whose body has not been touched.
+/// Forwards a request whose body has not been touched. An image data download that asks for
+/// the compact coding (and `compact_transfer` is on) is forwarded without `Accept-Encoding` and
+/// its answer coded ([`crate::compact`]).
 pub async fn forward(
     app: &App,
-    request: Request<hyper::body::Incoming>,
+    mut request: Request<hyper::body::Incoming>,
 ) -> Result<Response<BoxBody>, ApiError> {
-    send(app, request.map(boxed)).await
+    let compact = app.config.compact_transfer
+        && crate::compact::wanted(request.method(), request.uri().path(), request.headers());
+    if compact {
+        request.headers_mut().remove(header::ACCEPT_ENCODING);
+    }
+    let response = send(app, request.map(boxed)).await?;
+    Ok(if compact {
+        crate::compact::coded_response(response)
+    } else {
+        response
+    })
 }
 
 #[cfg(test)]
