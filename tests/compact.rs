@@ -361,3 +361,82 @@ async fn a_coded_answer_names_its_coding_and_ranges_count_decoded_bytes() {
     assert_eq!(answer.status(), 401);
     assert!(answer.headers().get("content-encoding").is_none());
 }
+
+/// A source endpoint that answers `GET /file` with `coded` in the compact coding (whatever was
+/// asked) and forwards every other request to `upstream`.
+async fn hostile_source(upstream: String, coded: Bytes) -> String {
+    use hyper::service::service_fn;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let client = glance_download_sidecar::http::client(Duration::from_secs(5));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (upstream, coded, client) = (upstream.clone(), coded.clone(), client.clone());
+            let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let (upstream, coded, client) = (upstream.clone(), coded.clone(), client.clone());
+                async move {
+                    if request.uri().path().ends_with("/file") {
+                        let response = http::Response::builder()
+                            .header("content-encoding", CODING)
+                            .body(glance_download_sidecar::http::full(coded))
+                            .unwrap();
+                        return Ok::<_, std::convert::Infallible>(response);
+                    }
+                    let (mut parts, body) = request.into_parts();
+                    parts.uri = format!("{upstream}{}", parts.uri).parse().unwrap();
+                    parts.headers.remove("host");
+                    let request = http::Request::from_parts(
+                        parts,
+                        glance_download_sidecar::http::boxed(body),
+                    );
+                    let response = client.request(request).await.unwrap();
+                    Ok(response.map(glance_download_sidecar::http::boxed))
+                }
+            });
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_coding_from_the_source_fails_the_import_with_its_reason() {
+    // No token cache: each case's catalog (a new source endpoint) is read afresh.
+    let h = Harness::with_config(|c| c.token_cache_ttl = Duration::ZERO).await;
+    let size = 1 << 20;
+    let source = h.source_image(size, 3, serde_json::json!({}));
+    let bomb = zstd::bulk::compress(&vec![0u8; 1 << 20], 1).unwrap();
+    let mut zstd_frame = vec![0x02];
+    zstd_frame.extend_from_slice(&1000u32.to_le_bytes());
+    zstd_frame.extend_from_slice(&(bomb.len() as u32).to_le_bytes());
+    zstd_frame.extend_from_slice(&bomb);
+    let mut past_end = vec![0x00];
+    past_end.extend_from_slice(&(size + 1).to_le_bytes());
+    let mut oversized = vec![0x01];
+    oversized.extend_from_slice(&(2u32 << 20).to_le_bytes());
+    let cases = [
+        (zstd_frame, "zstd frame at decoded byte 0 decompresses to more than its declared 1000 bytes"),
+        (past_end, "zero-run frame of 1048577 bytes at decoded byte 0 runs past the declared size (1048576 bytes remain)"),
+        (oversized, "raw frame of 2097152 bytes at decoded byte 0 exceeds the 1048576-byte frame bound"),
+        (vec![0x09, 1, 2], "unknown frame kind 0x09 at decoded byte 0"),
+    ];
+    for (coded, reason) in cases {
+        let url = hostile_source(h.source().url(), Bytes::from(coded)).await;
+        for interface in ["public", "internal", "admin"] {
+            h.cloud.keystone.set_endpoint("REGION1", interface, &url);
+        }
+        let target = h.target_image().await;
+        let before = h.target_state(&target);
+        let task = h.import_and_wait(&target, &source).await;
+        assert_failed_with(
+            &task,
+            &format!("the source's compact coding is invalid: {reason}"),
+        );
+        assert_reverted(&h.target_state(&target), &before);
+    }
+}

@@ -113,3 +113,23 @@ fn service_credentials_must_be_complete() {
     .unwrap_err();
     assert!(error.to_string().contains("service_credentials"), "{error}");
 }
+
+#[test]
+fn compact_transfer_is_on_by_default_and_a_boolean() {
+    let config = Config::from_ini("", &Overrides::default()).unwrap();
+    assert!(config.compact_transfer);
+    for (value, on) in [
+        ("false", false),
+        ("No", false),
+        ("0", false),
+        ("off", false),
+        ("TRUE", true),
+        ("yes", true),
+    ] {
+        let text = format!("[DEFAULT]\ncompact_transfer = {value}\n");
+        let config = Config::from_ini(&text, &Overrides::default()).unwrap();
+        assert_eq!(config.compact_transfer, on, "{value}");
+    }
+    let error = Config::from_ini("compact_transfer = maybe\n", &Overrides::default()).unwrap_err();
+    assert!(error.to_string().contains("compact_transfer"), "{error}");
+}
