@@ -292,7 +292,7 @@ fn decode(coded: &[u8], size: u64) -> Vec<u8> {
     let mut context = zstd::bulk::Decompressor::new().unwrap();
     decoder.feed(Bytes::copy_from_slice(coded));
     let mut out = Vec::new();
-    while let Some(piece) = decoder.next().unwrap() {
+    while let Some(piece) = decoder.next_piece().unwrap() {
         match piece {
             Piece::Data(data) => out.extend_from_slice(&data),
             Piece::Compressed(frame) => {

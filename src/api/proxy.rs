@@ -1,5 +1,6 @@
 //! The pass-through: every request the sidecar does not handle goes to the upstream Glance
-//! unchanged, and its answer comes back unchanged.
+//! unchanged, and its answer comes back unchanged — except an image data download that asks for
+//! the compact coding, whose answer comes back coded ([`crate::compact`]).
 //!
 //! Bodies stream both ways (hyper's own backpressure: nothing is buffered whole), status codes,
 //! error bodies and `x-openstack-request-id` are passed verbatim. Hop-by-hop headers (RFC 9110

@@ -113,7 +113,7 @@ enum State {
 }
 
 /// The incremental decoder: [`Decoder::feed`] coded bytes in any split, take pieces with
-/// [`Decoder::next`]. Holds at most one header or one compressed payload.
+/// [`Decoder::next_piece`]. Holds at most one header or one compressed payload.
 #[derive(Debug)]
 pub struct Decoder {
     state: State,
@@ -140,7 +140,7 @@ impl Decoder {
         }
     }
 
-    /// Adds coded bytes (call when [`Decoder::next`] answered `None`).
+    /// Adds coded bytes (call when [`Decoder::next_piece`] answered `None`).
     pub fn feed(&mut self, input: Bytes) {
         if self.input.is_empty() {
             self.input = input;
@@ -161,7 +161,7 @@ impl Decoder {
     }
 
     /// The next piece, `Ok(None)` when more input is needed.
-    pub fn next(&mut self) -> Result<Option<Piece>, DecodeError> {
+    pub fn next_piece(&mut self) -> Result<Option<Piece>, DecodeError> {
         loop {
             if self.zeros > 0 {
                 let n = self.zeros.min(MAX_FRAME as u64) as usize;
@@ -311,7 +311,7 @@ impl<S> Decoded<S> {
 impl<S: Source> Source for Decoded<S> {
     async fn next_frame(&mut self) -> Option<Result<Bytes, SourceError>> {
         loop {
-            match self.decoder.next() {
+            match self.decoder.next_piece() {
                 Err(error) => return Some(Err(error.into())),
                 Ok(Some(Piece::Data(data))) => return Some(Ok(data)),
                 Ok(Some(Piece::Compressed(frame))) => return Some(self.inflate(frame).await),

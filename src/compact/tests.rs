@@ -21,7 +21,7 @@ fn decode(coded: &[u8], size: u64, split: usize) -> Result<Vec<u8>, DecodeError>
     let mut out = Vec::new();
     let mut input = coded.chunks(split.max(1));
     loop {
-        match decoder.next()? {
+        match decoder.next_piece()? {
             Some(Piece::Data(data)) => {
                 assert!(!data.is_empty() && data.len() <= MAX_FRAME);
                 out.extend_from_slice(&data)
