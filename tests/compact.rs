@@ -440,3 +440,21 @@ async fn a_bad_coding_from_the_source_fails_the_import_with_its_reason() {
         assert_reverted(&h.target_state(&target), &before);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coding_the_target_did_not_ask_for_is_never_read_as_data() {
+    let h = Harness::with_config(|c| c.compact_transfer = false).await;
+    let source = h.source_image(1 << 20, 3, serde_json::json!({}));
+    let mut coded = vec![0x00];
+    coded.extend_from_slice(&(1u64 << 20).to_le_bytes());
+    let url = hostile_source(h.source().url(), Bytes::from(coded)).await;
+    for interface in ["public", "internal", "admin"] {
+        h.cloud.keystone.set_endpoint("REGION1", interface, &url);
+    }
+    let target = h.target_image().await;
+    let task = h.import_and_wait(&target, &source).await;
+    assert_failed_with(
+        &task,
+        "the source answered in the unknown content coding \"gds-compact-1\"",
+    );
+}
