@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test the project has, in the order a failure is cheapest to find:
-#   1. format and lint;
+#   1. format and lint, with and without the tools (the server must build alone);
 #   2. the fast Rust suites (unit, integration on a simulated cloud over real sockets, CLI);
 #   3. benchmarks compile, and the demo, the simulated benchmark and the load benchmark run once
 #      (release build);
@@ -18,6 +18,10 @@ cargo fmt --all -- --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
+
+step "the server alone: clippy and unit tests without the tools feature"
+cargo clippy --no-default-features --all-targets -- -D warnings
+cargo test --no-default-features --lib
 
 step "cargo test (unit, integration, CLI)"
 cargo test --all-targets

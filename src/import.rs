@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::StatusCode;
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -35,9 +34,9 @@ use crate::backoff::Backoff;
 use crate::claim;
 use crate::config::Config;
 use crate::config::SinkKind;
-use crate::glance::{Glance, GlanceError, Image, ImageId, PatchOp};
+use crate::glance::{Glance, GlanceError, GlanceStatus, Image, ImageId};
 use crate::http::HttpClient;
-use crate::journal::{Entry, Journal};
+use crate::journal::{Entry, Journal, Revert};
 use crate::keystone::{CatalogError, Identity, Keystone, ServiceCredentials, Token};
 use crate::metadata;
 use crate::metrics::Metrics;
@@ -99,6 +98,9 @@ pub enum ImportError {
     Source { region: String, error: GlanceError },
     #[error("target Glance: {0}")]
     Target(GlanceError),
+    /// The caller's token expired and the sidecar's own Keystone user could not log in either.
+    #[error("target Glance: glance could not be reached: the caller's token expired and the service credentials failed: {0}")]
+    ServiceCredentials(#[source] crate::keystone::KeystoneError),
     #[error("the target image is {0}, not queued, so it can no longer be imported into")]
     TargetNotQueued(String),
     #[error("data verification failed: {0}")]
@@ -237,14 +239,14 @@ impl Importer {
             task_id: task.id.clone(),
             image_id: request.image_id.to_string(),
             glance_url: self.glance_url.clone(),
-            task: task.to_json(),
+            task: task.to_record(),
         };
         if let Err(error) = self.journal(&started).await {
             task.fail(format!("The import was not started: {error}"));
             return;
         }
         task.start(0);
-        let started_at = std::time::Instant::now();
+        let started_at = tokio::time::Instant::now();
         let in_flight = Metrics::hold(&self.metrics.in_flight);
         info!(task_id = %task.id, image_id = %request.image_id, remote_image_id = %request.remote_image_id, region = %request.region, "Import started");
         let mut undo = Undo::default();
@@ -257,12 +259,7 @@ impl Importer {
             Err(error) => self.failed(&task, &request, error, &undo).await,
         }
         self.publish(&task, &request).await;
-        let finished = Entry::Finished {
-            task_id: task.id.clone(),
-            status: task.status().as_str().to_string(),
-            message: task.message(),
-            task: task.to_json(),
-        };
+        let finished = Entry::finished(task.to_record());
         if let Err(error) = self.journal(&finished).await {
             warn!(task_id = %task.id, %error, "Failed to journal the end of a task");
         }
@@ -302,7 +299,7 @@ impl Importer {
         task: &Task,
         request: &ImportRequest,
         imported: Imported,
-        started_at: std::time::Instant,
+        started_at: tokio::time::Instant,
     ) {
         let verified = &imported.verified;
         self.metrics
@@ -401,14 +398,14 @@ impl Importer {
                 _ => break result,
             }
         };
-        if matches!(&result, Err(e) if e.status() == Some(StatusCode::UNAUTHORIZED)) {
+        if matches!(&result, Err(e) if e.is_unauthorized()) {
             if let Some((keystone, creds)) = &self.service {
                 if let Ok(token) = keystone.password_token(creds).await {
                     result = self
                         .glance
                         .patch_image(url, &request.image_id, &token, &ops)
                         .await;
-                    if matches!(&result, Err(e) if e.status() == Some(StatusCode::UNAUTHORIZED)) {
+                    if matches!(&result, Err(e) if e.is_unauthorized()) {
                         keystone.forget_service_token(&token).await;
                     }
                 }
@@ -476,16 +473,11 @@ impl Importer {
         remote: &str,
         task: &Task,
     ) -> Result<(Image, Expected), ImportError> {
-        let source_error = |error: GlanceError| match error.status() {
-            Some(StatusCode::UNAUTHORIZED) => ImportError::TokenExpired,
-            Some(StatusCode::NOT_FOUND) => ImportError::SourceNotFound {
-                id: request.remote_image_id.clone(),
-                region: request.region.clone(),
-            },
-            _ => ImportError::Source {
+        let source_error = |error: GlanceError| {
+            source_failure(error, request, |error| ImportError::Source {
                 region: request.region.clone(),
                 error,
-            },
+            })
         };
         task.note("Reading the source image");
         let source = self
@@ -537,10 +529,9 @@ impl Importer {
             return Ok(());
         }
         task.note("Syncing metadata");
-        let revert = serde_json::Value::Array(sync.revert.iter().map(PatchOp::to_json).collect());
         let entry = Entry::Synced {
             task_id: task.id.clone(),
-            revert,
+            revert: Revert::Ops(sync.revert.clone()),
         };
         if let Err(error) = self.journal(&entry).await {
             warn!(task_id = %task.id, %error, "Failed to journal the metadata sync");
@@ -678,26 +669,11 @@ impl Importer {
     }
 
     fn pipeline_error(&self, error: PipelineError, request: &ImportRequest) -> ImportError {
-        match &error {
-            PipelineError::Source(source) => match source.status() {
-                Some(StatusCode::UNAUTHORIZED) => ImportError::TokenExpired,
-                Some(StatusCode::NOT_FOUND) => ImportError::SourceNotFound {
-                    id: request.remote_image_id.clone(),
-                    region: request.region.clone(),
-                },
-                _ => ImportError::Pipeline(error),
-            },
-            _ => ImportError::Pipeline(error),
-        }
+        source_failure(error, request, ImportError::Pipeline)
     }
 
     fn sink_error(&self, error: SinkError) -> ImportError {
-        match &error {
-            SinkError::Glance(e) if e.status() == Some(StatusCode::UNAUTHORIZED) => {
-                ImportError::TokenExpired
-            }
-            _ => ImportError::Sink(error),
-        }
+        with_caller_token(error, ImportError::Sink)
     }
 
     async fn target_image(&self, request: &ImportRequest) -> Result<Image, ImportError> {
@@ -745,11 +721,35 @@ fn required_store_failed(outcome: &StoreOutcome, reason: Option<String>) -> Stri
 }
 
 fn target_error(error: GlanceError) -> ImportError {
-    if error.status() == Some(StatusCode::UNAUTHORIZED) {
+    with_caller_token(error, ImportError::Target)
+}
+
+/// The import's error for a call made with the caller's token: `TokenExpired` when Glance
+/// refused the token (401), else `other(error)`.
+fn with_caller_token<E: GlanceStatus>(
+    error: E,
+    other: impl FnOnce(E) -> ImportError,
+) -> ImportError {
+    if error.is_unauthorized() {
         ImportError::TokenExpired
     } else {
-        ImportError::Target(error)
+        other(error)
     }
+}
+
+/// The same for a call to the source region, where a 404 means the source image is not there.
+fn source_failure<E: GlanceStatus>(
+    error: E,
+    request: &ImportRequest,
+    other: impl FnOnce(E) -> ImportError,
+) -> ImportError {
+    if error.is_not_found() {
+        return ImportError::SourceNotFound {
+            id: request.remote_image_id.clone(),
+            region: request.region.clone(),
+        };
+    }
+    with_caller_token(error, other)
 }
 
 /// The source's promises, or why it cannot be imported verifiably.

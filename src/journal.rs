@@ -15,15 +15,16 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::tasks::{bounded_record, bounded_text, Limits as TaskLimits, Retained};
+use crate::glance::PatchOp;
+use crate::tasks::{bounded_text, Limits as TaskLimits, Retained, Status, TaskRecord};
 
 /// Largest journal line read back (a task record with a large import body stays well below).
 const MAX_LINE: usize = 256 * 1024;
 
-/// One journal line.
+/// One journal line: `{"event": "started" | "synced" | "finished", "task_id": ..., ...}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Entry {
@@ -32,18 +33,94 @@ pub enum Entry {
         task_id: String,
         image_id: String,
         glance_url: String,
-        /// The task as Glance's JSON shape at that moment (no token in it).
-        task: Value,
+        /// The task's record at that moment (no token in it).
+        task: TaskRecord,
     },
-    /// The target's metadata was changed; `revert` undoes it.
-    Synced { task_id: String, revert: Value },
+    /// The target's metadata is about to be changed; `revert` undoes it.
+    Synced { task_id: String, revert: Revert },
     /// The task ended.
     Finished {
         task_id: String,
-        status: String,
+        #[serde(deserialize_with = "crate::tasks::status_or_failure")]
+        status: Status,
         message: String,
-        task: Value,
+        task: TaskRecord,
     },
+}
+
+impl Entry {
+    /// The line saying `task` ended (its id, status and message repeated beside it).
+    pub fn finished(task: TaskRecord) -> Entry {
+        Entry::Finished {
+            task_id: task.id.clone(),
+            status: task.status,
+            message: task.message.clone(),
+            task,
+        }
+    }
+}
+
+/// The JSON patch that undoes a metadata sync, journaled before the sync is applied.
+///
+/// On disk it is the patch itself (`[{"op": "replace", "path": "/disk_format", "value": "raw"}]`).
+/// A patch that cannot be read back is kept as it was, so recovery reports it instead of
+/// skipping the revert.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Revert {
+    /// The operations that put the metadata back.
+    Ops(Vec<PatchOp>),
+    /// A patch with an operation other than `add`, `replace` or `remove` on a `/name` path.
+    Malformed(Value),
+}
+
+// === impl Revert ===
+
+impl Revert {
+    /// Reads a journaled patch.
+    pub fn from_json(value: Value) -> Revert {
+        match parse_ops(&value) {
+            Some(ops) => Revert::Ops(ops),
+            None => Revert::Malformed(value),
+        }
+    }
+
+    /// The patch as journaled.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Revert::Ops(ops) => Value::Array(ops.iter().map(PatchOp::to_json).collect()),
+            Revert::Malformed(value) => value.clone(),
+        }
+    }
+}
+
+impl Serialize for Revert {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Revert {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(Revert::from_json)
+    }
+}
+
+/// Reads back a JSON patch written by [`PatchOp::to_json`] (paths unescaped, RFC 6901).
+fn parse_ops(value: &Value) -> Option<Vec<PatchOp>> {
+    value
+        .as_array()?
+        .iter()
+        .map(|op| {
+            let name = op["path"].as_str()?.strip_prefix('/')?;
+            let name = name.replace("~1", "/").replace("~0", "~");
+            match op["op"].as_str()? {
+                "add" => Some(PatchOp::Add(name, op["value"].clone())),
+                "replace" => Some(PatchOp::Replace(name, op["value"].clone())),
+                "remove" => Some(PatchOp::Remove(name)),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// An interrupted task found in the journal.
@@ -52,16 +129,16 @@ pub struct Interrupted {
     pub task_id: String,
     pub image_id: String,
     pub glance_url: String,
-    pub task: Value,
-    pub revert: Option<Value>,
+    pub task: TaskRecord,
+    pub revert: Option<Revert>,
 }
 
 /// What the journal says after a restart.
 #[derive(Debug, Default)]
 pub struct Replay {
-    /// Tasks that ended, oldest first, as their final JSON: only the newest within the
+    /// Tasks that ended, oldest first, as their final records: only the newest within the
     /// journal's [`Limits`] (per image, per project, in all).
-    pub finished: Vec<Value>,
+    pub finished: Vec<TaskRecord>,
     /// Tasks that started and never ended (at most [`MAX_INTERRUPTED`]).
     pub interrupted: Vec<Interrupted>,
     /// Lines that could not be read (a torn last line after a crash, most likely).
@@ -236,15 +313,7 @@ impl Journal {
     fn compact_locked(&self, open: &mut Open) -> Result<(), JournalError> {
         let file = File::open(&self.path).map_err(|e| self.io(e))?;
         let replay = replay_bounded(BufReader::new(file), self.limits.finished);
-        let mut keep: Vec<Entry> = Vec::new();
-        for task in replay.finished {
-            keep.push(Entry::Finished {
-                task_id: task["id"].as_str().unwrap_or_default().to_string(),
-                status: task["status"].as_str().unwrap_or("failure").to_string(),
-                message: task["message"].as_str().unwrap_or_default().to_string(),
-                task,
-            });
-        }
+        let mut keep: Vec<Entry> = replay.finished.into_iter().map(Entry::finished).collect();
         for t in replay.interrupted {
             keep.push(Entry::Started {
                 task_id: t.task_id.clone(),
@@ -324,93 +393,123 @@ pub fn replay_lines(reader: impl BufRead) -> Replay {
 /// Replays journal lines, streaming: memory stays within `limits` finished tasks (each reduced
 /// to its bounded record) and [`MAX_INTERRUPTED`] unfinished ones, whatever the file's size.
 pub fn replay_bounded(reader: impl BufRead, limits: TaskLimits) -> Replay {
-    let mut started: HashMap<String, Interrupted> = HashMap::new();
-    let mut order: VecDeque<String> = VecDeque::new();
-    let mut finished: Retained<Value> = Retained::new(limits);
-    let mut replay = Replay::default();
-    let mut read = 0usize;
+    let mut replayer = Replayer::new(limits);
     for line in LimitedLines::new(reader) {
-        let Some(line) = line else {
-            replay.skipped += 1;
-            continue;
-        };
-        let Ok(line) = line else {
-            replay.skipped += 1;
-            break;
-        };
-        if line.is_empty() {
-            continue;
-        }
-        let entry = serde_json::from_slice::<Entry>(&line).ok();
-        match entry {
-            None => replay.skipped += 1,
-            // Task ids are UUIDs the sidecar made: anything else was not written by it.
-            Some(Entry::Started { ref task_id, .. }) if uuid::Uuid::parse_str(task_id).is_err() => {
-                replay.skipped += 1
+        match line {
+            Some(Ok(line)) => replayer.line(&line),
+            // Longer than a line can be.
+            None => replayer.replay.skipped += 1,
+            Some(Err(_)) => {
+                replayer.replay.skipped += 1;
+                break;
             }
-            Some(Entry::Started {
+        }
+    }
+    replayer.finish()
+}
+
+/// The state of a replay: unfinished tasks by id (in the order they started) and the finished
+/// ones kept.
+struct Replayer {
+    started: HashMap<String, Interrupted>,
+    order: VecDeque<String>,
+    finished: Retained<TaskRecord>,
+    /// Finished tasks read.
+    read: usize,
+    replay: Replay,
+}
+
+// === impl Replayer ===
+
+impl Replayer {
+    fn new(limits: TaskLimits) -> Self {
+        Replayer {
+            started: HashMap::new(),
+            order: VecDeque::new(),
+            finished: Retained::new(limits),
+            read: 0,
+            replay: Replay::default(),
+        }
+    }
+
+    /// Applies one line.
+    fn line(&mut self, line: &[u8]) {
+        if line.is_empty() {
+            return;
+        }
+        match serde_json::from_slice::<Entry>(line) {
+            Err(_) => self.replay.skipped += 1,
+            Ok(Entry::Started {
                 task_id,
                 image_id,
                 glance_url,
                 task,
-            }) => {
-                let Some(task) = bounded_record(&task) else {
-                    replay.skipped += 1;
-                    continue;
-                };
-                if !started.contains_key(&task_id) {
-                    order.push_back(task_id.clone());
-                }
-                started.insert(
-                    task_id.clone(),
-                    Interrupted {
-                        task_id,
-                        image_id: bounded_text(&image_id),
-                        glance_url: bounded_text(&glance_url),
-                        task,
-                        revert: None,
-                    },
-                );
-                // Never more unfinished tasks than a sidecar can run: the oldest are dropped.
-                while started.len() > MAX_INTERRUPTED {
-                    match order.pop_front() {
-                        Some(old) => {
-                            if started.remove(&old).is_some() {
-                                replay.skipped += 1;
-                            }
-                        }
-                        None => break,
-                    }
-                }
-            }
-            Some(Entry::Synced { task_id, revert }) => {
-                if let Some(t) = started.get_mut(&task_id) {
+            }) => self.started(task_id, image_id, glance_url, task),
+            Ok(Entry::Synced { task_id, revert }) => {
+                if let Some(t) = self.started.get_mut(&task_id) {
                     t.revert = Some(revert);
                 }
             }
-            Some(Entry::Finished { task_id, task, .. }) => {
-                started.remove(&task_id);
-                read += 1;
-                if let Some(task) = bounded_record(&task) {
-                    let image = task["image_id"].as_str().unwrap_or_default().to_string();
-                    let owner = task["owner"].as_str().unwrap_or_default().to_string();
-                    let id = task["id"].as_str().unwrap_or_default().to_string();
-                    finished.insert(&id, &image, &owner, task);
-                }
-            }
+            Ok(Entry::Finished { task_id, task, .. }) => self.finished(&task_id, task),
         }
         // Keep the order of unfinished ids from growing with finished ones.
-        if order.len() > 2 * MAX_INTERRUPTED {
-            order.retain(|id| started.contains_key(id));
+        if self.order.len() > 2 * MAX_INTERRUPTED {
+            let started = &self.started;
+            self.order.retain(|id| started.contains_key(id));
         }
     }
-    replay.dropped = read.saturating_sub(finished.len());
-    replay.finished = finished.into_values().collect();
-    replay.interrupted = order
-        .into_iter()
-        .filter_map(|id| started.remove(&id))
-        .collect();
-    replay
+
+    fn started(&mut self, task_id: String, image_id: String, glance_url: String, task: TaskRecord) {
+        // Task ids are UUIDs the sidecar made: anything else was not written by it.
+        if uuid::Uuid::parse_str(&task_id).is_err() {
+            self.replay.skipped += 1;
+            return;
+        }
+        if !self.started.contains_key(&task_id) {
+            self.order.push_back(task_id.clone());
+        }
+        self.started.insert(
+            task_id.clone(),
+            Interrupted {
+                task_id,
+                image_id: bounded_text(&image_id),
+                glance_url: bounded_text(&glance_url),
+                task: task.bounded(),
+                revert: None,
+            },
+        );
+        // Never more unfinished tasks than a sidecar can run: the oldest are dropped.
+        while self.started.len() > MAX_INTERRUPTED {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if self.started.remove(&old).is_some() {
+                self.replay.skipped += 1;
+            }
+        }
+    }
+
+    fn finished(&mut self, task_id: &str, task: TaskRecord) {
+        self.started.remove(task_id);
+        self.read += 1;
+        let task = task.bounded();
+        let image = task.image_id.clone().unwrap_or_default();
+        let owner = task.owner.clone().unwrap_or_default();
+        let id = task.id.clone();
+        self.finished.insert(&id, &image, &owner, task);
+    }
+
+    fn finish(mut self) -> Replay {
+        let mut replay = self.replay;
+        replay.dropped = self.read.saturating_sub(self.finished.len());
+        replay.finished = self.finished.into_values().collect();
+        replay.interrupted = self
+            .order
+            .into_iter()
+            .filter_map(|id| self.started.remove(&id))
+            .collect();
+        replay
+    }
 }
 
 /// Lines of at most [`MAX_LINE`] bytes, read without holding a longer one: a longer line is
@@ -481,6 +580,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn record(task: Value) -> TaskRecord {
+        TaskRecord::from_json(&task).unwrap()
+    }
+
     #[tokio::test]
     async fn interrupted_tasks_are_found_after_a_torn_write() {
         let dir = std::env::temp_dir().join(format!("gds-journal-{}", uuid::Uuid::new_v4()));
@@ -489,14 +592,14 @@ mod tests {
             task_id: id.into(),
             image_id: format!("img-{id}"),
             glance_url: "http://g".into(),
-            task: json!({"id": id, "status": "pending"}),
+            task: record(json!({"id": id, "status": "pending"})),
         };
         let [a, b, c] = [0; 3].map(|_| uuid::Uuid::new_v4().to_string());
         journal.append(&started(&a)).await.unwrap();
         journal.append(&started(&b)).await.unwrap();
         // Not a task id the sidecar makes: never replayed (the fuzzer found an empty one).
         journal.append(&started("")).await.unwrap();
-        let revert = json!([{"op": "remove", "path": "/hw_x"}]);
+        let revert = Revert::from_json(json!([{"op": "remove", "path": "/hw_x"}]));
         journal
             .append(&Entry::Synced {
                 task_id: b.clone(),
@@ -507,9 +610,9 @@ mod tests {
         journal
             .append(&Entry::Finished {
                 task_id: a.clone(),
-                status: "success".into(),
+                status: Status::Success,
                 message: String::new(),
-                task: json!({"id": a, "status": "success"}),
+                task: record(json!({"id": a, "status": "success"})),
             })
             .await
             .unwrap();
@@ -522,8 +625,8 @@ mod tests {
             .unwrap();
         let replay = journal.replay().unwrap();
         assert_eq!(replay.finished.len(), 1);
-        assert_eq!(replay.finished[0]["id"], a.as_str());
-        assert_eq!(replay.finished[0]["status"], "success");
+        assert_eq!(replay.finished[0].id, a.as_str());
+        assert_eq!(replay.finished[0].status, Status::Success);
         assert_eq!(replay.interrupted.len(), 1);
         assert_eq!(replay.interrupted[0].task_id, b);
         assert_eq!(replay.interrupted[0].revert, Some(revert));
@@ -545,10 +648,12 @@ mod tests {
     fn finished(id: &str, image: &str, owner: &str) -> Entry {
         Entry::Finished {
             task_id: id.into(),
-            status: "failure".into(),
+            status: Status::Failure,
             message: "unknown region".into(),
-            task: json!({"id": id, "image_id": image, "owner": owner, "status": "failure",
+            task: record(
+                json!({"id": id, "image_id": image, "owner": owner, "status": "failure",
                          "message": "unknown region"}),
+            ),
         }
     }
 
@@ -611,11 +716,13 @@ mod tests {
                 task_id: running.clone(),
                 image_id: "img-running".into(),
                 glance_url: "http://g".into(),
-                task: json!({"id": running, "image_id": "img-running", "status": "processing"}),
+                task: record(
+                    json!({"id": running, "image_id": "img-running", "status": "processing"}),
+                ),
             })
             .await
             .unwrap();
-        let revert = json!([{"op": "remove", "path": "/hw_x"}]);
+        let revert = Revert::from_json(json!([{"op": "remove", "path": "/hw_x"}]));
         journal
             .append(&Entry::Synced {
                 task_id: running.clone(),
@@ -697,8 +804,96 @@ mod tests {
         assert_eq!(replay.dropped, 99_900 - 10_000);
         // The newest are kept.
         assert_eq!(
-            replay.finished.last().unwrap()["id"],
+            replay.finished.last().unwrap().id,
             "00000000-0000-4000-8000-000000099999"
         );
+    }
+
+    /// Lines exactly as the previous version wrote them (copied from its journal): an import
+    /// interrupted after its sync was journaled, one that succeeded, and one that failed.
+    const PREVIOUS_INTERRUPTED: [&str; 2] = [
+        r#"{"event":"started","task_id":"09076e16-a10e-4929-8da2-b044b5b68f7e","image_id":"2441e3d0-b80d-41aa-8188-22b83ec09928","glance_url":"http://127.0.0.1:40483","task":{"created_at":"2026-12-04T22:35:02.366051","deleted":false,"deleted_at":null,"expires_at":null,"id":"09076e16-a10e-4929-8da2-b044b5b68f7e","image_id":"2441e3d0-b80d-41aa-8188-22b83ec09928","input":{"backend":[null],"image_id":"2441e3d0-b80d-41aa-8188-22b83ec09928","import_req":{"method":{"glance_image_id":"273065ff-e0b6-4072-9040-b8dddd578cc0","glance_region":"REGION1","glance_service_interface":"public","name":"glance-download"}}},"message":"","owner":"demo-project","progress":{"bytes_done":0,"bytes_total":0,"eta_seconds":null,"rate_bytes_per_sec":0},"request_id":"req-57e71435-84d7-4c46-bb38-c55e9f9115b4","result":null,"status":"pending","type":"api_image_import","updated_at":"2026-12-04T22:35:02.366051","user_id":"demo-user","verification":null}}"#,
+        r#"{"event":"synced","task_id":"09076e16-a10e-4929-8da2-b044b5b68f7e","revert":[{"op":"replace","path":"/disk_format","value":"raw"}]}"#,
+    ];
+    const PREVIOUS_SUCCEEDED: [&str; 2] = [
+        r#"{"event":"started","task_id":"048750b5-b316-4359-92cc-094aae122771","image_id":"25647ecf-4860-4458-a4ea-2217008e347e","glance_url":"http://127.0.0.1:39949","task":{"created_at":"2026-12-04T22:35:08.007669","deleted":false,"deleted_at":null,"expires_at":null,"id":"048750b5-b316-4359-92cc-094aae122771","image_id":"25647ecf-4860-4458-a4ea-2217008e347e","input":{"backend":[null],"image_id":"25647ecf-4860-4458-a4ea-2217008e347e","import_req":{"method":{"glance_image_id":"e57010af-bd91-48b5-8af6-63dc390346e0","glance_region":"REGION1","glance_service_interface":"public","name":"glance-download"}}},"message":"","owner":"demo-project","progress":{"bytes_done":0,"bytes_total":0,"eta_seconds":null,"rate_bytes_per_sec":0},"request_id":"req-057f207f-e1a1-4dc1-b0d7-b59a600b6690","result":null,"status":"pending","type":"api_image_import","updated_at":"2026-12-04T22:35:08.007669","user_id":"demo-user","verification":null}}"#,
+        r#"{"event":"finished","task_id":"048750b5-b316-4359-92cc-094aae122771","status":"success","message":"","task":{"created_at":"2026-12-04T22:35:08.007669","deleted":false,"deleted_at":null,"expires_at":"2026-12-06T22:35:08.011063","id":"048750b5-b316-4359-92cc-094aae122771","image_id":"25647ecf-4860-4458-a4ea-2217008e347e","input":{"backend":[null],"image_id":"25647ecf-4860-4458-a4ea-2217008e347e","import_req":{"method":{"glance_image_id":"e57010af-bd91-48b5-8af6-63dc390346e0","glance_region":"REGION1","glance_service_interface":"public","name":"glance-download"}}},"message":"","owner":"demo-project","progress":{"bytes_done":1024,"bytes_total":1024,"eta_seconds":null,"rate_bytes_per_sec":490427},"request_id":"req-057f207f-e1a1-4dc1-b0d7-b59a600b6690","result":{"image_id":"25647ecf-4860-4458-a4ea-2217008e347e"},"status":"success","type":"api_image_import","updated_at":"2026-12-04T22:35:08.011063","user_id":"demo-user","verification":{"checksum":"b1091ea5cd60f64d4863f2d31047ffaf","os_hash_algo":"sha512","os_hash_value":"fc4a7d464965e5b8b32821161e2e49eae08e081c51f2264b941911660fd64049ce26b0378857e4d95cbe59ac15813c5d908ea6ced8957fe2ad354339a6eb3aa1","size":1024,"verified":true}}}"#,
+    ];
+    const PREVIOUS_FAILED: &str = r#"{"event":"finished","task_id":"09076e16-a10e-4929-8da2-b044b5b68f7e","status":"failure","message":"target Glance: glance answered 400 Bad Request: Provided object does not match schema 'image': 'no-such-format' is not one of [None, 'ami', 'ari', 'aki', 'vhd', 'vhdx', 'vmdk', 'raw', 'qcow2', 'vdi', 'iso', 'ploop']","task":{"created_at":"2026-12-04T22:35:02.366051","deleted":false,"deleted_at":null,"expires_at":"2026-12-06T22:35:02.368897","id":"09076e16-a10e-4929-8da2-b044b5b68f7e","image_id":"2441e3d0-b80d-41aa-8188-22b83ec09928","input":{"backend":[null],"image_id":"2441e3d0-b80d-41aa-8188-22b83ec09928","import_req":{"method":{"glance_image_id":"273065ff-e0b6-4072-9040-b8dddd578cc0","glance_region":"REGION1","glance_service_interface":"public","name":"glance-download"}}},"message":"target Glance: glance answered 400 Bad Request: Provided object does not match schema 'image': 'no-such-format' is not one of [None, 'ami', 'ari', 'aki', 'vhd', 'vhdx', 'vmdk', 'raw', 'qcow2', 'vdi', 'iso', 'ploop']","owner":"demo-project","progress":{"bytes_done":0,"bytes_total":1024,"eta_seconds":null,"rate_bytes_per_sec":0},"request_id":"req-57e71435-84d7-4c46-bb38-c55e9f9115b4","result":null,"status":"failure","type":"api_image_import","updated_at":"2026-12-04T22:35:02.368897","user_id":"demo-user","verification":null}}"#;
+
+    #[test]
+    fn a_journal_of_the_previous_version_replays() {
+        let text: String = PREVIOUS_INTERRUPTED
+            .iter()
+            .chain(&PREVIOUS_SUCCEEDED)
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let replay = replay_lines(text.as_bytes());
+        assert_eq!(replay.skipped, 0);
+        let line = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+
+        assert_eq!(replay.finished.len(), 1);
+        let done = &replay.finished[0];
+        assert_eq!(done.id, "048750b5-b316-4359-92cc-094aae122771");
+        assert_eq!(done.status, Status::Success);
+        assert_eq!(done.progress.bytes_done, 1024);
+        // Served exactly as it was written.
+        assert_eq!(done.to_json(), line(PREVIOUS_SUCCEEDED[1])["task"]);
+
+        assert_eq!(replay.interrupted.len(), 1);
+        let cut = &replay.interrupted[0];
+        assert_eq!(cut.task_id, "09076e16-a10e-4929-8da2-b044b5b68f7e");
+        assert_eq!(cut.image_id, "2441e3d0-b80d-41aa-8188-22b83ec09928");
+        assert_eq!(cut.glance_url, "http://127.0.0.1:40483");
+        assert_eq!(cut.task.status, Status::Pending);
+        assert_eq!(cut.task.to_json(), line(PREVIOUS_INTERRUPTED[0])["task"]);
+        assert_eq!(
+            cut.revert,
+            Some(Revert::Ops(vec![PatchOp::Replace(
+                "disk_format".into(),
+                json!("raw")
+            )]))
+        );
+    }
+
+    #[test]
+    fn lines_are_written_as_the_previous_version_wrote_them() {
+        let lines = PREVIOUS_INTERRUPTED
+            .iter()
+            .chain(&PREVIOUS_SUCCEEDED)
+            .chain([&PREVIOUS_FAILED]);
+        for text in lines {
+            let entry: Entry = serde_json::from_str(text).unwrap();
+            let written = serde_json::to_value(&entry).unwrap();
+            assert_eq!(
+                written,
+                serde_json::from_str::<Value>(text).unwrap(),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unreadable_revert_is_kept_for_recovery_to_report() {
+        let ops = vec![
+            PatchOp::Add("trait:CUSTOM/X~1".into(), json!("required")),
+            PatchOp::Replace("disk_format".into(), json!("raw")),
+            PatchOp::Remove("hw_x".into()),
+        ];
+        let json = Revert::Ops(ops.clone()).to_json();
+        assert_eq!(Revert::from_json(json), Revert::Ops(ops));
+        let moved = json!([{"op": "move", "path": "/a"}]);
+        assert_eq!(
+            Revert::from_json(moved.clone()),
+            Revert::Malformed(moved.clone())
+        );
+        let line = format!(
+            r#"{{"event":"started","task_id":"{id}","image_id":"i","glance_url":"g","task":{{"id":"{id}"}}}}
+{{"event":"synced","task_id":"{id}","revert":{moved}}}
+"#,
+            id = "09076e16-a10e-4929-8da2-b044b5b68f7e"
+        );
+        let replay = replay_lines(line.as_bytes());
+        assert_eq!(replay.interrupted[0].revert, Some(Revert::Malformed(moved)));
     }
 }

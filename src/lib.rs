@@ -1,7 +1,42 @@
 //! glance-download-sidecar: the glance-download image import, streamed and verified, in front of
 //! an unmodified OpenStack Glance.
 //!
-//! The crate's map, one concept per module:
+//! # Where things are
+//!
+//! The server is every module below except [`tools`]; it never depends on the tools, and
+//! `cargo build --no-default-features` builds it alone. A request enters at [`api`]
+//! ([`api::Server`], routing like Glance's in `api::glance_route`); an accepted import is run
+//! by [`import`] over the data path in [`pipeline`] into a store sink from [`sink`].
+//!
+//! | To find | Look in |
+//! | --- | --- |
+//! | the import action's checks, in order, and their codes | `api::import_request` (`handle`) |
+//! | the steps of one import, from source read to verified image | [`import`] (`Importer::import`) |
+//! | the fail-closed hold-back of the last frame | [`pipeline`] (`pump`; `transfer` joins it with the sink) |
+//! | what a copy must equal, and whether a stored image is it | [`verify`] |
+//! | putting the target back after a failure (revert, deactivate) | `import::undo` |
+//! | `Range` resume of a broken source stream | `pipeline::source` (`Resuming`); parallel ranges in `pipeline::ranged` |
+//! | the compact coding between sidecars (zero runs, zstd) | [`compact`] |
+//! | the bounded token cache | `keystone::cache` (`TokenCache`) |
+//! | the one Keystone login (service user and tools) | `keystone::login` |
+//! | the property prefix filter and the metadata patches | [`metadata`] (`is_synced`, `plan`) |
+//! | the journal and its replay | [`journal`] (`Journal::replay`); restart in [`recovery`] |
+//! | the S3 multipart upload and its abort | [`s3`] (`multipart`); the sink's delete rule in `sink::s3` |
+//! | the hop-by-hop header strip of the pass-through | [`api::strip_hop_by_hop`] (`api::proxy`) |
+//! | every retry's pacing | [`backoff`] |
+//! | the one Glance client and Glance's tasks (`follow_task`) | [`glance`] |
+//! | the cross-instance claim on the target image | [`claim`] |
+//! | the per-project import slots (429) | `api::slots` |
+//! | the metrics exposition (`/metrics`) | [`metrics`] (`Metrics::render`) |
+//! | every config option and its default | [`config`] |
+//! | the sync tool's skip rule (an earlier verified copy) | `tools::sync::copy` (`earlier_copies`) |
+//! | the simulated Keystone, Glance and S3 used by tests, `demo` and benches | `tools::sim` |
+//!
+//! One concept per module:
+
+// `pub` only where the crate's API needs it; no function of the server longer than a screen
+// (clippy.toml sets 80 lines; `tools` opts out).
+#![warn(unreachable_pub, clippy::too_many_lines)]
 
 /// The HTTP edge: routing, the import action's checks, pass-through, discovery, tasks, errors.
 pub mod api;
@@ -15,7 +50,8 @@ pub mod claim;
 pub mod compact;
 /// INI file + flags → one typed `Config`, every default in one place.
 pub mod config;
-/// Typed client for the Glance calls the sidecar makes.
+/// The one Glance client: typed calls, their errors and status predicates, Glance's tasks and
+/// `follow_task` (the tools' Image API client calls through it).
 pub mod glance;
 /// The hash algorithms Glance may record as `os_hash_algo`.
 pub mod hash;
@@ -37,6 +73,8 @@ pub mod pipeline;
 pub mod recovery;
 /// S3: SigV4 signing and the multipart calls of the `s3` store sink.
 pub mod s3;
+/// The `serve` command: configuration checked, logging, the server run until a signal.
+pub mod serve;
 /// Store sinks: where verified bytes go (`glance-upload`, `glance-stage`, `s3`).
 pub mod sink;
 /// Multi-store targets: which stores an import writes, and what became of each.

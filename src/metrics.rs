@@ -127,73 +127,12 @@ impl Metrics {
 
     /// The exposition text (version 0.0.4).
     pub fn render(&self, tasks: &Tasks) -> String {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = String::new();
-        let mut counter = |name: &str, help: &str, kind: &str, value: u64| {
+        for (name, help, kind, value) in self.counters() {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} {kind}");
             let _ = writeln!(out, "{name} {value}");
-        };
-        counter(
-            "gds_imports_started_total",
-            "glance-download imports accepted (202).",
-            "counter",
-            get(&self.imports_started),
-        );
-        counter(
-            "gds_imports_succeeded_total",
-            "Imports that ended with a verified, active image.",
-            "counter",
-            get(&self.imports_succeeded),
-        );
-        counter(
-            "gds_imports_failed_total",
-            "Imports that ended in failure (image reverted to queued).",
-            "counter",
-            get(&self.imports_failed),
-        );
-        counter(
-            "gds_verification_failures_total",
-            "Imports refused because size or digests differed from the source's.",
-            "counter",
-            get(&self.verification_failures),
-        );
-        counter(
-            "gds_imported_bytes_total",
-            "Verified bytes delivered to the store by successful imports.",
-            "counter",
-            get(&self.bytes_imported),
-        );
-        counter(
-            "gds_imports_in_flight",
-            "Imports currently running.",
-            "gauge",
-            get(&self.in_flight),
-        );
-        counter(
-            "gds_proxied_requests_total",
-            "Requests passed through to the upstream Glance.",
-            "counter",
-            get(&self.proxied_requests),
-        );
-        counter(
-            "gds_source_retries_total",
-            "Reconnections to a source Glance (resumed with Range) after a transient failure.",
-            "counter",
-            get(&self.source_retries),
-        );
-        counter(
-            "gds_imports_rejected_total",
-            "Imports refused with 429 (max_concurrent_imports or max_imports_per_project reached).",
-            "counter",
-            get(&self.imports_rejected),
-        );
-        counter(
-            "gds_connections_open",
-            "Client connections open now (at most max_connections).",
-            "gauge",
-            get(&self.connections_open),
-        );
+        }
         self.throughput.render(
             &mut out,
             "gds_import_throughput_mbps",
@@ -210,6 +149,73 @@ impl Metrics {
             let _ = writeln!(out, "gds_tasks{{status=\"{}\"}} {n}", status.as_str());
         }
         out
+    }
+
+    /// Every counter and gauge: name, help, type and value.
+    fn counters(&self) -> [(&'static str, &'static str, &'static str, u64); 10] {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            (
+                "gds_imports_started_total",
+                "glance-download imports accepted (202).",
+                "counter",
+                get(&self.imports_started),
+            ),
+            (
+                "gds_imports_succeeded_total",
+                "Imports that ended with a verified, active image.",
+                "counter",
+                get(&self.imports_succeeded),
+            ),
+            (
+                "gds_imports_failed_total",
+                "Imports that ended in failure (image reverted to queued).",
+                "counter",
+                get(&self.imports_failed),
+            ),
+            (
+                "gds_verification_failures_total",
+                "Imports refused because size or digests differed from the source's.",
+                "counter",
+                get(&self.verification_failures),
+            ),
+            (
+                "gds_imported_bytes_total",
+                "Verified bytes delivered to the store by successful imports.",
+                "counter",
+                get(&self.bytes_imported),
+            ),
+            (
+                "gds_imports_in_flight",
+                "Imports currently running.",
+                "gauge",
+                get(&self.in_flight),
+            ),
+            (
+                "gds_proxied_requests_total",
+                "Requests passed through to the upstream Glance.",
+                "counter",
+                get(&self.proxied_requests),
+            ),
+            (
+                "gds_source_retries_total",
+                "Reconnections to a source Glance (resumed with Range) after a transient failure.",
+                "counter",
+                get(&self.source_retries),
+            ),
+            (
+                "gds_imports_rejected_total",
+                "Imports refused with 429 (max_concurrent_imports or max_imports_per_project reached).",
+                "counter",
+                get(&self.imports_rejected),
+            ),
+            (
+                "gds_connections_open",
+                "Client connections open now (at most max_connections).",
+                "gauge",
+                get(&self.connections_open),
+            ),
+        ]
     }
 }
 

@@ -17,9 +17,9 @@ use tracing::{info, warn};
 
 use crate::claim;
 use crate::glance::{Glance, ImageId, PatchOp};
-use crate::journal::{Entry, Interrupted, Journal, JournalError};
+use crate::journal::{Entry, Interrupted, Journal, JournalError, Revert};
 use crate::keystone::{Keystone, ServiceCredentials, Token};
-use crate::tasks::{timestamp, Tasks};
+use crate::tasks::{timestamp, Status, TaskRecord, Tasks};
 
 /// How long recovery waits for an image to leave `saving` after its upload was cut off.
 const SETTLE: Duration = Duration::from_secs(60);
@@ -39,38 +39,29 @@ pub fn replay(journal: &Journal, tasks: &Tasks) -> Result<Vec<Interrupted>, Jour
     }
     // Already bounded by the journal's limits (the task store's own).
     let keep = replay.finished;
-    let mut entries: Vec<Entry> = keep.iter().map(finished_entry).collect();
-    for task in &keep {
-        tasks.restore(task);
+    let mut entries: Vec<Entry> = Vec::with_capacity(keep.len() + replay.interrupted.len());
+    for task in keep {
+        tasks.restore(task.clone());
+        entries.push(Entry::finished(task));
     }
     for interrupted in &replay.interrupted {
         let task = failed(
             &interrupted.task,
             "The sidecar stopped while this import was running; the image is being restored",
         );
-        tasks.restore(&task);
-        entries.push(finished_entry(&task));
+        tasks.restore(task.clone());
+        entries.push(Entry::finished(task));
     }
     journal.compact(&entries)?;
     Ok(replay.interrupted)
 }
 
-fn finished_entry(task: &Value) -> Entry {
-    Entry::Finished {
-        task_id: task["id"].as_str().unwrap_or_default().to_string(),
-        status: task["status"].as_str().unwrap_or("failure").to_string(),
-        message: task["message"].as_str().unwrap_or_default().to_string(),
-        task: task.clone(),
-    }
-}
-
 /// The task record marked `failure` with `message`.
-fn failed(task: &Value, message: &str) -> Value {
+fn failed(task: &TaskRecord, message: &str) -> TaskRecord {
     let mut task = task.clone();
-    let now = timestamp(time::OffsetDateTime::now_utc());
-    task["status"] = Value::from("failure");
-    task["message"] = Value::from(message);
-    task["updated_at"] = Value::from(now);
+    task.status = Status::Failure;
+    task.message = message.to_string();
+    task.updated_at = Some(timestamp(time::OffsetDateTime::now_utc()));
     task
 }
 
@@ -142,47 +133,72 @@ pub async fn restore(
             Ok(token) => restore_one(&glance, &scope, token, &task).await,
             Err(reason) => Err(Outcome::Failed(reason.clone())),
         };
-        let message = match &outcome {
-            Ok(()) => "The sidecar stopped while this import was running; the image was restored to queued".to_string(),
-            Err(Outcome::NotOurs(reason)) => format!("The sidecar stopped while this import was running; the image was left alone: {reason}"),
-            Err(Outcome::Failed(reason)) => format!("The sidecar stopped while this import was running; restoring the image failed: {reason}"),
-        };
-        match &outcome {
-            Ok(()) => {
-                info!(task_id = %task.task_id, image_id = %task.image_id, "Restored the image of an interrupted import")
-            }
-            Err(Outcome::NotOurs(reason)) => {
-                warn!(task_id = %task.task_id, image_id = %task.image_id, %reason, "Left the image of an interrupted import alone")
-            }
-            Err(Outcome::Failed(reason)) => {
-                warn!(task_id = %task.task_id, image_id = %task.image_id, %reason, revert = %task.revert.clone().unwrap_or_default(), "Could not restore the image of an interrupted import")
-            }
-        }
+        let message = report(&task, &outcome);
         let ours = !matches!(outcome, Err(Outcome::NotOurs(_)));
-        if let (true, Ok(token), Some(id)) = (ours, &token, ImageId::parse(&task.image_id)) {
-            let ops = [
-                PatchOp::Add(claim::STATUS.into(), Value::from("failure")),
-                PatchOp::Add(
-                    claim::MESSAGE.into(),
-                    Value::from(message.chars().take(255).collect::<String>()),
-                ),
-                PatchOp::Add(
-                    claim::UPDATED.into(),
-                    Value::from(timestamp(time::OffsetDateTime::now_utc())),
-                ),
-            ];
-            if let Err(error) = glance
-                .patch_image(&scope.glance_url, &id, token, &ops)
-                .await
-            {
-                warn!(task_id = %task.task_id, %error, "Could not publish the recovered task's state on the image");
-            }
+        if let (true, Ok(token)) = (ours, &token) {
+            publish_failure(&glance, &scope, token, &task, &message).await;
         }
         let record = failed(&task.task, &message);
-        tasks.restore(&record);
-        if let Err(error) = journal.append(&finished_entry(&record)).await {
+        tasks.restore(record.clone());
+        if let Err(error) = journal.append(&Entry::finished(record)).await {
             warn!(%error, "Failed to journal a recovered task");
         }
+    }
+}
+
+/// Logs what became of an interrupted import's image; returns the task's message saying it.
+fn report(task: &Interrupted, outcome: &Result<(), Outcome>) -> String {
+    let message = match outcome {
+        Ok(()) => "The sidecar stopped while this import was running; the image was restored to queued".to_string(),
+        Err(Outcome::NotOurs(reason)) => format!("The sidecar stopped while this import was running; the image was left alone: {reason}"),
+        Err(Outcome::Failed(reason)) => format!("The sidecar stopped while this import was running; restoring the image failed: {reason}"),
+    };
+    match outcome {
+        Ok(()) => {
+            info!(task_id = %task.task_id, image_id = %task.image_id, "Restored the image of an interrupted import")
+        }
+        Err(Outcome::NotOurs(reason)) => {
+            warn!(task_id = %task.task_id, image_id = %task.image_id, %reason, "Left the image of an interrupted import alone")
+        }
+        Err(Outcome::Failed(reason)) => {
+            let revert = task
+                .revert
+                .as_ref()
+                .map(Revert::to_json)
+                .unwrap_or_default();
+            warn!(task_id = %task.task_id, image_id = %task.image_id, %reason, %revert, "Could not restore the image of an interrupted import")
+        }
+    }
+    message
+}
+
+/// Writes the recovered task's `failure` and `message` in the image's claim (best effort).
+async fn publish_failure(
+    glance: &Glance,
+    scope: &Scope,
+    token: &Token,
+    task: &Interrupted,
+    message: &str,
+) {
+    let Some(id) = ImageId::parse(&task.image_id) else {
+        return;
+    };
+    let ops = [
+        PatchOp::Add(claim::STATUS.into(), Value::from("failure")),
+        PatchOp::Add(
+            claim::MESSAGE.into(),
+            Value::from(message.chars().take(255).collect::<String>()),
+        ),
+        PatchOp::Add(
+            claim::UPDATED.into(),
+            Value::from(timestamp(time::OffsetDateTime::now_utc())),
+        ),
+    ];
+    if let Err(error) = glance
+        .patch_image(&scope.glance_url, &id, token, &ops)
+        .await
+    {
+        warn!(task_id = %task.task_id, %error, "Could not publish the recovered task's state on the image");
     }
 }
 
@@ -233,11 +249,13 @@ async fn restore_one(
             }
         }
     };
-    let Some(revert) = &task.revert else {
-        return Ok(());
+    let ops = match &task.revert {
+        None => return Ok(()),
+        Some(Revert::Ops(ops)) => ops.clone(),
+        Some(Revert::Malformed(_)) => {
+            return Err(failed("the journal holds a malformed revert patch".into()))
+        }
     };
-    let ops = parse_ops(revert)
-        .ok_or_else(|| failed("the journal holds a malformed revert patch".into()))?;
     // The revert is journaled before the sync is applied: ops of a sync that never happened
     // (a property to remove that is not there) are skipped.
     let ops: Vec<PatchOp> = scope
@@ -254,40 +272,10 @@ async fn restore_one(
     Ok(())
 }
 
-/// Reads back a JSON patch written by the journal.
-fn parse_ops(value: &Value) -> Option<Vec<PatchOp>> {
-    value
-        .as_array()?
-        .iter()
-        .map(|op| {
-            let name = op["path"].as_str()?.strip_prefix('/')?;
-            let name = name.replace("~1", "/").replace("~0", "~");
-            match op["op"].as_str()? {
-                "add" => Some(PatchOp::Add(name, op["value"].clone())),
-                "replace" => Some(PatchOp::Replace(name, op["value"].clone())),
-                "remove" => Some(PatchOp::Remove(name)),
-                _ => None,
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn patches_round_trip_through_the_journal() {
-        let ops = vec![
-            PatchOp::Add("trait:CUSTOM/X~1".into(), json!("required")),
-            PatchOp::Replace("disk_format".into(), json!("raw")),
-            PatchOp::Remove("hw_x".into()),
-        ];
-        let json = Value::Array(ops.iter().map(PatchOp::to_json).collect());
-        assert_eq!(parse_ops(&json), Some(ops));
-        assert_eq!(parse_ops(&json!([{"op": "move", "path": "/a"}])), None);
-    }
 
     #[test]
     fn only_ops_a_sync_can_produce_are_reverted() {

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use glance_download_sidecar::api::{App, Server};
 use glance_download_sidecar::glance::{Glance, ImageId};
-use glance_download_sidecar::journal::{Entry, Journal};
+use glance_download_sidecar::journal::{Entry, Journal, Revert};
 use glance_download_sidecar::keystone::{Keystone, ServiceCredentials};
 use glance_download_sidecar::recovery::{self, Scope};
-use glance_download_sidecar::tasks::Tasks;
+use glance_download_sidecar::tasks::{TaskRecord, Tasks};
 use glance_download_sidecar::tools::sim::{Cloud, ImageSpec};
 use serde_json::{json, Value};
 use support::*;
@@ -190,20 +190,23 @@ async fn interrupted_journal(path: &std::path::Path, task_id: &str, image: &str,
             task_id: task_id.into(),
             image_id: image.into(),
             glance_url: glance_url.into(),
-            task: json!({"id": task_id, "image_id": image, "owner": PROJECT, "status": "processing"}),
+            task: TaskRecord::from_json(
+                &json!({"id": task_id, "image_id": image, "owner": PROJECT, "status": "processing"}),
+            )
+            .unwrap(),
         })
         .await
         .unwrap();
     journal
         .append(&Entry::Synced {
             task_id: task_id.into(),
-            revert: json!([
+            revert: Revert::from_json(json!([
                 {"op": "replace", "path": "/disk_format", "value": "raw"},
                 {"op": "remove", "path": "/hw_disk_bus"},
                 {"op": "remove", "path": "/hw_never_synced"},
                 {"op": "replace", "path": "/visibility", "value": "public"},
                 {"op": "add", "path": "/evil", "value": "x"},
-            ]),
+            ])),
         })
         .await
         .unwrap();
@@ -265,13 +268,7 @@ async fn recovery_trusts_only_what_the_sidecar_would_have_written() {
         Duration::from_secs(10),
         Duration::ZERO,
     );
-    let creds = ServiceCredentials {
-        username: SERVICE.0.into(),
-        password: SERVICE.1.into(),
-        project_name: "service".into(),
-        user_domain_name: "Default".into(),
-        project_domain_name: "Default".into(),
-    };
+    let creds = ServiceCredentials::password(SERVICE.0, SERVICE.1, "service", "Default", "Default");
     let scope = Scope {
         glance_url: target.url(),
         prefixes: vec!["hw_".into()],

@@ -134,3 +134,96 @@ fn wan_link_carries_bytes_through_the_emulated_link() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// `sync`, `tasks` and `bench` (real-cloud mode) without usable credentials: exit 64, the
+/// missing key named, no secret printed (the process environment is replaced entirely).
+#[test]
+fn tools_without_usable_credentials_exit_64_naming_the_key() {
+    let home = std::env::temp_dir().join(format!("gds-cli-creds-{}", std::process::id()));
+    let commands: [&[&str]; 3] = [
+        &["sync", "--from", "R1", "--to", "R2"],
+        &[
+            "tasks",
+            "--region",
+            "R1",
+            "11111111-2222-3333-4444-555555555555",
+        ],
+        &[
+            "bench",
+            "--from",
+            "R1",
+            "--to",
+            "R2",
+            "--target-glance-url",
+            "http://127.0.0.1:9",
+        ],
+    ];
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (
+            &[
+                ("OS_AUTH_TYPE", "v3applicationcredential"),
+                ("OS_APPLICATION_CREDENTIAL_ID", "ac-1"),
+            ],
+            "application_credential_secret is missing",
+        ),
+        (&[("OS_AUTH_TYPE", "token")], "token is missing"),
+        (
+            &[("OS_USERNAME", "u"), ("OS_PASSWORD", "pa55-s3cret")],
+            "project_name is missing",
+        ),
+        (
+            &[
+                ("OS_APPLICATION_CREDENTIAL_ID", "ac-1"),
+                ("OS_APPLICATION_CREDENTIAL_SECRET", "ac-s3cret"),
+                ("OS_INSECURE", "true"),
+            ],
+            "cacert",
+        ),
+    ];
+    for args in commands {
+        for (vars, needle) in cases {
+            let out = bin()
+                .args(args)
+                .env_clear()
+                .env("HOME", &home)
+                .env("OS_AUTH_URL", "http://127.0.0.1:9/v3")
+                .envs(vars.iter().copied())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(64), "{args:?} {vars:?}: {err}");
+            assert!(err.contains(needle), "{args:?} {vars:?}: {err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+    }
+}
+
+/// `--insecure-skip-tls-verify` accepts a cloud that turns TLS verification off, and says so.
+#[test]
+fn skipping_tls_verification_takes_the_flag_that_says_it() {
+    for args in [
+        &["sync", "--from", "R1", "--to", "R2"][..],
+        &[
+            "tasks",
+            "--region",
+            "R1",
+            "11111111-2222-3333-4444-555555555555",
+        ][..],
+    ] {
+        let out = bin()
+            .args(args)
+            .arg("--insecure-skip-tls-verify")
+            .env_clear()
+            .env("OS_AUTH_URL", "https://127.0.0.1:9/v3")
+            .env("OS_TOKEN", "gAAAAAB-token")
+            .env("OS_PROJECT_NAME", "p")
+            .env("OS_INSECURE", "true")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        // Past the credentials (Keystone on port 9 cannot be reached): exit 1, not 64.
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("TLS certificates are not verified"), "{err}");
+        assert!(!err.contains("gAAAAAB-token"), "{err}");
+    }
+}

@@ -177,13 +177,15 @@ async fn progress_is_visible_while_running() {
 async fn an_expired_token_is_named_and_the_image_restored_with_service_credentials() {
     let h = Harness::with_config(|c| {
         c.retry_delay = Duration::from_millis(600);
-        c.service_credentials = Some(glance_download_sidecar::keystone::ServiceCredentials {
-            username: "gds-service".into(),
-            password: "pw".into(),
-            project_name: "service".into(),
-            user_domain_name: "Default".into(),
-            project_domain_name: "Default".into(),
-        });
+        c.service_credentials = Some(
+            glance_download_sidecar::keystone::ServiceCredentials::password(
+                "gds-service",
+                "pw",
+                "service",
+                "Default",
+                "Default",
+            ),
+        );
     })
     .await;
     h.cloud

@@ -32,7 +32,7 @@ async fn every_spelling_glance_imports_is_taken_by_the_sidecar() {
     let h = Harness::start().await;
     let source = h.source_image(4096, 7, json!({}));
     let vnd = [("accept", "application/vnd.openstack.images-v2")];
-    let cases: Vec<(&str, String, &[Header])> = vec![
+    let cases: Vec<(&str, String, &[Header<'_>])> = vec![
         ("POST", "/v2/images/{}/%69mport".into(), &[]),
         ("POST", "/v2/images/{}/impor%74?x=1".into(), &[]),
         ("POST", "//v2//images//{}//import".into(), &[]),

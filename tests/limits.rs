@@ -18,6 +18,7 @@ async fn exchange(h: &Harness, bytes: &[u8]) -> String {
     let mut stream = TcpStream::connect(h.sidecar.addr).await.unwrap();
     stream.write_all(bytes).await.unwrap();
     let mut out = Vec::new();
+    #[allow(clippy::disallowed_methods)] // a test reads the answer of the server it tests whole
     let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await;
     assert!(read.is_ok(), "the server kept a stalled connection open");
     String::from_utf8_lossy(&out).to_string()
@@ -278,6 +279,7 @@ async fn a_long_upload_that_keeps_flowing_is_never_cut() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut out = Vec::new();
+    #[allow(clippy::disallowed_methods)] // a test reads the answer of the server it tests whole
     tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut out))
         .await
         .unwrap()

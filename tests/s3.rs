@@ -9,6 +9,7 @@ mod support;
 use std::time::Duration;
 
 use glance_download_sidecar::config::{Config, ConfigError, Overrides};
+use glance_download_sidecar::keystone::ServiceCredentials;
 use glance_download_sidecar::tools::sim::{Fault, LocationFault, PartFault};
 use http::StatusCode;
 use serde_json::{json, Value};
@@ -124,7 +125,13 @@ async fn a_flipped_byte_aborts_the_upload_and_leaves_no_object() {
 async fn refused_service_credentials_fail_before_any_byte_moves() {
     let s = S3Harness::start(true, |c| {
         if let Some(creds) = c.service_credentials.as_mut() {
-            creds.password = "wrong".into();
+            *creds = ServiceCredentials::password(
+                SERVICE_USER,
+                "wrong",
+                "service",
+                "Default",
+                "Default",
+            );
         }
     })
     .await;
@@ -148,7 +155,13 @@ async fn refused_service_credentials_fail_before_any_byte_moves() {
 async fn a_service_user_without_the_service_role_is_refused_by_glance_and_the_object_removed() {
     let s = S3Harness::start(true, |c| {
         if let Some(creds) = c.service_credentials.as_mut() {
-            creds.username = "not-a-service".into();
+            *creds = ServiceCredentials::password(
+                "not-a-service",
+                SERVICE_PASSWORD,
+                "service",
+                "Default",
+                "Default",
+            );
         }
     })
     .await;

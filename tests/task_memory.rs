@@ -6,13 +6,16 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
 
 use glance_download_sidecar::glance::ImageId;
-use glance_download_sidecar::tasks::{import_request, Limits, NewTask, Tasks};
+use glance_download_sidecar::tasks::{import_request, Limits, NewTask, TaskRecord, Tasks};
 use serde_json::{json, Value};
 
+/// Counts live heap bytes. Implementing `GlobalAlloc` is unsafe by definition; this one only
+/// forwards to the system allocator.
 struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 
+#[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
@@ -95,7 +98,7 @@ fn a_padded_import_body_costs_a_task_nothing() {
     let before = LIVE.load(Ordering::Relaxed);
     for n in 0..TASKS {
         let padded: Value = serde_json::from_slice(&body).unwrap();
-        tasks.restore(&json!({
+        let record = TaskRecord::from_json(&json!({
             "id": uuid::Uuid::new_v4().to_string(),
             "image_id": format!("c4705b36-b281-40f6-a01d-{n:012}"),
             "owner": "0123456789abcdef0123456789abcdef",
@@ -103,6 +106,7 @@ fn a_padded_import_body_costs_a_task_nothing() {
             "message": "Unknown region NO-SUCH-REGION",
             "input": {"import_req": padded},
         }));
+        tasks.restore(record.unwrap());
     }
     let restored = (LIVE.load(Ordering::Relaxed) - before) / TASKS as isize;
     eprintln!("heap per task read back from an older journal with that body: {restored} B");

@@ -20,7 +20,7 @@ const METHODS_HEADER: &str = "openstack-image-import-methods";
 const MAX_INFO_BODY: usize = 64 * 1024;
 
 /// `GET /v2/info/import`, with glance-download in `import-methods.value`.
-pub async fn info_import(
+pub(super) async fn info_import(
     app: &App,
     request: Request<Incoming>,
 ) -> Result<Response<BoxBody>, ApiError> {
@@ -51,7 +51,7 @@ pub fn add_method(body: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// `POST /v2/images`, with glance-download in the import-methods header of the answer.
-pub async fn create_image(
+pub(super) async fn create_image(
     app: &App,
     request: Request<Incoming>,
 ) -> Result<Response<BoxBody>, ApiError> {

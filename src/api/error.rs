@@ -3,6 +3,7 @@
 use http::{HeaderValue, Response, StatusCode};
 use serde_json::json;
 
+use crate::glance::{GlanceError, GlanceStatus};
 use crate::http::{escape_html, html_error, json_response, BoxBody};
 
 /// Seconds a client is asked to wait when all import slots (or its project's) are taken.
@@ -109,6 +110,24 @@ impl ApiError {
     }
 }
 
+impl From<GlanceError> for ApiError {
+    /// A Glance call made with the client's token failed: Glance's refusal of the token or of
+    /// the caller is the client's answer (401, 403 with Glance's message); anything else is a
+    /// fault of the upstream service (504 when it did not answer in time, else 502). A 404 is
+    /// for the caller to say what was not found.
+    fn from(error: GlanceError) -> Self {
+        if error.is_unauthorized() {
+            ApiError::Unauthorized
+        } else if error.is_forbidden() {
+            ApiError::Forbidden(error.message().unwrap_or_default().to_string())
+        } else if error.is_timeout() {
+            ApiError::GatewayTimeout
+        } else {
+            ApiError::BadGateway(error.to_string())
+        }
+    }
+}
+
 /// keystonemiddleware's 401 text (webob's default for 401), as upstream sends it to HTML clients.
 pub const UNAUTHORIZED_HTML: &str = "This server could not verify that you are authorized to access the document you requested. Either you supplied the wrong credentials (e.g., bad password), or your browser does not understand how to supply the credentials required.";
 
@@ -119,4 +138,28 @@ pub fn wants_json(headers: &http::HeaderMap) -> bool {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glance_failures_map_to_one_answer_each() {
+        let answered = |status: u16, message: &str| GlanceError::Status {
+            status: StatusCode::from_u16(status).unwrap(),
+            message: message.into(),
+        };
+        assert!(matches!(
+            ApiError::from(answered(401, "no")),
+            ApiError::Unauthorized
+        ));
+        assert!(
+            matches!(ApiError::from(answered(403, "Not allowed")), ApiError::Forbidden(m) if m == "Not allowed")
+        );
+        let late = GlanceError::Timeout(std::time::Duration::from_secs(1));
+        assert!(matches!(ApiError::from(late), ApiError::GatewayTimeout));
+        let failed = ApiError::from(answered(500, "db locked"));
+        assert_eq!(failed.status(), StatusCode::BAD_GATEWAY);
+    }
 }

@@ -90,7 +90,7 @@ fn is_v2(segment: &[u8]) -> bool {
 }
 
 /// Decodes every valid `%XX`; anything else is kept as it is (as eventlet and uwsgi do).
-pub fn percent_decode(input: &[u8]) -> Vec<u8> {
+pub(super) fn percent_decode(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
     while i < input.len() {
@@ -121,7 +121,7 @@ fn form_decode(text: &str) -> String {
 }
 
 /// RFC 3986 §5.2.4 on an absolute path, as uwsgi applies it before decoding.
-pub fn remove_dot_segments(path: &[u8]) -> Vec<u8> {
+pub(super) fn remove_dot_segments(path: &[u8]) -> Vec<u8> {
     let mut output: Vec<&[u8]> = Vec::new();
     let mut segments = path.split(|&b| b == b'/').skip(1).peekable();
     let mut trailing = false;

@@ -13,7 +13,7 @@ use super::App;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// 200 when the sidecar is up and the upstream Glance answers; 503 when Glance does not.
-pub async fn healthcheck(app: &App) -> Response<BoxBody> {
+pub(super) async fn healthcheck(app: &App) -> Response<BoxBody> {
     let probe = async {
         let request = Request::get(format!("{}/healthcheck", app.config.glance_url))
             .body(empty())
@@ -36,7 +36,7 @@ pub async fn healthcheck(app: &App) -> Response<BoxBody> {
 }
 
 /// Prometheus text exposition.
-pub fn metrics(app: &App) -> Response<BoxBody> {
+pub(super) fn metrics(app: &App) -> Response<BoxBody> {
     let mut response = Response::new(full(app.metrics.render(&app.tasks)));
     response.headers_mut().insert(
         header::CONTENT_TYPE,

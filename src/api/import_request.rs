@@ -4,22 +4,23 @@
 
 use std::sync::Arc;
 
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{json, Map, Value};
 
 use crate::claim;
 use crate::config::SinkKind;
-use crate::glance::{GlanceError, Image, ImageId};
+use crate::glance::{GlanceError, GlanceStatus, Image, ImageId};
 use crate::http::{full, read_limited, status_response, BoxBody, ReadError, REQUEST_ID};
 use crate::import::ImportRequest;
 use crate::keystone::{Identity, KeystoneError, Token};
 use crate::metrics::Metrics;
 use crate::stores::{self, StorePlan};
-use crate::tasks::NewTask;
+use crate::tasks::{ImportLock, NewTask};
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
-use super::{error::ApiError, proxy, App};
+use super::{error::ApiError, proxy, App, ProjectSlot};
 
 /// Request header choosing the store sink for one import (`glance-upload`, `glance-stage`, `s3`).
 ///
@@ -29,7 +30,7 @@ use super::{error::ApiError, proxy, App};
 /// Glance needs for a non-http location. So `s3` is offered only when an operator configured
 /// `[s3]`, and the caller must still be allowed to import into the image with their own token
 /// (the checks in [`handle`] and the import lock run with it before any byte moves).
-pub const SINK_HEADER: &str = "x-glance-download-sink";
+pub(super) const SINK_HEADER: &str = "x-glance-download-sink";
 
 /// Largest import request body accepted (DESIGN §2).
 pub const MAX_IMPORT_BODY: usize = 64 * 1024;
@@ -74,7 +75,7 @@ pub fn classify(body: &[u8]) -> Classified {
 }
 
 /// The answer to an [`Classified::Unreadable`] body.
-pub const UNREADABLE_BODY: &str = "The glance-download request body uses JSON this service \
+pub(super) const UNREADABLE_BODY: &str = "The glance-download request body uses JSON this service \
      does not accept (NaN, Infinity, a number out of range, a lone surrogate, or nesting deeper \
      than 128 levels).";
 
@@ -169,12 +170,91 @@ pub fn check_fields(body: &Map<String, Value>) -> Result<Fields, ApiError> {
 }
 
 /// Handles the import action; returns the response to send.
-pub async fn handle(
+///
+/// The checks run in upstream Glance's order, with its codes (DESIGN §2); the first that fails
+/// answers:
+/// 1. the body, read within the client timeout (408) and [`MAX_IMPORT_BODY`] (413, 400), then
+///    classified: a request for another method is passed through, unreadable JSON is 400;
+/// 2. the token: present (401), then valid (401);
+/// 3. the body's flags (400), then the [`SINK_HEADER`] (400);
+/// 4. the target image: exists for this caller (404), once an import of it that has just ended
+///    here has let go; `queued` (409); `container_format`, then `disk_format` set (409);
+/// 5. the glance-download fields (400);
+/// 6. the caller may modify the image (403);
+/// 7. no import running for this image (409);
+/// 8. the stores to write (400, 409);
+/// 9. the project's bound on running imports, then the node's (429);
+/// 10. the task recorded (409 if one is running) and the image claimed where every instance
+///     looks (409 if another instance won);
+///
+/// then `202 Accepted` while the import runs as a task.
+pub(super) async fn handle(
     app: &Arc<App>,
     request: Request<Incoming>,
     image_id: &str,
 ) -> Result<Response<BoxBody>, ApiError> {
     let (parts, body) = request.into_parts();
+    let bytes = read_body(app, body).await?;
+    let body = match classify(&bytes) {
+        Classified::NotOurs => {
+            return proxy::send(app, Request::from_parts(parts, full(bytes))).await;
+        }
+        Classified::GlanceDownload(body) => body,
+        Classified::Unreadable => return Err(ApiError::BadRequest(UNREADABLE_BODY.into())),
+    };
+
+    let (token, identity) = authenticate(app, &parts.headers).await?;
+    check_flags(&body)?;
+    let sink = chosen_sink(app, &parts.headers)?;
+
+    let (image_id, target) = target_image(app, image_id, &token).await?;
+    check_target(&target)?;
+    let fields = check_fields(&body)?;
+    check_policy(&target, &identity)?;
+    check_no_active_task(&target)?;
+
+    let header_store = parts
+        .headers
+        .get("x-image-meta-store")
+        .and_then(|v| v.to_str().ok());
+    let stores = resolve_stores(app, &token, &body, header_store).await?;
+    // The project's own bound first, then the node's: both answer 429 with Retry-After.
+    let owner = target.owner().unwrap_or(&identity.project_id).to_string();
+    let (project_slot, slot) = admit(app, &owner)?;
+    let request_id = parts
+        .extensions
+        .get::<super::RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| format!("req-{}", uuid::Uuid::new_v4()));
+    let new_task = NewTask {
+        image_id: image_id.clone(),
+        owner,
+        user_id: identity.user_id.clone(),
+        request_id: request_id.clone(),
+        input: json!({
+            "image_id": image_id.as_str(),
+            "import_req": fields.recorded,
+            "backend": stores.backend(),
+        }),
+    };
+    let lock = begin_task(app, new_task, &token).await?;
+    Metrics::inc(&app.metrics.imports_started);
+    let import = ImportRequest {
+        sink,
+        image_id,
+        remote_image_id: fields.remote_image_id,
+        region: fields.region,
+        interface: fields.interface,
+        stores,
+        token,
+        identity,
+    };
+    spawn_import(app, lock, import, project_slot, slot, &request_id);
+    Ok(accepted(&request_id))
+}
+
+/// Step 1: the request body, within the client timeout and [`MAX_IMPORT_BODY`].
+async fn read_body(app: &App, body: Incoming) -> Result<bytes::Bytes, ApiError> {
     let bytes = tokio::time::timeout(
         app.config.client_timeout,
         read_limited(body, MAX_IMPORT_BODY),
@@ -187,16 +267,12 @@ pub async fn handle(
             ApiError::BadRequest(format!("The request body could not be read: {e}"))
         }
     })?;
-    let body = match classify(&bytes) {
-        Classified::NotOurs => {
-            return proxy::send(app, Request::from_parts(parts, full(bytes))).await;
-        }
-        Classified::GlanceDownload(body) => body,
-        Classified::Unreadable => return Err(ApiError::BadRequest(UNREADABLE_BODY.into())),
-    };
+    Ok(bytes)
+}
 
-    let token = parts
-        .headers
+/// Step 2: the caller's token, present and valid, and who it says the caller is.
+async fn authenticate(app: &App, headers: &HeaderMap) -> Result<(Token, Identity), ApiError> {
+    let token = headers
         .get("x-auth-token")
         .and_then(|v| Token::parse(v.as_bytes()))
         .ok_or(ApiError::Unauthorized)?;
@@ -204,8 +280,12 @@ pub async fn handle(
         KeystoneError::InvalidToken => ApiError::Unauthorized,
         other => ApiError::BadGateway(other.to_string()),
     })?;
-    check_flags(&body)?;
-    let sink = match parts.headers.get(SINK_HEADER) {
+    Ok((token, identity))
+}
+
+/// Step 3: the sink named by [`SINK_HEADER`], if any; one this sidecar does not offer is 400.
+fn chosen_sink(app: &App, headers: &HeaderMap) -> Result<Option<SinkKind>, ApiError> {
+    let sink = match headers.get(SINK_HEADER) {
         None => None,
         Some(value) => {
             let name = value.to_str().unwrap_or_default();
@@ -222,30 +302,38 @@ pub async fn handle(
             }
         }
     };
+    Ok(sink)
+}
 
+/// Step 4: the target image as this caller sees it (404 if it cannot), read once an import of
+/// it that has just ended here has let go.
+async fn target_image(
+    app: &App,
+    image_id: &str,
+    token: &Token,
+) -> Result<(ImageId, Image), ApiError> {
     let not_found = || ApiError::NotFound(format!("No image found with ID {}", truncate(image_id)));
     let image_id = ImageId::parse(image_id).ok_or_else(not_found)?;
     await_ending(app, &image_id).await;
     let target = app
         .glance
-        .get_image(&app.config.glance_url, &image_id, &token)
+        .get_image(&app.config.glance_url, &image_id, token)
         .await
         .map_err(|e| target_error(e, not_found))?;
-    check_target(&target)?;
-    let fields = check_fields(&body)?;
-    check_policy(&target, &identity)?;
-    if target.0.contains_key("os_glance_import_task") || claim::live_task(&target).is_some() {
+    Ok((image_id, target))
+}
+
+/// Step 7: no import running for the image, by Glance's own task or by a live claim (409).
+fn check_no_active_task(target: &Image) -> Result<(), ApiError> {
+    if target.0.contains_key("os_glance_import_task") || claim::live_task(target).is_some() {
         return Err(ApiError::Conflict("Image has active task".into()));
     }
+    Ok(())
+}
 
-    let header_store = parts
-        .headers
-        .get("x-image-meta-store")
-        .and_then(|v| v.to_str().ok());
-    let stores = resolve_stores(app, &token, &body, header_store).await?;
-    // The project's own bound first, then the node's: both answer 429 with Retry-After.
-    let owner = target.owner().unwrap_or(&identity.project_id).to_string();
-    let Some(project_slot) = app.project_slots.try_acquire(&owner) else {
+/// Step 9: a slot under the project's bound, then one under the node's (429 for either).
+fn admit(app: &App, owner: &str) -> Result<(ProjectSlot, OwnedSemaphorePermit), ApiError> {
+    let Some(project_slot) = app.project_slots.try_acquire(owner) else {
         Metrics::inc(&app.metrics.imports_rejected);
         return Err(ApiError::TooManyProjectImports);
     };
@@ -253,40 +341,33 @@ pub async fn handle(
         Metrics::inc(&app.metrics.imports_rejected);
         return Err(ApiError::TooManyImports);
     };
-    let request_id = parts
-        .extensions
-        .get::<super::RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_else(|| format!("req-{}", uuid::Uuid::new_v4()));
+    Ok((project_slot, slot))
+}
+
+/// Step 10: the task recorded here, then the image claimed for it where every instance looks;
+/// a task that loses either race is forgotten and answers 409.
+async fn begin_task(app: &App, new_task: NewTask, token: &Token) -> Result<ImportLock, ApiError> {
+    let image_id = new_task.image_id.clone();
     let lock = app
         .tasks
-        .begin(NewTask {
-            image_id: image_id.clone(),
-            owner,
-            user_id: identity.user_id.clone(),
-            request_id: request_id.clone(),
-            input: json!({
-                "image_id": image_id.as_str(),
-                "import_req": fields.recorded,
-                "backend": stores.backend(),
-            }),
-        })
+        .begin(new_task)
         .map_err(|_| ApiError::Conflict("Image has active task".into()))?;
-    if let Err(error) = claim(app, &image_id, &token, &lock).await {
+    if let Err(error) = claim(app, &image_id, token, &lock).await {
         app.tasks.forget(lock);
         return Err(error);
     }
-    Metrics::inc(&app.metrics.imports_started);
-    let import = ImportRequest {
-        sink,
-        image_id,
-        remote_image_id: fields.remote_image_id,
-        region: fields.region,
-        interface: fields.interface,
-        stores,
-        token,
-        identity,
-    };
+    Ok(lock)
+}
+
+/// Runs the import as a task in its own span; the slots are released when it ends.
+fn spawn_import(
+    app: &App,
+    lock: ImportLock,
+    import: ImportRequest,
+    project_slot: ProjectSlot,
+    slot: OwnedSemaphorePermit,
+    request_id: &str,
+) {
     let span = tracing::info_span!(
         "import",
         task_id = %lock.task.id,
@@ -301,12 +382,15 @@ pub async fn handle(
         }
         .instrument(span),
     );
+}
 
+/// `202 Accepted`, with the request id the task records.
+fn accepted(request_id: &str) -> Response<BoxBody> {
     let mut response = status_response(StatusCode::ACCEPTED);
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
-    Ok(response)
+    response
 }
 
 /// How long a new import waits for an import of the same image that has just ended here.
@@ -336,15 +420,7 @@ async fn resolve_stores(
     body: &Map<String, Value>,
     header: Option<&str>,
 ) -> Result<StorePlan, ApiError> {
-    let known = app
-        .glance
-        .stores(&app.config.glance_url, token)
-        .await
-        .map_err(|e| match e.status() {
-            Some(StatusCode::UNAUTHORIZED) => ApiError::Unauthorized,
-            _ if matches!(e, GlanceError::Timeout(_)) => ApiError::GatewayTimeout,
-            _ => ApiError::BadGateway(format!("listing the target Glance's stores: {e}")),
-        })?;
+    let known = app.glance.stores(&app.config.glance_url, token).await?;
     let Some(known) = known else {
         return Ok(StorePlan::single());
     };
@@ -363,7 +439,7 @@ async fn claim(
     app: &App,
     image_id: &ImageId,
     token: &Token,
-    lock: &crate::tasks::ImportLock,
+    lock: &ImportLock,
 ) -> Result<(), ApiError> {
     let url = &app.config.glance_url;
     let not_found = || ApiError::NotFound(format!("No image found with ID {image_id}"));
@@ -411,7 +487,7 @@ pub fn check_target(target: &Image) -> Result<(), ApiError> {
 }
 
 /// Glance's default `modify_image` rule: admin, or a member of the image's project.
-pub fn check_policy(target: &Image, identity: &Identity) -> Result<(), ApiError> {
+pub(super) fn check_policy(target: &Image, identity: &Identity) -> Result<(), ApiError> {
     let member = identity.roles.iter().any(|r| r == "member")
         && target.owner() == Some(identity.project_id.as_str());
     if identity.is_admin() || member {
@@ -423,16 +499,12 @@ pub fn check_policy(target: &Image, identity: &Identity) -> Result<(), ApiError>
     }
 }
 
+/// A failed call on the target image: `not_found` when Glance has no such image for the caller.
 fn target_error(error: GlanceError, not_found: impl Fn() -> ApiError) -> ApiError {
-    match error.status() {
-        Some(StatusCode::NOT_FOUND) => not_found(),
-        Some(StatusCode::UNAUTHORIZED) => ApiError::Unauthorized,
-        Some(StatusCode::FORBIDDEN) => ApiError::Forbidden(match &error {
-            GlanceError::Status { message, .. } => message.clone(),
-            _ => String::new(),
-        }),
-        _ if matches!(error, GlanceError::Timeout(_)) => ApiError::GatewayTimeout,
-        _ => ApiError::BadGateway(error.to_string()),
+    if error.is_not_found() {
+        not_found()
+    } else {
+        error.into()
     }
 }
 

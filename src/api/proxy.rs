@@ -61,7 +61,10 @@ pub fn upstream_uri(glance_url: &str, uri: &Uri) -> Result<Uri, ApiError> {
 }
 
 /// Sends `request` (any body) to the upstream Glance and returns its answer as it came.
-pub async fn send(app: &App, request: Request<BoxBody>) -> Result<Response<BoxBody>, ApiError> {
+pub(super) async fn send(
+    app: &App,
+    request: Request<BoxBody>,
+) -> Result<Response<BoxBody>, ApiError> {
     let (mut parts, body) = request.into_parts();
     parts.uri = upstream_uri(&app.config.glance_url, &parts.uri)?;
     strip_hop_by_hop(&mut parts.headers);
@@ -108,7 +111,7 @@ async fn until_stalled<F: std::future::Future>(
 /// Forwards a request whose body has not been touched. An image data download that asks for
 /// the compact coding (and `compact_transfer` is on) is forwarded without `Accept-Encoding` and
 /// its answer coded ([`crate::compact`]).
-pub async fn forward(
+pub(super) async fn forward(
     app: &App,
     mut request: Request<hyper::body::Incoming>,
 ) -> Result<Response<BoxBody>, ApiError> {

@@ -105,35 +105,40 @@ impl Scanner<'_> {
                 self.at += 1;
                 stack.pop();
             }
-            // After a value: a separator, closing brackets, or the end of the document.
-            loop {
-                self.ws();
-                let Some(frame) = stack.last().copied() else {
-                    if self.at != self.input.len() {
-                        return None;
-                    }
-                    return Some(if method_is_object {
-                        name
-                    } else {
-                        MethodName::None
-                    });
-                };
-                match (frame, self.peek()?) {
-                    (_, b',') => {
-                        self.at += 1;
-                        self.ws();
-                        pending = match frame {
-                            Frame::Array => Pending::Plain,
-                            Frame::Object(role) => self.key(role)?,
-                        };
-                        break;
-                    }
-                    (Frame::Array, b']') | (Frame::Object(_), b'}') => {
-                        self.at += 1;
-                        stack.pop();
-                    }
-                    _ => return None,
+            match self.after_value(&mut stack)? {
+                Some(next) => pending = next,
+                None if method_is_object => return Some(name),
+                None => return Some(MethodName::None),
+            }
+        }
+    }
+
+    /// After a value: a separator and what the next value is (`Some`), closing brackets, or the
+    /// end of the document (`None`); `None` outside if the text there is not JSON.
+    fn after_value(&mut self, stack: &mut Vec<Frame>) -> Option<Option<Pending>> {
+        loop {
+            self.ws();
+            let Some(frame) = stack.last().copied() else {
+                if self.at != self.input.len() {
+                    return None;
                 }
+                return Some(None);
+            };
+            match (frame, self.peek()?) {
+                (_, b',') => {
+                    self.at += 1;
+                    self.ws();
+                    let next = match frame {
+                        Frame::Array => Pending::Plain,
+                        Frame::Object(role) => self.key(role)?,
+                    };
+                    return Some(Some(next));
+                }
+                (Frame::Array, b']') | (Frame::Object(_), b'}') => {
+                    self.at += 1;
+                    stack.pop();
+                }
+                _ => return None,
             }
         }
     }

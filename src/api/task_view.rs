@@ -18,7 +18,7 @@ use super::{error::ApiError, proxy, App};
 /// Largest upstream task list merged (upstream keeps tasks 48 h; a few hundred fit easily).
 const MAX_TASKS_BODY: usize = 4 * 1024 * 1024;
 
-pub async fn list(
+pub(super) async fn list(
     app: &App,
     request: Request<Incoming>,
     image_id: &str,

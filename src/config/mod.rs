@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::keystone::ServiceCredentials;
+use crate::keystone::{AppCredential, AuthMethod, Domain, Named, Secret, ServiceCredentials};
 
 /// Default values, in one place. The README's configuration table mirrors this module.
 pub mod defaults {
@@ -201,6 +201,11 @@ pub enum ConfigError {
     Syntax { line: usize, reason: &'static str },
     #[error("[{section}] {key}: unknown option")]
     UnknownKey { section: String, key: String },
+    #[error("[{section}] {key} is missing")]
+    Missing {
+        section: &'static str,
+        key: &'static str,
+    },
     #[error("{key}: {reason} (got {value:?})")]
     Invalid {
         key: &'static str,
@@ -331,16 +336,45 @@ impl Config {
         Ok(())
     }
 
+    /// Sets one key read from the file or a flag; a key this service does not know is refused.
     fn set(&mut self, section: &str, key: &str, value: &str) -> Result<(), ConfigError> {
-        match (section, key) {
-            ("DEFAULT", "bind") => {
+        let known = match section {
+            "DEFAULT" => {
+                self.set_service(key, value)?
+                    || self.set_bound(key, value)?
+                    || self.set_timing(key, value)?
+            }
+            "inject_metadata_properties" => self.set_injection(key, value)?,
+            "glance_download_properties" => {
+                let known = matches!(key, "extra_properties" | "extra_properties_prefixes");
+                if known {
+                    self.extra_properties = ini::list(value);
+                }
+                known
+            }
+            _ => false,
+        };
+        if !known {
+            return Err(ConfigError::UnknownKey {
+                section: section.to_string(),
+                key: key.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `[DEFAULT]`: where the service listens, what it fronts and trusts, where it writes;
+    /// `false` for another key.
+    fn set_service(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        match key {
+            "bind" => {
                 self.bind = value
                     .parse()
                     .map_err(|_| invalid("bind", value, "expected IP:PORT"))?
             }
-            ("DEFAULT", "glance_url") => self.glance_url = http_url("glance_url", value)?,
-            ("DEFAULT", "auth_url") => self.auth_url = http_url("auth_url", value)?,
-            ("DEFAULT", "store_sink") => {
+            "glance_url" => self.glance_url = http_url("glance_url", value)?,
+            "auth_url" => self.auth_url = http_url("auth_url", value)?,
+            "store_sink" => {
                 self.store_sink = SinkKind::parse(value).ok_or_else(|| {
                     invalid(
                         "store_sink",
@@ -349,67 +383,83 @@ impl Config {
                     )
                 })?
             }
-            ("DEFAULT", "max_concurrent_imports") => {
+            "ca_file" => self.ca_file = (!value.is_empty()).then(|| PathBuf::from(value)),
+            "task_journal" => self.task_journal = (!value.is_empty()).then(|| PathBuf::from(value)),
+            "compact_transfer" => self.compact_transfer = boolean("compact_transfer", value)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `[DEFAULT]`: the bounds on imports, connections, buffers, streams and kept tasks; `false`
+    /// for another key.
+    fn set_bound(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        match key {
+            "max_concurrent_imports" => {
                 self.max_concurrent_imports = int("max_concurrent_imports", value, 1, 1024)?
             }
-            ("DEFAULT", "max_imports_per_project") => {
+            "max_imports_per_project" => {
                 self.max_imports_per_project = int("max_imports_per_project", value, 1, 1024)?
             }
-            ("DEFAULT", "max_connections") => {
-                self.max_connections = int("max_connections", value, 1, 65_536)?
-            }
-            ("DEFAULT", "chunk_size") => {
-                self.chunk_size = int("chunk_size", value, 4096, 64 * 1024 * 1024)?
-            }
-            ("DEFAULT", "buffer_chunks") => {
-                self.buffer_chunks = int("buffer_chunks", value, 1, 1024)?
-            }
-            ("DEFAULT", "connect_timeout") => {
-                self.connect_timeout = seconds("connect_timeout", value)?
-            }
-            ("DEFAULT", "request_timeout") => {
-                self.request_timeout = seconds("request_timeout", value)?
-            }
-            ("DEFAULT", "read_timeout") => self.read_timeout = seconds("read_timeout", value)?,
-            ("DEFAULT", "client_timeout") => {
-                self.client_timeout = seconds("client_timeout", value)?
-            }
-            ("DEFAULT", "stall_timeout") => self.stall_timeout = seconds("stall_timeout", value)?,
-            ("DEFAULT", "source_streams") => {
-                self.source_streams = int("source_streams", value, 1, 16)?
-            }
-            ("DEFAULT", "segment_size") => {
+            "max_connections" => self.max_connections = int("max_connections", value, 1, 65_536)?,
+            "chunk_size" => self.chunk_size = int("chunk_size", value, 4096, 64 * 1024 * 1024)?,
+            "buffer_chunks" => self.buffer_chunks = int("buffer_chunks", value, 1, 1024)?,
+            "source_streams" => self.source_streams = int("source_streams", value, 1, 16)?,
+            "segment_size" => {
                 self.segment_size = int("segment_size", value, 1 << 20, 256 << 20)? as u64
             }
-            ("DEFAULT", "compact_transfer") => {
-                self.compact_transfer = boolean("compact_transfer", value)?
+            "max_finished_tasks" => {
+                self.max_finished_tasks = int("max_finished_tasks", value, 1, 100_000)?
             }
-            ("DEFAULT", "source_retries") => {
-                self.source_retries = int("source_retries", value, 0, 100)? as u32
+            "max_tasks_per_image" => {
+                self.max_tasks_per_image = int("max_tasks_per_image", value, 1, 1000)?
             }
-            ("DEFAULT", "retry_delay_ms") => {
+            "max_tasks_per_project" => {
+                self.max_tasks_per_project = int("max_tasks_per_project", value, 1, 100_000)?
+            }
+            "task_journal_max_bytes" => {
+                self.task_journal_max_bytes =
+                    int("task_journal_max_bytes", value, 64 << 10, 1 << 30)? as u64
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `[DEFAULT]`: timeouts, retries and cache lifetimes; `false` for another key.
+    fn set_timing(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        match key {
+            "connect_timeout" => self.connect_timeout = seconds("connect_timeout", value)?,
+            "request_timeout" => self.request_timeout = seconds("request_timeout", value)?,
+            "read_timeout" => self.read_timeout = seconds("read_timeout", value)?,
+            "client_timeout" => self.client_timeout = seconds("client_timeout", value)?,
+            "stall_timeout" => self.stall_timeout = seconds("stall_timeout", value)?,
+            "source_retries" => self.source_retries = int("source_retries", value, 0, 100)? as u32,
+            "retry_delay_ms" => {
                 self.retry_delay =
                     Duration::from_millis(int("retry_delay_ms", value, 1, 60_000)? as u64)
             }
-            ("DEFAULT", "total_timeout") => {
+            "total_timeout" => {
                 self.total_timeout =
                     Duration::from_secs(int("total_timeout", value, 1, 604_800)? as u64)
             }
-            ("DEFAULT", "ca_file") => {
-                self.ca_file = (!value.is_empty()).then(|| PathBuf::from(value))
-            }
-            ("DEFAULT", "task_journal") => {
-                self.task_journal = (!value.is_empty()).then(|| PathBuf::from(value))
-            }
-            ("DEFAULT", "shutdown_grace") => {
+            "shutdown_grace" => {
                 self.shutdown_grace =
                     Duration::from_secs(int("shutdown_grace", value, 0, 86_400)? as u64)
             }
-            ("DEFAULT", "token_cache_ttl") => {
+            "token_cache_ttl" => {
                 self.token_cache_ttl =
                     Duration::from_secs(int("token_cache_ttl", value, 0, 3600)? as u64)
             }
-            ("inject_metadata_properties", "inject") => {
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `[inject_metadata_properties]`; `false` for another key.
+    fn set_injection(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        match key {
+            "inject" => {
                 self.inject = ini::list(value)
                     .into_iter()
                     .map(|pair| match pair.split_once(':') {
@@ -420,81 +470,117 @@ impl Config {
                     })
                     .collect::<Result<_, _>>()?
             }
-            ("inject_metadata_properties", "ignore_user_roles") => {
-                self.inject_ignore_roles = ini::list(value)
-            }
-            ("glance_download_properties", "extra_properties" | "extra_properties_prefixes") => {
-                self.extra_properties = ini::list(value);
-            }
-            ("DEFAULT", "max_finished_tasks") => {
-                self.max_finished_tasks = int("max_finished_tasks", value, 1, 100_000)?
-            }
-            ("DEFAULT", "max_tasks_per_image") => {
-                self.max_tasks_per_image = int("max_tasks_per_image", value, 1, 1000)?
-            }
-            ("DEFAULT", "max_tasks_per_project") => {
-                self.max_tasks_per_project = int("max_tasks_per_project", value, 1, 100_000)?
-            }
-            ("DEFAULT", "task_journal_max_bytes") => {
-                self.task_journal_max_bytes =
-                    int("task_journal_max_bytes", value, 64 << 10, 1 << 30)? as u64
-            }
-            _ => {
-                return Err(ConfigError::UnknownKey {
-                    section: section.to_string(),
-                    key: key.to_string(),
-                })
-            }
+            "ignore_user_roles" => self.inject_ignore_roles = ini::list(value),
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 }
 
 /// `[service_credentials]` as read, before it is known to be complete.
 #[derive(Default)]
 struct CredentialParts {
-    username: Option<String>,
-    password: Option<String>,
-    project_name: Option<String>,
-    user_domain_name: Option<String>,
-    project_domain_name: Option<String>,
+    values: std::collections::HashMap<&'static str, String>,
 }
+
+/// The keys of `[service_credentials]` (clouds.yaml's `auth` keys, and `auth_type`).
+const CREDENTIAL_KEYS: [&str; 13] = [
+    "auth_type",
+    "username",
+    "user_id",
+    "password",
+    "project_name",
+    "project_id",
+    "user_domain_name",
+    "user_domain_id",
+    "project_domain_name",
+    "project_domain_id",
+    "application_credential_id",
+    "application_credential_name",
+    "application_credential_secret",
+];
 
 impl CredentialParts {
     fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
-        let slot = match key {
-            "username" => &mut self.username,
-            "password" => &mut self.password,
-            "project_name" => &mut self.project_name,
-            "user_domain_name" => &mut self.user_domain_name,
-            "project_domain_name" => &mut self.project_domain_name,
-            _ => {
-                return Err(ConfigError::UnknownKey {
-                    section: "service_credentials".into(),
-                    key: key.to_string(),
-                })
-            }
+        let Some(known) = CREDENTIAL_KEYS.iter().find(|k| **k == key) else {
+            return Err(ConfigError::UnknownKey {
+                section: "service_credentials".into(),
+                key: key.to_string(),
+            });
         };
-        *slot = Some(value.to_string());
+        if !value.is_empty() {
+            self.values.insert(known, value.to_string());
+        }
         Ok(())
     }
 
-    fn finish(self) -> Result<Option<ServiceCredentials>, ConfigError> {
-        match (self.username, self.password, self.project_name) {
-            (None, None, None) => Ok(None),
-            (Some(username), Some(password), Some(project_name)) => Ok(Some(ServiceCredentials {
-                username,
-                password,
-                project_name,
-                user_domain_name: self.user_domain_name.unwrap_or_else(|| "Default".into()),
-                project_domain_name: self.project_domain_name.unwrap_or_else(|| "Default".into()),
-            })),
-            _ => Err(invalid(
-                "service_credentials",
-                "",
-                "username, password and project_name are all required",
-            )),
+    fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+
+    fn require(&self, key: &'static str) -> Result<&str, ConfigError> {
+        self.get(key).ok_or(ConfigError::Missing {
+            section: "service_credentials",
+            key,
+        })
+    }
+
+    /// A user or project: `{kind}_id`, else `{kind}_name` (`username` for the user) within
+    /// `{kind}_domain_id` or `{kind}_domain_name` (default `Default`).
+    fn named(&self, kind: &str, name_key: &'static str) -> Option<Named> {
+        if let Some(id) = self.get(&format!("{kind}_id")) {
+            return Some(Named::Id(id.to_string()));
         }
+        let domain = match self.get(&format!("{kind}_domain_id")) {
+            Some(id) => Domain::Id(id.to_string()),
+            None => Domain::Name(
+                self.get(&format!("{kind}_domain_name"))
+                    .unwrap_or("Default")
+                    .to_string(),
+            ),
+        };
+        self.get(name_key).map(|name| Named::Name {
+            name: name.to_string(),
+            domain,
+        })
+    }
+
+    fn finish(self) -> Result<Option<ServiceCredentials>, ConfigError> {
+        if self.values.is_empty() {
+            return Ok(None);
+        }
+        let missing = |key| ConfigError::Missing {
+            section: "service_credentials",
+            key,
+        };
+        let method = match self.get("auth_type").unwrap_or("password") {
+            "password" | "v3password" => AuthMethod::Password {
+                user: self.named("user", "username").ok_or(missing("username"))?,
+                password: Secret::new(self.require("password")?),
+                project: self
+                    .named("project", "project_name")
+                    .ok_or(missing("project_name"))?,
+            },
+            "v3applicationcredential" => AuthMethod::ApplicationCredential {
+                credential: match self.get("application_credential_id") {
+                    Some(id) => AppCredential::Id(id.to_string()),
+                    None => AppCredential::Name {
+                        name: self.require("application_credential_name")?.to_string(),
+                        user: self.named("user", "username").ok_or(missing("username"))?,
+                    },
+                },
+                secret: Secret::new(self.require("application_credential_secret")?),
+            },
+            other => {
+                return Err(invalid(
+                    "auth_type",
+                    other,
+                    "[service_credentials] takes password or v3applicationcredential \
+                     (a bare token would expire while the sidecar runs)",
+                ))
+            }
+        };
+        Ok(Some(ServiceCredentials { method }))
     }
 }
 

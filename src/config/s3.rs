@@ -5,7 +5,7 @@ use super::{defaults, http_url, invalid, ConfigError};
 use crate::s3::{S3Config, MIN_PART_SIZE};
 
 /// The largest `part_size` accepted: an upload holds two parts in memory.
-pub const MAX_PART_SIZE: u64 = 1 << 30;
+pub(super) const MAX_PART_SIZE: u64 = 1 << 30;
 
 /// `[s3]` as read, before it is known to be complete.
 #[derive(Default)]
@@ -22,18 +22,7 @@ pub(super) struct S3Parts {
 impl S3Parts {
     pub(super) fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         match key {
-            "endpoint" => {
-                let url = http_url("[s3] endpoint", value)?;
-                let path = url.split_once("://").map_or("", |(_, r)| r);
-                if path.contains('/') {
-                    return Err(invalid(
-                        "[s3] endpoint",
-                        value,
-                        "expected http(s)://host[:port] without a path (requests are path-style)",
-                    ));
-                }
-                self.endpoint = Some(url);
-            }
+            "endpoint" => self.endpoint = Some(endpoint(value)?),
             "region" => {
                 if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
                     return Err(invalid("[s3] region", value, "expected a region name"));
@@ -70,33 +59,8 @@ impl S3Parts {
                 }
                 self.secret_key = Some(value.to_string());
             }
-            "part_size" => {
-                let n: u64 = value
-                    .parse()
-                    .map_err(|_| invalid("[s3] part_size", value, "expected a whole number"))?;
-                if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&n) {
-                    return Err(invalid(
-                        "[s3] part_size",
-                        value,
-                        format!("must be from {MIN_PART_SIZE} (S3's minimum) to {MAX_PART_SIZE}"),
-                    ));
-                }
-                self.part_size = Some(n);
-            }
-            "location_host" => {
-                let ok = !value.is_empty()
-                    && !value.contains("://")
-                    && !value.contains('/')
-                    && format!("http://{value}").parse::<http::Uri>().is_ok();
-                if !ok {
-                    return Err(invalid(
-                        "[s3] location_host",
-                        value,
-                        "expected host[:port], as Glance's s3_store_host without its scheme",
-                    ));
-                }
-                self.location_host = Some(value.to_string());
-            }
+            "part_size" => self.part_size = Some(part_size(value)?),
+            "location_host" => self.location_host = Some(location_host(value)?),
             _ => {
                 return Err(ConfigError::UnknownKey {
                     section: "s3".into(),
@@ -148,4 +112,49 @@ fn valid_bucket(name: &str) -> bool {
             .bytes()
             .last()
             .is_some_and(|b| b.is_ascii_alphanumeric())
+}
+
+/// `endpoint`: an http(s) URL without a path (requests are path-style).
+fn endpoint(value: &str) -> Result<String, ConfigError> {
+    let url = http_url("[s3] endpoint", value)?;
+    let path = url.split_once("://").map_or("", |(_, r)| r);
+    if path.contains('/') {
+        return Err(invalid(
+            "[s3] endpoint",
+            value,
+            "expected http(s)://host[:port] without a path (requests are path-style)",
+        ));
+    }
+    Ok(url)
+}
+
+/// `part_size`: bytes, from S3's minimum part to [`MAX_PART_SIZE`].
+fn part_size(value: &str) -> Result<u64, ConfigError> {
+    let n: u64 = value
+        .parse()
+        .map_err(|_| invalid("[s3] part_size", value, "expected a whole number"))?;
+    if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&n) {
+        return Err(invalid(
+            "[s3] part_size",
+            value,
+            format!("must be from {MIN_PART_SIZE} (S3's minimum) to {MAX_PART_SIZE}"),
+        ));
+    }
+    Ok(n)
+}
+
+/// `location_host`: `host[:port]`, as Glance's `s3_store_host` without its scheme.
+fn location_host(value: &str) -> Result<String, ConfigError> {
+    let ok = !value.is_empty()
+        && !value.contains("://")
+        && !value.contains('/')
+        && format!("http://{value}").parse::<http::Uri>().is_ok();
+    if !ok {
+        return Err(invalid(
+            "[s3] location_host",
+            value,
+            "expected host[:port], as Glance's s3_store_host without its scheme",
+        ));
+    }
+    Ok(value.to_string())
 }

@@ -101,7 +101,10 @@ fn service_credentials_must_be_complete() {
         .unwrap()
         .service_credentials
         .unwrap();
-    assert_eq!(creds.user_domain_name, "Default");
+    assert_eq!(
+        creds,
+        crate::keystone::ServiceCredentials::password("gds", "pw", "service", "Default", "Default")
+    );
     assert!(
         !format!("{creds:?}").contains("pw"),
         "Debug must not show the password"
@@ -132,4 +135,74 @@ fn compact_transfer_is_on_by_default_and_a_boolean() {
     }
     let error = Config::from_ini("compact_transfer = maybe\n", &Overrides::default()).unwrap_err();
     assert!(error.to_string().contains("compact_transfer"), "{error}");
+}
+
+#[test]
+fn service_credentials_take_an_application_credential_and_name_what_is_missing() {
+    use crate::keystone::{AppCredential, AuthMethod, Domain, Named};
+    let load = |text: &str| Config::from_ini(text, &Overrides::default());
+    let by_id = load(
+        "[service_credentials]\nauth_type = v3applicationcredential\n\
+         application_credential_id = ac-1\napplication_credential_secret = s3cr3t-ac\n",
+    )
+    .unwrap()
+    .service_credentials
+    .unwrap();
+    let AuthMethod::ApplicationCredential { credential, secret } = &by_id.method else {
+        panic!("{by_id:?}");
+    };
+    assert_eq!(credential, &AppCredential::Id("ac-1".into()));
+    assert_eq!(secret.expose(), "s3cr3t-ac");
+    assert!(!format!("{by_id:?}").contains("s3cr3t-ac"), "{by_id:?}");
+
+    let by_name = load(
+        "[service_credentials]\nauth_type = v3applicationcredential\n\
+         application_credential_name = gds\nusername = svc\nuser_domain_id = d1\n\
+         application_credential_secret = s3cr3t-ac\n",
+    )
+    .unwrap()
+    .service_credentials
+    .unwrap();
+    let AuthMethod::ApplicationCredential { credential, .. } = &by_name.method else {
+        panic!("{by_name:?}");
+    };
+    assert_eq!(
+        credential,
+        &AppCredential::Name {
+            name: "gds".into(),
+            user: Named::Name {
+                name: "svc".into(),
+                domain: Domain::Id("d1".into())
+            }
+        }
+    );
+
+    // What is missing is named; the secret given is never quoted; a bare token is refused.
+    for (text, key) in [
+        (
+            "auth_type = v3applicationcredential\napplication_credential_id = ac-1\n",
+            "application_credential_secret",
+        ),
+        (
+            "auth_type = v3applicationcredential\napplication_credential_secret = s3cr3t-ac\n",
+            "application_credential_name",
+        ),
+        (
+            "auth_type = v3applicationcredential\napplication_credential_name = gds\n\
+             application_credential_secret = s3cr3t-ac\n",
+            "username",
+        ),
+        ("username = gds\nproject_name = p\n", "password"),
+        ("password = s3cr3t-ac\nproject_name = p\n", "username"),
+    ] {
+        let error = load(&format!("[service_credentials]\n{text}")).unwrap_err();
+        let shown = format!("{error} {error:?}");
+        assert_eq!(
+            error.to_string(),
+            format!("[service_credentials] {key} is missing")
+        );
+        assert!(!shown.contains("s3cr3t-ac"), "{shown}");
+    }
+    let error = load("[service_credentials]\nauth_type = token\n").unwrap_err();
+    assert!(error.to_string().contains("bare token"), "{error}");
 }

@@ -10,10 +10,9 @@
 
 use std::time::Duration;
 
-use http::StatusCode;
 use serde_json::json;
 
-use crate::glance::{Glance, GlanceError, Image, ImageId};
+use crate::glance::{find_ours, Glance, GlanceError, GlanceStatus, Image, ImageId, Ours};
 use crate::keystone::Token;
 use crate::stores::StoreOutcome;
 use crate::tasks::Task;
@@ -23,7 +22,7 @@ const POLL: Duration = Duration::from_millis(500);
 
 /// What became of the stores beyond the first, and why some failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Copied {
+pub(super) struct Copied {
     pub outcome: StoreOutcome,
     /// Upstream's explanation when a store failed (refusal or task message).
     pub reason: Option<String>,
@@ -31,7 +30,7 @@ pub struct Copied {
 
 /// Why following the copy could not finish (the stores' fate is then unknown).
 #[derive(Debug, thiserror::Error)]
-pub enum CopyError {
+pub(super) enum CopyError {
     #[error("the caller's token expired or was revoked while copying to the other stores")]
     TokenExpired,
     #[error("copy-image to stores {stores} did not finish within {after:?}")]
@@ -40,8 +39,18 @@ pub enum CopyError {
     Glance(GlanceError),
 }
 
+impl From<GlanceError> for CopyError {
+    fn from(error: GlanceError) -> Self {
+        if error.is_unauthorized() {
+            CopyError::TokenExpired
+        } else {
+            CopyError::Glance(error)
+        }
+    }
+}
+
 /// The image being copied, in which Glance, on whose behalf.
-pub struct CopiedImage<'a> {
+pub(super) struct CopiedImage<'a> {
     pub glance: &'a Glance,
     pub base: &'a str,
     pub id: &'a ImageId,
@@ -50,7 +59,7 @@ pub struct CopiedImage<'a> {
 
 /// Copies the (active) image into `stores` with upstream's `copy-image`, waiting at most `limit`
 /// for the end.
-pub async fn copy_image(
+pub(super) async fn copy_image(
     on: CopiedImage<'_>,
     stores: &[String],
     all_must_succeed: bool,
@@ -71,9 +80,7 @@ pub async fn copy_image(
     });
     let request_id = match glance.import(base, id, token, &body).await {
         Ok(request_id) => request_id,
-        Err(e) if e.status() == Some(StatusCode::UNAUTHORIZED) => {
-            return Err(CopyError::TokenExpired)
-        }
+        Err(e) if e.is_unauthorized() => return Err(e.into()),
         Err(e) => {
             // Refused outright (e.g. Glance's `copy_image` policy, admin-only by default, or
             // copy-image not enabled): no store was touched.
@@ -112,10 +119,7 @@ async fn settle(
         let image = glance
             .get_image(base, id, token)
             .await
-            .map_err(|e| match e.status() {
-                Some(StatusCode::UNAUTHORIZED) => CopyError::TokenExpired,
-                _ => CopyError::Glance(e),
-            })?;
+            .map_err(CopyError::from)?;
         if !image.0.contains_key("os_glance_import_task") {
             return Ok(image);
         }
@@ -132,16 +136,15 @@ async fn task_message(
     request_id: &str,
 ) -> String {
     let tasks = glance.tasks(base, id, token).await.unwrap_or_default();
-    let task = tasks
-        .iter()
-        .find(|t| !request_id.is_empty() && t["request_id"] == request_id);
-    let said = task.and_then(|t| {
-        let message = t["message"].as_str().filter(|m| !m.is_empty())?;
-        Some(format!(
-            "upstream's copy-image task ended in {}: {message}",
-            t["status"].as_str().unwrap_or("an unknown status")
-        ))
-    });
+    let said = match find_ours(&tasks, request_id) {
+        Ours::One(task) => task.reason().map(|message| {
+            format!(
+                "upstream's copy-image task ended in {}: {message}",
+                task.status.as_str().unwrap_or("an unknown status")
+            )
+        }),
+        Ours::None | Ours::Several => None,
+    };
     said.unwrap_or_else(|| {
         "upstream's copy-image did not write it (Glance lists failed stores in \
          os_glance_failed_import)"
@@ -150,12 +153,11 @@ async fn task_message(
 }
 
 fn refusal(error: &GlanceError) -> String {
-    let hint = match error.status() {
-        Some(StatusCode::FORBIDDEN) => {
-            " (Glance's copy_image policy allows admins only by default; the glance-stage sink \
+    let hint = if error.is_forbidden() {
+        " (Glance's copy_image policy allows admins only by default; the glance-stage sink \
              writes every store with the caller's own rights)"
-        }
-        _ => "",
+    } else {
+        ""
     };
     format!("the target Glance refused copy-image: {error}{hint}")
 }

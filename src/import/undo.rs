@@ -9,9 +9,7 @@
 
 use std::time::Duration;
 
-use http::StatusCode;
-
-use crate::glance::{GlanceError, Image, PatchOp};
+use crate::glance::{GlanceError, GlanceStatus, Image, PatchOp};
 use crate::keystone::Token;
 use crate::pipeline::Expected;
 use crate::verify;
@@ -155,17 +153,12 @@ impl Importer {
         };
         let (url, id) = (&self.glance_url, &request.image_id);
         let mut result = self.glance.deactivate(url, id, &request.token).await;
-        let refused = |e: &GlanceError| {
-            matches!(
-                e.status(),
-                Some(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
-            )
-        };
+        let refused = |e: &GlanceError| e.is_unauthorized() || e.is_forbidden();
         if matches!(&result, Err(e) if refused(e)) && self.service.is_some() {
             result = match self.service_token().await {
                 Ok(token) => {
                     let answer = self.glance.deactivate(url, id, &token).await;
-                    if matches!(&answer, Err(e) if e.status() == Some(StatusCode::UNAUTHORIZED)) {
+                    if matches!(&answer, Err(e) if e.is_unauthorized()) {
                         self.forget_service_token(&token).await;
                     }
                     answer
@@ -191,11 +184,10 @@ impl Importer {
         let Some((keystone, creds)) = &self.service else {
             return Err(ImportError::TokenExpired);
         };
-        keystone.password_token(creds).await.map_err(|e| {
-            ImportError::Target(GlanceError::Transport(format!(
-                "the caller's token expired and the service credentials failed: {e}"
-            )))
-        })
+        keystone
+            .password_token(creds)
+            .await
+            .map_err(ImportError::ServiceCredentials)
     }
 }
 

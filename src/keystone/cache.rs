@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -16,13 +18,13 @@ use time::OffsetDateTime;
 use super::{Catalog, Identity, Token};
 
 /// Most tokens remembered at once.
-pub const MAX_ENTRIES: usize = 10_000;
+pub(super) const MAX_ENTRIES: usize = 10_000;
 
 /// Most bytes (estimated) the cached identities may take in all.
-pub const MAX_BYTES: usize = 32 * 1024 * 1024;
+pub(super) const MAX_BYTES: usize = 32 * 1024 * 1024;
 
 /// Most bytes (estimated) one cached identity may take.
-pub const MAX_ENTRY_BYTES: usize = 64 * 1024;
+pub(super) const MAX_ENTRY_BYTES: usize = 64 * 1024;
 
 /// Validated identities by token hash.
 #[derive(Debug)]
@@ -77,7 +79,7 @@ impl Entries {
 }
 
 /// Estimated heap and inline bytes held by a cached identity.
-pub fn estimate(identity: &Identity) -> usize {
+pub(super) fn estimate(identity: &Identity) -> usize {
     const ENTRY: usize = 32 + std::mem::size_of::<Entry>();
     const STRING: usize = std::mem::size_of::<String>();
     let strings = identity.user_id.len()

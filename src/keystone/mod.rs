@@ -7,12 +7,14 @@
 //! remote Glance endpoint is ever taken from.
 
 mod cache;
+mod login;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use cache::TokenCache;
+pub use login::{login, AppCredential, AuthMethod, Domain, Login, LoginError, Named, Secret};
 
 use http::{header, Method, Request, StatusCode};
 use serde::Deserialize;
@@ -237,46 +239,45 @@ impl Keystone {
 }
 
 /// The sidecar's own Keystone user (`[service_credentials]`), used where no caller token is at
-/// hand: reverting images of imports interrupted by a restart.
-#[derive(Clone, PartialEq, Eq)]
+/// hand: reverting images of imports interrupted by a restart. A password or an application
+/// credential (a bare token would expire while the sidecar runs). `Debug` shows no secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceCredentials {
-    pub username: String,
-    pub password: String,
-    pub project_name: String,
-    pub user_domain_name: String,
-    pub project_domain_name: String,
+    pub method: AuthMethod,
 }
 
 impl ServiceCredentials {
-    /// A digest naming these credentials (the password included) without holding them.
+    /// A password login; the user and project are named within their domains (by name).
+    pub fn password(
+        username: &str,
+        password: &str,
+        project_name: &str,
+        user_domain_name: &str,
+        project_domain_name: &str,
+    ) -> Self {
+        let named = |name: &str, domain: &str| Named::Name {
+            name: name.to_string(),
+            domain: Domain::Name(domain.to_string()),
+        };
+        ServiceCredentials {
+            method: AuthMethod::Password {
+                user: named(username, user_domain_name),
+                password: Secret::new(password),
+                project: named(project_name, project_domain_name),
+            },
+        }
+    }
+
+    /// A digest naming these credentials (the secret included) without holding them.
     fn fingerprint(&self) -> [u8; 32] {
         use sha2::{Digest, Sha256};
-        let mut hash = Sha256::new();
-        for part in [
-            &self.username,
-            &self.password,
-            &self.project_name,
-            &self.user_domain_name,
-            &self.project_domain_name,
-        ] {
-            hash.update((part.len() as u64).to_be_bytes());
-            hash.update(part.as_bytes());
-        }
-        hash.finalize().into()
-    }
-}
-
-impl fmt::Debug for ServiceCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServiceCredentials")
-            .field("username", &self.username)
-            .field("project_name", &self.project_name)
-            .finish_non_exhaustive()
+        let body = serde_json::to_vec(&self.method.body()).unwrap_or_default();
+        Sha256::digest(body).into()
     }
 }
 
 impl Keystone {
-    /// A project-scoped token for `creds`: the one issued last while it has more than
+    /// A project-scoped token for `creds` (password or application credential): the one issued last while it has more than
     /// [`SERVICE_TOKEN_MARGIN`] to live, else a new login (one at a time: concurrent callers wait
     /// for it and share its token).
     pub async fn password_token(&self, creds: &ServiceCredentials) -> Result<Token, KeystoneError> {
@@ -288,7 +289,7 @@ impl Keystone {
             }
         }
         *cached = None;
-        let (token, expires_at) = self.password_login(creds).await?;
+        let (token, expires_at) = self.service_login(creds).await?;
         let left = expires_at
             .map(|at| at - OffsetDateTime::now_utc())
             .and_then(|left| Duration::try_from(left).ok())
@@ -319,54 +320,35 @@ impl Keystone {
         }
     }
 
-    /// Authenticates with a password (`POST /v3/auth/tokens`, project-scoped); returns the token
-    /// and, when the answer names it, its expiry.
-    async fn password_login(
+    /// Authenticates (`POST /v3/auth/tokens`, project-scoped); returns the token and, when the
+    /// answer names it, its expiry.
+    async fn service_login(
         &self,
         creds: &ServiceCredentials,
     ) -> Result<(Token, Option<OffsetDateTime>), KeystoneError> {
-        let body = serde_json::json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": creds.username, "password": creds.password,
-                "domain": {"name": creds.user_domain_name}}}},
-            "scope": {"project": {"name": creds.project_name,
-                                  "domain": {"name": creds.project_domain_name}}}}});
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(format!("{}/auth/tokens?nocatalog", self.auth_url))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(crate::http::full(
-                serde_json::to_vec(&body).unwrap_or_default(),
-            ))
-            .map_err(|e| KeystoneError::Unavailable(e.to_string()))?;
-        let call = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| KeystoneError::Unavailable(e.to_string()))?;
-            match response.status() {
-                StatusCode::CREATED | StatusCode::OK => {
-                    let token = response
-                        .headers()
-                        .get("x-subject-token")
-                        .and_then(|v| Token::parse(v.as_bytes()))
-                        .ok_or_else(|| KeystoneError::BadResponse("no X-Subject-Token".into()))?;
-                    // The expiry decides how long the token is reused; without it, it is not.
-                    let expires_at = read_limited(response.into_body(), MAX_TOKEN_BODY)
-                        .await
-                        .ok()
-                        .and_then(|body| parse_token(&body).ok())
-                        .and_then(|identity| identity.expires_at);
-                    Ok((token, expires_at))
-                }
-                StatusCode::UNAUTHORIZED => Err(KeystoneError::InvalidToken),
-                other => Err(KeystoneError::Unavailable(format!("status {other}"))),
+        let login = login(
+            &self.client,
+            &self.auth_url,
+            &creds.method,
+            false,
+            self.timeout,
+        )
+        .await
+        .map_err(|error| match error {
+            LoginError::Refused {
+                status: StatusCode::UNAUTHORIZED,
+                ..
+            } => KeystoneError::InvalidToken,
+            LoginError::Refused { status, .. } => {
+                KeystoneError::Unavailable(format!("status {status}"))
             }
-        };
-        tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| KeystoneError::Unavailable("timed out".into()))?
+            LoginError::Timeout(_) => KeystoneError::Unavailable("timed out".into()),
+            LoginError::NoToken => KeystoneError::BadResponse("no X-Subject-Token".into()),
+            other => KeystoneError::Unavailable(other.to_string()),
+        })?;
+        // The expiry decides how long the token is reused; without it, it is not.
+        let expires_at = login.identity.ok().and_then(|identity| identity.expires_at);
+        Ok((login.token, expires_at))
     }
 }
 
@@ -377,9 +359,9 @@ struct TokenDoc {
 
 #[derive(Deserialize)]
 struct TokenBody {
-    user: Named,
+    user: WithId,
     #[serde(default)]
-    project: Option<Named>,
+    project: Option<WithId>,
     #[serde(default)]
     roles: Vec<NamedRole>,
     #[serde(default)]
@@ -389,7 +371,7 @@ struct TokenBody {
 }
 
 #[derive(Deserialize)]
-struct Named {
+struct WithId {
     id: String,
 }
 
@@ -443,6 +425,7 @@ mod tests {
 
     /// Heartbeats and reverts of imports whose caller's token expired each ask for a service
     /// token: Keystone sees one login while that token has time left, and a new one after.
+    #[cfg(feature = "tools")]
     #[tokio::test]
     async fn the_service_login_is_reused_until_shortly_before_expiry() {
         let shutdown = tokio_util::sync::CancellationToken::new();
@@ -456,13 +439,8 @@ mod tests {
             Duration::from_secs(10),
             Duration::from_secs(60),
         );
-        let creds = ServiceCredentials {
-            username: "gds-service".into(),
-            password: "pw".into(),
-            project_name: "service".into(),
-            user_domain_name: "Default".into(),
-            project_domain_name: "Default".into(),
-        };
+        let creds =
+            ServiceCredentials::password("gds-service", "pw", "service", "Default", "Default");
         let mut tokens = Vec::new();
         for _ in 0..10 {
             tokens.push(keystone.password_token(&creds).await.unwrap());
@@ -481,10 +459,8 @@ mod tests {
         assert_eq!(fake.logins(), 2);
 
         // Other credentials get their own login.
-        let wrong = ServiceCredentials {
-            password: "not-pw".into(),
-            ..creds.clone()
-        };
+        let wrong =
+            ServiceCredentials::password("gds-service", "not-pw", "service", "Default", "Default");
         assert!(keystone.password_token(&wrong).await.is_err());
         assert_eq!(fake.logins(), 3);
 
@@ -496,6 +472,54 @@ mod tests {
         shutdown.cancel();
     }
 
+    /// `[service_credentials]` with an application credential: a token of the credential's
+    /// project, reused like a password's, renewed by logging in again once near its expiry.
+    #[cfg(feature = "tools")]
+    #[tokio::test]
+    async fn service_credentials_may_be_an_application_credential() {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let fake = crate::tools::sim::FakeKeystone::start(shutdown.clone())
+            .await
+            .unwrap();
+        fake.add_user("gds-service", "pw", "service", &["admin", "service"]);
+        let id = fake.add_application_credential("gds-service", "sidecar", "ac-s3cret");
+        let keystone = Keystone::new(
+            crate::http::client(Duration::from_secs(5)),
+            &fake.url(),
+            Duration::from_secs(10),
+            Duration::from_secs(60),
+        );
+        let creds = ServiceCredentials {
+            method: AuthMethod::ApplicationCredential {
+                credential: AppCredential::Id(id.clone()),
+                secret: Secret::new("ac-s3cret"),
+            },
+        };
+        let token = keystone.password_token(&creds).await.unwrap();
+        let caller = fake.caller(token.expose()).unwrap();
+        assert_eq!(caller.project_id.as_deref(), Some("service"));
+        assert!(caller.is_admin());
+        assert_eq!(keystone.password_token(&creds).await.unwrap(), token);
+        assert_eq!(fake.logins(), 1);
+        fake.set_token_ttl(SERVICE_TOKEN_MARGIN / 2);
+        keystone.forget_service_token(&token).await;
+        let renewed = keystone.password_token(&creds).await.unwrap();
+        assert_ne!(renewed, token);
+        assert_eq!(fake.logins(), 2);
+
+        let wrong = ServiceCredentials {
+            method: AuthMethod::ApplicationCredential {
+                credential: AppCredential::Id(id),
+                secret: Secret::new("not-the-s3cret"),
+            },
+        };
+        let error = keystone.password_token(&wrong).await.unwrap_err();
+        assert!(matches!(error, KeystoneError::InvalidToken), "{error}");
+        assert!(!format!("{error} {error:?} {wrong:?}").contains("s3cret"));
+        shutdown.cancel();
+    }
+
+    #[cfg(feature = "tools")]
     async fn futures_join(keystone: &Keystone, creds: &ServiceCredentials) -> Vec<Token> {
         let calls: Vec<_> = (0..5)
             .map(|_| {

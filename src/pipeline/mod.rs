@@ -61,6 +61,16 @@ pub enum PipelineError {
     SinkGone,
 }
 
+impl crate::glance::GlanceStatus for PipelineError {
+    /// The status the source answered, when the source failed.
+    fn glance_status(&self) -> Option<http::StatusCode> {
+        match self {
+            PipelineError::Source(source) => source.status(),
+            _ => None,
+        }
+    }
+}
+
 /// Starts the pipeline over `source`. Returns the body the sink must read and the pump, whose
 /// result says whether the data was verified. Poll both (e.g. with `tokio::join!`).
 pub fn start<S>(

@@ -78,6 +78,12 @@ impl SourceError {
     }
 }
 
+impl crate::glance::GlanceStatus for SourceError {
+    fn glance_status(&self) -> Option<StatusCode> {
+        self.status()
+    }
+}
+
 /// A stream of data frames.
 pub trait Source: Send {
     /// The next frame, `None` at a clean end.

@@ -14,18 +14,22 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::glance::{Glance, GlanceError};
+use crate::glance::{follow_task, FollowError, Glance, GlanceError, Pace, TaskStatus};
 use crate::http::boxed;
 use crate::pipeline::SinkBody;
 
 use super::{SinkError, SinkFuture, StoreSink, Target};
 
-/// How often upstream's import task is polled.
-const POLL: Duration = Duration::from_millis(250);
-
-/// Polls in which the import's task may be absent from the image's task list before the sink
-/// gives up (Glance records the task before it answers, so it is normally there at once).
-const MISSING_POLLS: u32 = 20;
+/// How upstream's import task is polled: every 250 ms, and for at most 5 s absent from the
+/// image's task list (Glance records the task before it answers, so it is normally there at
+/// once); its end is bounded by the import's `total_timeout`.
+const PACE: Pace = Pace {
+    first: Duration::from_millis(250),
+    max: Duration::from_millis(250),
+    appear_within: Duration::from_secs(5),
+    end_within: None,
+    failed_lists: 0,
+};
 
 /// Stages through the fronted Glance and lets its import flow finish the job.
 #[derive(Clone)]
@@ -42,59 +46,46 @@ impl GlanceStage {
         }
     }
 
-    /// Follows upstream's task to its end: the one whose `request_id` is the import answer's
-    /// `x-openstack-request-id` (Glance records its request context's id in the task it starts,
-    /// and answers with that id, `req-` prefixed), never another task of the image.
+    /// Follows upstream's task to its end: the one the import answered with `request_id`
+    /// started (see [`follow_task`]), never another task of the image.
     async fn follow(&self, target: &Target, request_id: &str) -> Result<(), SinkError> {
-        if request_id.is_empty() {
-            return Err(SinkError::ImportFailed(
-                "Glance answered the glance-direct import without an x-openstack-request-id, \
-                 so its task cannot be told from the image's other tasks"
-                    .into(),
-            ));
-        }
-        let mut missing = 0;
-        loop {
-            let tasks = self
-                .glance
+        let list = || {
+            self.glance
                 .tasks(&self.glance_url, &target.image_id, &target.token)
-                .await?;
-            let ours: Vec<&Value> = tasks.iter().filter(|t| is_task_of(t, request_id)).collect();
-            match ours.as_slice() {
-                [] if missing < MISSING_POLLS => missing += 1,
-                [] => {
-                    return Err(SinkError::ImportFailed(format!(
+        };
+        let ended =
+            follow_task(request_id, PACE, list, |_| {})
+                .await
+                .map_err(|error| {
+                    match error {
+                FollowError::List(error) => SinkError::Glance(error),
+                FollowError::NoRequestId => SinkError::ImportFailed(
+                    "Glance answered the glance-direct import without an x-openstack-request-id, \
+                     so its task cannot be told from the image's other tasks"
+                        .into(),
+                ),
+                FollowError::NotListed | FollowError::TimedOut(_) => {
+                    SinkError::ImportFailed(format!(
                         "Glance lists no task for the glance-direct import (request {request_id})"
-                    )))
+                    ))
                 }
-                [task] => match task["status"].as_str().unwrap_or("") {
-                    "success" => return Ok(()),
-                    "failure" => {
-                        let message = task["message"].as_str().unwrap_or("no reason given");
-                        return Err(SinkError::ImportFailed(message.to_string()));
-                    }
-                    _ => {}
-                },
-                _ => {
-                    return Err(SinkError::ImportFailed(format!(
-                        "Glance lists several tasks for the glance-direct import (request \
-                         {request_id})"
-                    )))
-                }
+                FollowError::Several => SinkError::ImportFailed(format!(
+                    "Glance lists several tasks for the glance-direct import (request \
+                     {request_id})"
+                )),
             }
-            tokio::time::sleep(POLL).await;
+                })?;
+        match ended.status {
+            TaskStatus::Success => Ok(()),
+            _ => Err(SinkError::ImportFailed(
+                ended
+                    .message
+                    .as_deref()
+                    .unwrap_or("no reason given")
+                    .to_string(),
+            )),
         }
     }
-}
-
-/// Whether `task` was started by the request answered with `request_id`: Glance records the
-/// context's id, which a caller's own `x-openstack-request-id` may have set without the `req-`
-/// prefix its answer always carries.
-fn is_task_of(task: &Value, request_id: &str) -> bool {
-    let Some(recorded) = task["request_id"].as_str().filter(|r| !r.is_empty()) else {
-        return false;
-    };
-    recorded == request_id || request_id.strip_prefix("req-") == Some(recorded)
 }
 
 impl StoreSink for GlanceStage {
@@ -136,22 +127,5 @@ impl StoreSink for GlanceStage {
                 .map_err(|e: GlanceError| SinkError::Glance(e))?;
             self.follow(target, &request_id).await
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_task_is_matched_by_its_request_id_only() {
-        let task = |id: &str| json!({"id": "t", "request_id": id});
-        assert!(is_task_of(&task("req-1"), "req-1"));
-        // A caller-chosen id is recorded as sent; the answer prefixes it.
-        assert!(is_task_of(&task("abc"), "req-abc"));
-        assert!(!is_task_of(&task("req-2"), "req-1"));
-        assert!(!is_task_of(&task(""), "req-"));
-        assert!(!is_task_of(&json!({"id": "t"}), "req-1"));
-        assert!(!is_task_of(&json!({"request_id": null}), "req-1"));
     }
 }

@@ -51,13 +51,28 @@ pub enum SinkError {
     S3(#[from] crate::s3::S3Error),
     /// The sidecar's own Keystone user could not get a token (s3: the location API needs it).
     #[error("the sidecar's service credentials were refused: {0}")]
-    ServiceCredentials(String),
+    ServiceCredentials(#[source] crate::keystone::KeystoneError),
+    /// The sink needs the sidecar's own Keystone user, and none is configured (s3).
+    #[error(
+        "the sidecar's service credentials were refused: no [service_credentials] are configured"
+    )]
+    NoServiceCredentials,
     /// The data was stopped before it was complete and verified; nothing was stored.
     #[error("the upload was aborted: {0}")]
     Aborted(String),
     /// The request chose a sink this sidecar has no configuration for.
     #[error("the {0} store sink is not configured on this sidecar")]
     NotConfigured(&'static str),
+}
+
+impl crate::glance::GlanceStatus for SinkError {
+    /// The status the target Glance answered, when it refused or failed a call.
+    fn glance_status(&self) -> Option<http::StatusCode> {
+        match self {
+            SinkError::Glance(error) => error.status(),
+            _ => None,
+        }
+    }
 }
 
 /// The sinks of this sidecar, one of them the default.

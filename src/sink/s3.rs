@@ -27,11 +27,10 @@
 
 use std::time::Duration;
 
-use http::{header, HeaderValue, Method, Request, StatusCode};
 use serde_json::json;
 
-use crate::glance::{error_message, Glance, GlanceError, Image};
-use crate::http::{describe, full, read_limited, HttpClient, REQUEST_ID};
+use crate::glance::{follow_task, FollowError, Glance, GlanceStatus, Image, Pace, TaskStatus};
+use crate::http::HttpClient;
 use crate::keystone::{Keystone, ServiceCredentials, Token};
 use crate::pipeline::{SinkBody, Verified};
 use crate::s3::{self, S3Client, S3Config, UploadError};
@@ -45,7 +44,6 @@ const POLL_MAX: Duration = Duration::from_secs(2);
 /// Writes into Glance's S3 bucket and registers the location.
 pub struct S3Sink {
     s3: S3Client,
-    http: HttpClient,
     glance: Glance,
     glance_url: String,
     service: Option<(Keystone, ServiceCredentials)>,
@@ -65,8 +63,7 @@ impl S3Sink {
         timeout: Duration,
     ) -> Self {
         S3Sink {
-            s3: S3Client::new(http.clone(), config, timeout),
-            http,
+            s3: S3Client::new(http, config, timeout),
             glance: glance.clone(),
             glance_url: glance_url.to_string(),
             service,
@@ -78,14 +75,12 @@ impl S3Sink {
     /// A fresh token of the sidecar's service user.
     async fn service_token(&self) -> Result<Token, SinkError> {
         let Some((keystone, creds)) = &self.service else {
-            return Err(SinkError::ServiceCredentials(
-                "no [service_credentials] are configured".into(),
-            ));
+            return Err(SinkError::NoServiceCredentials);
         };
         keystone
             .password_token(creds)
             .await
-            .map_err(|e| SinkError::ServiceCredentials(e.to_string()))
+            .map_err(SinkError::ServiceCredentials)
     }
 
     async fn store_object(&self, target: &Target, body: SinkBody) -> Result<(), SinkError> {
@@ -172,10 +167,8 @@ impl S3Sink {
             Ok(image) => return Ok(image),
             Err(error) => error,
         };
-        if !matches!(
-            error.status(),
-            Some(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND)
-        ) {
+        // The caller's token may have expired, or lost sight of the image, during the copy.
+        if !(error.is_unauthorized() || error.is_forbidden() || error.is_not_found()) {
             return Err(error.to_string());
         }
         let service = self
@@ -208,100 +201,59 @@ impl S3Sink {
         service: &Token,
         body: &serde_json::Value,
     ) -> Result<String, Registration> {
-        let transport =
-            |e: String| Registration::Unsure(SinkError::Glance(GlanceError::Transport(e)));
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(format!(
-                "{}/v2/images/{}/locations",
-                self.glance_url, target.image_id
-            ))
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::ACCEPT, "application/json")
-            .header(
-                "x-auth-token",
-                sensitive(target.token.expose()).map_err(Registration::Refused)?,
-            )
-            .header(
-                "x-service-token",
-                sensitive(service.expose()).map_err(Registration::Refused)?,
-            )
-            .body(full(serde_json::to_vec(body).unwrap_or_default()))
-            .map_err(|e| transport(e.to_string()))?;
-        let call = async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(|e| transport(describe(&e)))?;
-            let status = response.status();
-            if status != StatusCode::ACCEPTED {
-                let text = read_limited(response.into_body(), 64 * 1024)
-                    .await
-                    .map(|b| error_message(&b))
-                    .unwrap_or_default();
-                let error = SinkError::Glance(GlanceError::Status {
-                    status,
-                    message: text,
-                });
-                // Glance answers every refusal before it starts the task; a 5xx (or a proxy's
-                // timeout) may come after the task started.
-                return Err(
-                    if status.is_client_error() && status != StatusCode::REQUEST_TIMEOUT {
-                        Registration::Refused(error)
-                    } else {
-                        Registration::Unsure(error)
-                    },
-                );
-            }
-            Ok(response
-                .headers()
-                .get(REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string())
-        };
-        tokio::time::timeout(self.timeout, call)
+        let tokens = (&target.token, service);
+        let url = &self.glance_url;
+        match self
+            .glance
+            .add_location(url, &target.image_id, tokens, body)
             .await
-            .map_err(|_| {
-                Registration::Unsure(SinkError::Glance(GlanceError::Timeout(self.timeout)))
-            })?
+        {
+            Ok(request_id) => Ok(request_id),
+            // Glance answers every refusal before it starts the task; a 5xx (or a proxy's
+            // timeout) may come after the task started.
+            Err(error) if error.is_refusal() => Err(Registration::Refused(error.into())),
+            Err(error) => Err(Registration::Unsure(error.into())),
+        }
     }
 
     /// Polls the image's tasks until the `location_import` task of `request_id` ends (Glance
     /// reads the whole object back when `do_secure_hash` is on: this takes a while for a big
     /// image; the import's `total_timeout` bounds it).
     async fn follow(&self, target: &Target, request_id: &str) -> Result<(), Registration> {
-        let mut delay = POLL_FIRST;
-        let appear_by = tokio::time::Instant::now() + self.timeout;
-        loop {
-            let tasks = self
-                .glance
+        let pace = Pace {
+            first: POLL_FIRST,
+            max: POLL_MAX,
+            appear_within: self.timeout,
+            end_within: None,
+            failed_lists: 0,
+        };
+        let list = || {
+            self.glance
                 .tasks(&self.glance_url, &target.image_id, &target.token)
+        };
+        let unsure = |message: String| Registration::Unsure(SinkError::ImportFailed(message));
+        let ended =
+            follow_task(request_id, pace, list, |_| {})
                 .await
-                .map_err(|e| Registration::Unsure(e.into()))?;
-            let task = tasks.iter().rev().find(|t| {
-                t["type"] == "location_import"
-                    && (request_id.is_empty() || t["request_id"] == request_id)
-            });
-            match task.map(|t| (t["status"].as_str().unwrap_or(""), t)) {
-                Some(("success", _)) => return Ok(()),
-                Some(("failure", task)) => {
-                    let message = task["message"].as_str().unwrap_or("no reason given");
-                    return Err(Registration::TaskFailed(SinkError::ImportFailed(format!(
-                        "Glance refused the S3 location: {message}"
-                    ))));
-                }
-                None if tokio::time::Instant::now() > appear_by => {
-                    return Err(Registration::Unsure(SinkError::ImportFailed(
+                .map_err(|error| match error {
+                    FollowError::List(error) => Registration::Unsure(error.into()),
+                    FollowError::Several => unsure(format!(
+                        "Glance lists several tasks for the S3 location (request {request_id})"
+                    )),
+                    FollowError::NoRequestId
+                    | FollowError::NotListed
+                    | FollowError::TimedOut(_) => unsure(
                         "Glance accepted the S3 location but no location_import task appeared"
                             .into(),
-                    )))
-                }
-                _ => {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(POLL_MAX);
-                }
+                    ),
+                })?;
+        match ended.status {
+            TaskStatus::Success => Ok(()),
+            _ => {
+                let message = ended.message.as_deref().unwrap_or("no reason given");
+                Err(Registration::TaskFailed(SinkError::ImportFailed(format!(
+                    "Glance refused the S3 location: {message}"
+                ))))
             }
         }
     }
@@ -335,17 +287,6 @@ fn kept(error: SinkError, object: &str, why: String) -> SinkError {
     SinkError::ImportFailed(format!(
         "the S3 object {object} was kept because {why} (remove it once no image uses it) after: {error}"
     ))
-}
-
-/// A header value marked sensitive (kept out of debug output).
-fn sensitive(value: &str) -> Result<HeaderValue, SinkError> {
-    let mut value = HeaderValue::from_str(value).map_err(|_| {
-        SinkError::Glance(GlanceError::Transport(
-            "a token is not a valid header value".into(),
-        ))
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
 }
 
 impl StoreSink for S3Sink {

@@ -1,52 +1,44 @@
 //! A small Image API v2 client that acts as a user: the `demo` command, the benchmarks and the
 //! integration tests drive the sidecar through it exactly as `openstack image ...` would.
+//!
+//! It is a thin layer over [`crate::glance`]: the request, its time limit, the bounded read and
+//! the errors are the Glance client's; only here is any status an answer for the caller to read.
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{header, HeaderMap, Method, Request, StatusCode};
+use http::{header, Method};
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::http::{client, full, read_limited, BoxBody, HttpClient, JSON_PATCH};
+use crate::glance::{request, Glance, GlanceError, GlanceTask};
+use crate::http::{client, full, BoxBody, HttpClient, JSON_PATCH};
+use crate::keystone::Token;
 
-/// Largest JSON answer read by this client.
+pub use crate::glance::Answer;
+
+/// Largest answer read by this client.
 const MAX_ANSWER: usize = 16 * 1024 * 1024;
 
-/// One answer: status, headers and the body (parsed as JSON when it is JSON).
-#[derive(Debug, Clone)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Answer {
-    /// The body as JSON (`Null` when it is not JSON).
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-
-    /// The header's value as text, if present.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
+/// Longest a call may take, upload included (callers bound their calls more tightly).
+const CALL_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Why a call could not be completed (as opposed to answered with an error status).
 #[derive(Debug, thiserror::Error)]
-#[error("{method} {url}: {reason}")]
+#[error("{method} {url}: {error}")]
 pub struct CallError {
     pub method: Method,
     pub url: String,
-    pub reason: String,
+    #[source]
+    pub error: GlanceError,
 }
 
-/// An Image API client bound to one base URL and one token (none when empty).
+/// An Image API client bound to one base URL and one token (none when empty), making its calls
+/// through the sidecar's own Glance client.
 #[derive(Clone)]
 pub struct ImageApi {
-    client: HttpClient,
+    glance: Glance,
     base: String,
-    token: String,
+    token: Option<Token>,
 }
 
 impl ImageApi {
@@ -57,13 +49,14 @@ impl ImageApi {
     /// A client using `client` (e.g. one trusting a private CA).
     pub fn with_client(base: &str, token: &str, client: HttpClient) -> Self {
         ImageApi {
-            client,
+            glance: Glance::new(client, CALL_TIMEOUT),
             base: base.trim_end_matches('/').to_string(),
-            token: token.to_string(),
+            token: Token::parse(token.as_bytes()),
         }
     }
 
     /// Sends a request with the token; `body` is JSON unless `content_type` says otherwise.
+    /// Any status is an answer.
     pub async fn call(
         &self,
         method: Method,
@@ -72,36 +65,14 @@ impl ImageApi {
         body: BoxBody,
     ) -> Result<Answer, CallError> {
         let url = format!("{}{path}", self.base);
-        let fail = |reason: String| CallError {
-            method: method.clone(),
-            url: url.clone(),
-            reason,
-        };
-        let mut builder = Request::builder()
-            .method(method.clone())
-            .uri(&url)
-            .header(header::ACCEPT, "application/json");
-        if !self.token.is_empty() {
-            builder = builder.header("x-auth-token", &self.token);
-        }
+        let mut built = request(method.clone(), url.clone(), self.token.as_ref());
         if let Some(ct) = content_type {
-            builder = builder.header(header::CONTENT_TYPE, ct);
+            built = built.header(header::CONTENT_TYPE, ct);
         }
-        let request = builder.body(body).map_err(|e| fail(e.to_string()))?;
-        let response = self
-            .client
-            .request(request)
+        self.glance
+            .exchange(built.body(body), MAX_ANSWER)
             .await
-            .map_err(|e| fail(e.to_string()))?;
-        let (parts, body) = response.into_parts();
-        let body = read_limited(body, MAX_ANSWER)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        Ok(Answer {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
+            .map_err(|error| CallError { method, url, error })
     }
 
     /// `GET path`.
@@ -153,9 +124,20 @@ impl ImageApi {
         Ok(self.get(&format!("/v2/images/{id}")).await?.json())
     }
 
-    /// Waits until the newest task of type `api_image_import` for `id` has ended; returns it.
-    /// Gives up after `timeout` and returns the last task seen (or `Null`).
+    /// Waits until the newest task for `id` has ended; returns it. Gives up after `timeout`
+    /// and returns the last task seen (or `Null`).
     pub async fn wait_for_import(&self, id: &str, timeout: Duration) -> Result<Value, CallError> {
+        self.wait_for_import_every(id, timeout, Duration::from_millis(50))
+            .await
+    }
+
+    /// [`ImageApi::wait_for_import`], looking every `poll`.
+    pub async fn wait_for_import_every(
+        &self,
+        id: &str,
+        timeout: Duration,
+        poll: Duration,
+    ) -> Result<Value, CallError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let answer = self.get(&format!("/v2/images/{id}/tasks")).await?;
@@ -163,11 +145,11 @@ impl ImageApi {
                 .as_array()
                 .and_then(|tasks| tasks.last().cloned())
                 .unwrap_or(Value::Null);
-            let ended = matches!(task["status"].as_str(), Some("success" | "failure"));
+            let ended = GlanceTask::deserialize(&task).is_ok_and(|t| t.has_ended());
             if ended || tokio::time::Instant::now() >= deadline {
                 return Ok(task);
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(poll).await;
         }
     }
 }

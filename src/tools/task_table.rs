@@ -2,6 +2,7 @@
 //! the sidecar's progress columns, read through the region's image endpoint (so a sidecar there
 //! merges its own tasks in).
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -19,6 +20,8 @@ pub enum TaskListError {
     #[error(transparent)]
     Catalog(#[from] crate::keystone::CatalogError),
     #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
     Call(#[from] crate::tools::apiclient::CallError),
     #[error("listing tasks of image {image} in {region} answered {status}: {message}")]
     Refused {
@@ -29,15 +32,14 @@ pub enum TaskListError {
     },
 }
 
-/// The tasks of `image` in `region`, oldest first.
-pub async fn list(
-    cloud: Option<&str>,
-    env: &Environment,
+/// The tasks of `image` in `region`, oldest first, read with `credentials`.
+pub async fn list_as(
+    credentials: Credentials,
     region: &str,
     image: &str,
 ) -> Result<Vec<Value>, TaskListError> {
-    let credentials = Credentials::load(cloud, env)?;
-    let client = crate::http::client(Duration::from_secs(10));
+    let trust = credentials.tls()?;
+    let client = crate::http::client_with_tls(Duration::from_secs(10), trust);
     let session = Session::open(client.clone(), credentials, Duration::from_secs(60)).await?;
     let endpoint = session.image_endpoint(region)?;
     let token = session.token().await?;
@@ -138,6 +140,67 @@ pub fn render(tasks: &[Value]) -> String {
 
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / 1048576.0)
+}
+
+/// The flags of `tasks`.
+#[derive(clap::Args)]
+pub struct TasksArgs {
+    /// Cloud in clouds.yaml (else OS_CLOUD, else OS_* variables).
+    #[arg(long)]
+    os_cloud: Option<String>,
+    /// Do not verify the TLS certificates of Keystone and Glance (accepts a cloud's
+    /// `verify: false`, refused without this flag). For lab clouds only: use cacert instead.
+    #[arg(long)]
+    insecure_skip_tls_verify: bool,
+    /// Region whose image endpoint is asked.
+    #[arg(long)]
+    region: String,
+    /// Print the tasks as JSON.
+    #[arg(long)]
+    json: bool,
+    /// The image.
+    image_id: String,
+}
+
+impl TasksArgs {
+    /// Lists the tasks as a table, or as JSON with `--json`; exits 64 without usable
+    /// credentials, 1 if the tasks could not be listed.
+    pub fn run(self) -> ExitCode {
+        crate::serve::init_logging("warn");
+        let mut env = Environment::from_process();
+        env.skip_tls_verify = self.insecure_skip_tls_verify;
+        let credentials = match Credentials::load(self.os_cloud.as_deref(), &env) {
+            Ok(credentials) => {
+                crate::tools::sync::warn_if_unverified(&credentials);
+                credentials
+            }
+            Err(error) => {
+                eprintln!("tasks: {error}");
+                return ExitCode::from(crate::serve::EXIT_USAGE);
+            }
+        };
+        let listed = crate::serve::runtime()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| {
+                rt.block_on(list_as(credentials, &self.region, &self.image_id))
+                    .map_err(|e| e.to_string())
+            });
+        match listed {
+            Ok(tasks) if self.json => {
+                let tasks = Value::Array(tasks);
+                println!("{}", crate::tools::sync::json_text(&tasks, false));
+                ExitCode::SUCCESS
+            }
+            Ok(tasks) => {
+                print!("{}", render(&tasks));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("tasks: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -311,13 +311,15 @@ impl S3Harness {
         let h = Harness::with_config(|c| {
             c.store_sink = glance_download_sidecar::config::SinkKind::S3;
             c.s3 = Some(s3_config(endpoint));
-            c.service_credentials = Some(glance_download_sidecar::keystone::ServiceCredentials {
-                username: SERVICE_USER.into(),
-                password: SERVICE_PASSWORD.into(),
-                project_name: "service".into(),
-                user_domain_name: "Default".into(),
-                project_domain_name: "Default".into(),
-            });
+            c.service_credentials = Some(
+                glance_download_sidecar::keystone::ServiceCredentials::password(
+                    SERVICE_USER,
+                    SERVICE_PASSWORD,
+                    "service",
+                    "Default",
+                    "Default",
+                ),
+            );
             adjust(c);
         })
         .await;

@@ -23,7 +23,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use http::Method;
 use serde::Serialize;
@@ -234,7 +236,7 @@ impl Statuses {
             }
             Err(error) => {
                 self.no_answer += 1;
-                self.note(error.reason.chars().take(160).collect());
+                self.note(error.error.to_string().chars().take(160).collect());
             }
         }
     }
@@ -810,7 +812,7 @@ async fn small_calls(
                 Err(_) => Err(CallError {
                     method: Method::GET,
                     url: paths[call].clone(),
-                    reason: "no answer in time".into(),
+                    error: crate::glance::GlanceError::Timeout(CALL_TIMEOUT),
                 }),
             };
             let (histogram, statuses) = &mut measured[call][side];
@@ -849,7 +851,7 @@ async fn upload(
             Some("application/octet-stream"),
             generated_body(seed, 0, size),
         );
-        let answer = match tokio::time::timeout_at(deadline.into(), put).await {
+        let answer = match tokio::time::timeout_at(deadline, put).await {
             Ok(answer) => answer,
             Err(_) => {
                 done.problems
@@ -873,7 +875,7 @@ async fn upload(
                 "upload {id}: {}, target {} with {} bytes",
                 a.status, stored["status"], stored["size"]
             )),
-            Err(e) => done.problems.push(format!("upload {id}: {}", e.reason)),
+            Err(e) => done.problems.push(format!("upload {id}: {}", e.error)),
         }
     }
     done.mb_per_s = done.bytes as f64 / 1e6 / busy.as_secs_f64().max(1e-9);
@@ -919,8 +921,7 @@ async fn import(
         let task = match api.wait_for_import(&id, left).await {
             Ok(task) => task,
             Err(e) => {
-                done.problems
-                    .push(format!("import into {id}: {}", e.reason));
+                done.problems.push(format!("import into {id}: {}", e.error));
                 continue;
             }
         };

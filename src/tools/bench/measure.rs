@@ -7,7 +7,7 @@
 //! ≥ 4.0) so each phase reports its own peak. Where `/proc` is missing the figures are `None`.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use serde::Serialize;
 
@@ -17,10 +17,10 @@ const USER_HZ: f64 = 100.0;
 
 /// Thread names this module groups CPU time by start with this prefix; any other thread (the
 /// main thread, a criterion thread) counts as `other`.
-pub const THREAD_PREFIX: &str = "gds-";
+pub(super) const THREAD_PREFIX: &str = "gds-";
 
 /// The group under which CPU of threads that exited during a phase is reported.
-pub const EXITED: &str = "exited threads";
+pub(super) const EXITED: &str = "exited threads";
 
 /// The cost of one measured phase.
 #[derive(Debug, Clone, Serialize)]
@@ -184,7 +184,7 @@ fn reset_peak_rss() -> bool {
 }
 
 /// User + system CPU seconds of this process (all threads, including exited ones).
-pub fn process_cpu() -> Option<f64> {
+pub(super) fn process_cpu() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     let (_, user, system) = parse_stat(&stat)?;
     Some((user + system) as f64 / USER_HZ)

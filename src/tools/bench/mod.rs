@@ -18,6 +18,7 @@
 
 mod bodies;
 mod ceiling;
+mod cli;
 /// `bench` against a real cloud: Glance's `PUT /file`, both sinks and upstream side by side.
 pub mod cloud;
 /// `bench --load`: many clients, large uploads, imports and a flood of failing imports at once.
@@ -34,6 +35,7 @@ pub use ceiling::{
     generated_frames, hash_one_thread, hash_two_threads, hash_two_threads_measured, slices,
     Ceiling, Digests,
 };
+pub use cli::BenchArgs;
 pub use measure::{Machine, Meter, Sample};
 pub use report::{PhaseSummary, Report, Run};
 pub use sim::{ImportTimes, SimRig};

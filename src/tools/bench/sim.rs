@@ -9,7 +9,9 @@
 use std::future::Future;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -202,7 +204,7 @@ impl SimRig {
                     String::from_utf8_lossy(&accepted.body)
                 )));
             }
-            let task = wait_for_task(&api, &id, budget).await?;
+            let task = api.wait_for_import_every(&id, budget, POLL_EVERY).await?;
             let done = Instant::now();
             let (saving, active) = watcher.await.unwrap_or((None, None));
             if task["status"] != "success" {
@@ -294,21 +296,4 @@ async fn watch_store(
         tokio::time::sleep(WATCH_EVERY).await;
     }
     (saving, None)
-}
-
-/// Polls the newest import task of `id` through the sidecar until it ends (or `budget` passes).
-async fn wait_for_task(api: &ImageApi, id: &str, budget: Duration) -> Result<Value, BenchError> {
-    let deadline = Instant::now() + budget;
-    loop {
-        let answer = api.get(&format!("/v2/images/{id}/tasks")).await?;
-        let task = answer.json()["tasks"]
-            .as_array()
-            .and_then(|tasks| tasks.last().cloned())
-            .unwrap_or(Value::Null);
-        let ended = matches!(task["status"].as_str(), Some("success" | "failure"));
-        if ended || Instant::now() >= deadline {
-            return Ok(task);
-        }
-        tokio::time::sleep(POLL_EVERY).await;
-    }
 }

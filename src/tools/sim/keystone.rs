@@ -65,6 +65,8 @@ pub(super) struct Token {
     pub(super) issued_at: OffsetDateTime,
     pub(super) expires_at: OffsetDateTime,
     pub(super) revoked: bool,
+    /// The application credential the token was issued for (its scope cannot change).
+    pub(super) app_cred: Option<(String, String)>,
 }
 
 #[derive(Clone, Debug)]
@@ -74,6 +76,15 @@ pub(super) struct User {
     pub(super) password: String,
     pub(super) project: String,
     pub(super) roles: Vec<String>,
+}
+
+/// An application credential: Keystone scopes its tokens to `project` with `roles`.
+#[derive(Clone, Debug)]
+pub(super) struct AppCred {
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) secret: String,
+    pub(super) user_id: String,
 }
 
 #[derive(Clone, Debug)]
@@ -95,6 +106,7 @@ struct Service {
 pub(super) struct Inner {
     pub(super) tokens: HashMap<String, Token>,
     pub(super) users: Vec<User>,
+    pub(super) app_creds: Vec<AppCred>,
     services: Vec<Service>,
     role_ids: HashMap<String, String>,
     token_ttl: Duration,
@@ -144,6 +156,7 @@ impl FakeKeystone {
             inner: Mutex::new(Inner {
                 tokens: HashMap::new(),
                 users: Vec::new(),
+                app_creds: Vec::new(),
                 services: Vec::new(),
                 role_ids: HashMap::new(),
                 token_ttl: DEFAULT_TOKEN_TTL,
@@ -205,6 +218,26 @@ impl FakeKeystone {
             password: password.to_owned(),
             project: project.to_owned(),
             roles: effective_roles(roles),
+        });
+        id
+    }
+
+    /// Adds an application credential of user `user_name` (it takes the user's project and roles,
+    /// as `openstack application credential create` does by default); returns its id.
+    pub fn add_application_credential(&self, user_name: &str, name: &str, secret: &str) -> String {
+        let id = hex_id();
+        let mut inner = self.state.lock();
+        let user_id = inner
+            .users
+            .iter()
+            .find(|u| u.name == user_name)
+            .map(|u| u.id.clone())
+            .unwrap_or_default();
+        inner.app_creds.push(AppCred {
+            id: id.clone(),
+            name: name.to_owned(),
+            secret: secret.to_owned(),
+            user_id,
         });
         id
     }
@@ -271,6 +304,22 @@ impl KeystoneState {
         roles: Vec<String>,
         method: &'static str,
     ) -> String {
+        self.mint_with(user_id, user_name, project, roles, method, None, None)
+    }
+
+    /// As [`KeystoneState::mint`], with a given expiry (a token-method login keeps the
+    /// original's) and the application credential it is issued for.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn mint_with(
+        &self,
+        user_id: &str,
+        user_name: &str,
+        project: Option<&str>,
+        roles: Vec<String>,
+        method: &'static str,
+        expires_at: Option<OffsetDateTime>,
+        app_cred: Option<(String, String)>,
+    ) -> String {
         let id = format!("gAAAAAB{}{}", hex_id(), hex_id());
         let mut inner = self.lock();
         let now = OffsetDateTime::now_utc();
@@ -286,8 +335,9 @@ impl KeystoneState {
             methods: vec![method],
             audit_id: uuid::Uuid::new_v4().simple().to_string()[..22].to_owned(),
             issued_at: now,
-            expires_at: now + ttl,
+            expires_at: expires_at.unwrap_or(now + ttl),
             revoked: false,
+            app_cred,
         };
         inner.tokens.insert(id.clone(), token);
         id
@@ -394,6 +444,9 @@ impl KeystoneState {
             if include_catalog {
                 body["catalog"] = self.catalog_json();
             }
+        }
+        if let Some((id, name)) = &t.app_cred {
+            body["application_credential"] = json!({"id": id, "name": name, "restricted": true});
         }
         json!({ "token": body })
     }

@@ -124,7 +124,106 @@ fn revoke(state: &KeystoneState, req: &Request<Incoming>) -> Response<BoxBody> {
     }
 }
 
-/// `POST /v3/auth/tokens` with the `password` or `token` method and an optional project scope.
+/// The project a scope names (`{"project": {"id"}}` or `{"project": {"name"}}`).
+fn scope_project(scope: &Value) -> Option<&str> {
+    let project = &scope["project"];
+    project["id"].as_str().or_else(|| project["name"].as_str())
+}
+
+/// The `password` method: a user by id or name, scoped to its project (the default one when the
+/// request names none).
+fn password_login(state: &KeystoneState, user: &Value, scope: Option<&str>) -> Option<String> {
+    let found = state
+        .lock()
+        .users
+        .iter()
+        .find(|u| {
+            (user["id"].as_str() == Some(u.id.as_str())
+                || user["name"].as_str() == Some(u.name.as_str()))
+                && user["password"].as_str() == Some(u.password.as_str())
+        })
+        .cloned()?;
+    if scope.is_some_and(|p| p != found.project) {
+        return None;
+    }
+    Some(state.mint(
+        &found.id,
+        &found.name,
+        Some(&found.project),
+        found.roles.clone(),
+        "password",
+    ))
+}
+
+/// The `application_credential` method: by id, or by name with its user (id, or name and
+/// domain); the token is scoped to the credential's project with the credential's roles.
+fn app_cred_login(state: &KeystoneState, given: &Value) -> Option<String> {
+    let (cred, user) = {
+        let inner = state.lock();
+        let cred = inner
+            .app_creds
+            .iter()
+            .find(|c| {
+                let owner = inner.users.iter().find(|u| u.id == c.user_id);
+                let by_user = owner.is_some_and(|u| {
+                    given["user"]["id"].as_str() == Some(u.id.as_str())
+                        || (given["user"]["name"].as_str() == Some(u.name.as_str())
+                            && given["user"]["domain"].is_object())
+                });
+                let named = given["id"].as_str() == Some(c.id.as_str())
+                    || (given["name"].as_str() == Some(c.name.as_str()) && by_user);
+                named && given["secret"].as_str() == Some(c.secret.as_str())
+            })
+            .cloned()?;
+        let user = inner.users.iter().find(|u| u.id == cred.user_id).cloned()?;
+        (cred, user)
+    };
+    Some(state.mint_with(
+        &user.id,
+        &user.name,
+        Some(&user.project),
+        user.roles.clone(),
+        "application_credential",
+        None,
+        Some((cred.id, cred.name)),
+    ))
+}
+
+/// The `token` method: a new token for the same user, expiring when the original does, scoped
+/// to the requested project, else the user's default project. A token of an application
+/// credential cannot be rescoped.
+fn token_login(state: &KeystoneState, given: &Value, scope: Option<&str>) -> Option<String> {
+    let original = given["id"].as_str().and_then(|t| state.check(t).ok())?;
+    let default_project = state
+        .lock()
+        .users
+        .iter()
+        .find(|u| u.id == original.user_id)
+        .map(|u| u.project.clone())
+        .or_else(|| original.project_id.clone());
+    let project = match scope {
+        Some(p) if original.project_id.as_deref() == Some(p) => Some(p.to_owned()),
+        Some(_) => return None,
+        None if original.app_cred.is_some() => original.project_id.clone(),
+        None => default_project,
+    };
+    let roles = match &project {
+        Some(_) => original.roles.clone(),
+        None => Vec::new(),
+    };
+    Some(state.mint_with(
+        &original.user_id,
+        &original.user_name,
+        project.as_deref(),
+        roles,
+        "token",
+        Some(original.expires_at),
+        original.app_cred.clone(),
+    ))
+}
+
+/// `POST /v3/auth/tokens` with the `password`, `application_credential` or `token` method and an
+/// optional project scope.
 async fn issue(state: &KeystoneState, req: Request<Incoming>) -> Response<BoxBody> {
     state
         .logins
@@ -158,46 +257,19 @@ async fn issue(state: &KeystoneState, req: Request<Incoming>) -> Response<BoxBod
              it is either malformed or otherwise incorrect. The client is assumed to be in error.",
         );
     }
-    let scope = &doc["auth"]["scope"]["project"];
-    let scope_project = scope["id"].as_str().or_else(|| scope["name"].as_str());
     let methods = identity["methods"].as_array().cloned().unwrap_or_default();
-    let minted = if methods.iter().any(|m| m == "password") {
-        let user = &identity["password"]["user"];
-        let found = state
-            .lock()
-            .users
-            .iter()
-            .find(|u| {
-                (user["id"].as_str() == Some(u.id.as_str())
-                    || user["name"].as_str() == Some(u.name.as_str()))
-                    && user["password"].as_str() == Some(u.password.as_str())
-            })
-            .cloned();
-        found
-            .filter(|u| match scope_project {
-                Some(p) => p == u.project,
-                None => true,
-            })
-            .map(|u| {
-                state.mint(
-                    &u.id,
-                    &u.name,
-                    Some(&u.project),
-                    u.roles.clone(),
-                    "password",
-                )
-            })
-    } else if methods.iter().any(|m| m == "token") {
-        identity["token"]["id"]
-            .as_str()
-            .and_then(|t| state.check(t).ok())
-            .and_then(|t| match scope_project {
-                None => Some(state.mint(&t.user_id, &t.user_name, None, Vec::new(), "token")),
-                Some(p) if t.project_id.as_deref() == Some(p) => {
-                    Some(state.mint(&t.user_id, &t.user_name, Some(p), t.roles.clone(), "token"))
-                }
-                Some(_) => None,
-            })
+    let has = |name: &str| methods.iter().any(|m| m == name);
+    let scope = &doc["auth"]["scope"];
+    let minted = if has("application_credential") {
+        // Keystone: "Application credentials cannot request a scope." (a 401).
+        match scope.is_null() {
+            true => app_cred_login(state, &identity["application_credential"]),
+            false => None,
+        }
+    } else if has("password") {
+        password_login(state, &identity["password"]["user"], scope_project(scope))
+    } else if has("token") {
+        token_login(state, &identity["token"], scope_project(scope))
     } else {
         None
     };

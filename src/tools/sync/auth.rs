@@ -1,25 +1,21 @@
-//! Signing in: a password authentication (`POST /v3/auth/tokens`, project-scoped) whose answer
-//! carries the token (`X-Subject-Token`) and the service catalog, and a token renewed before it
-//! expires so a long run keeps working.
+//! Signing in: a login (`POST /v3/auth/tokens`: password, application credential or token) whose
+//! answer carries the token (`X-Subject-Token`), its project and the service catalog, and a token
+//! renewed before it expires so a long run keeps working. A bare token cannot be renewed (a new
+//! one expires with it): work that would outlive it is refused beforehand, naming the expiry.
 
 use std::time::Duration;
 
-use http::{header, Method, Request, StatusCode};
-use serde_json::{json, Value};
+use http::StatusCode;
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
-use crate::glance::error_message;
-use crate::http::{full, read_limited, HttpClient};
-use crate::keystone::{parse_token, Catalog, CatalogError, Keystone, Token};
+use crate::http::HttpClient;
+use crate::keystone::{login, Catalog, CatalogError, Keystone, LoginError, Token};
 
-use super::credentials::{Credentials, Domain, Named};
-
-/// Largest token document read (a big catalog is a few tens of KiB).
-const MAX_TOKEN_BODY: usize = 4 * 1024 * 1024;
+use super::credentials::Credentials;
 
 /// A token with less than this left is renewed before the next use.
-pub const RENEW_BEFORE: Duration = Duration::from_secs(300);
+pub(super) const RENEW_BEFORE: Duration = Duration::from_secs(300);
 
 /// Why signing in failed. Never carries the password or a token.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +33,20 @@ pub enum AuthError {
     Timeout { auth_url: String, after: Duration },
     #[error("Keystone at {auth_url} sent an unexpected answer: {reason}")]
     BadResponse { auth_url: String, reason: String },
+    #[error(
+        "the token from Keystone at {auth_url} is not scoped to a project: \
+         give project_name or project_id (OS_PROJECT_NAME, OS_PROJECT_ID)"
+    )]
+    Unscoped { auth_url: String },
+    #[error(
+        "the token expires at {expires_at} UTC, in less than the {margin:?} the next step may \
+         take: a token cannot be renewed, so it is not started; issue a new token \
+         (openstack token issue) or use a password or an application credential"
+    )]
+    TokenExpiring {
+        expires_at: String,
+        margin: Duration,
+    },
 }
 
 struct Current {
@@ -84,6 +94,11 @@ impl Session {
                 })?
                 .catalog;
         }
+        if identity.project_id.is_empty() {
+            return Err(AuthError::Unscoped {
+                auth_url: credentials.auth_url.clone(),
+            });
+        }
         Ok(Session {
             client,
             timeout,
@@ -97,13 +112,33 @@ impl Session {
         })
     }
 
-    /// A token valid for at least [`RENEW_BEFORE`] (renewed with the password if needed).
+    /// A token valid for at least [`RENEW_BEFORE`]: renewed with the password or application
+    /// credential if needed; with a bare token, an error naming its expiry instead.
     pub async fn token(&self) -> Result<Token, AuthError> {
+        self.token_for(RENEW_BEFORE).await
+    }
+
+    /// A token for work that cannot survive the token expiring mid-way and may take `needed`: a
+    /// password or application credential renews it whenever needed ([`Session::token`]); a
+    /// bare token must still be valid for `needed` (and at least [`RENEW_BEFORE`]), else the
+    /// work is refused before it starts, naming the expiry.
+    pub async fn token_for(&self, needed: Duration) -> Result<Token, AuthError> {
+        let renews = self.credentials.method.renews();
+        let margin = match renews {
+            true => RENEW_BEFORE,
+            false => needed.max(RENEW_BEFORE),
+        };
         let mut current = self.current.lock().await;
         let renew = current.expires_at.is_some_and(|at| {
             at - OffsetDateTime::now_utc()
-                < time::Duration::try_from(RENEW_BEFORE).unwrap_or(time::Duration::ZERO)
+                < time::Duration::try_from(margin).unwrap_or(time::Duration::MAX)
         });
+        if renew && !renews {
+            return Err(AuthError::TokenExpiring {
+                expires_at: current.expires_at.map(utc).unwrap_or_default(),
+                margin,
+            });
+        }
         if renew {
             let (token, identity) =
                 authenticate(&self.client, &self.credentials, self.timeout).await?;
@@ -128,86 +163,55 @@ impl Session {
     }
 }
 
-/// The `auth` document of a password authentication scoped to the project.
-fn auth_body(credentials: &Credentials) -> Value {
-    let domain = |d: &Domain| match d {
-        Domain::Id(id) => json!({"id": id}),
-        Domain::Name(name) => json!({"name": name}),
-    };
-    let mut user = match &credentials.user {
-        Named::Id(id) => json!({"id": id}),
-        Named::Name { name, domain: d } => json!({"name": name, "domain": domain(d)}),
-    };
-    user["password"] = json!(credentials.password);
-    let project = match &credentials.project {
-        Named::Id(id) => json!({"id": id}),
-        Named::Name { name, domain: d } => json!({"name": name, "domain": domain(d)}),
-    };
-    json!({"auth": {
-        "identity": {"methods": ["password"], "password": {"user": user}},
-        "scope": {"project": project}}})
-}
-
-fn user_label(credentials: &Credentials) -> String {
-    match &credentials.user {
-        Named::Id(id) => format!("user id {id}"),
-        Named::Name { name, .. } => format!("user {name}"),
-    }
-}
-
 async fn authenticate(
     client: &HttpClient,
     credentials: &Credentials,
     timeout: Duration,
 ) -> Result<(Token, crate::keystone::Identity), AuthError> {
+    let auth_url = &credentials.auth_url;
+    let failed = |error| auth_error(credentials, error);
+    let login = login(client, auth_url, &credentials.method, true, timeout)
+        .await
+        .map_err(failed)?;
+    let identity = login.identity.map_err(failed)?;
+    Ok((login.token, identity))
+}
+
+/// `2026-12-04 23:10:00` (UTC).
+fn utc(at: OffsetDateTime) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default()
+}
+
+/// Why signing in failed, naming Keystone and the user.
+fn auth_error(credentials: &Credentials, error: LoginError) -> AuthError {
     let auth_url = credentials.auth_url.clone();
-    let unreachable = |reason: String| AuthError::Unreachable {
-        auth_url: auth_url.clone(),
-        reason,
-    };
     let bad = |reason: String| AuthError::BadResponse {
         auth_url: auth_url.clone(),
         reason,
     };
-    let body = serde_json::to_vec(&auth_body(credentials)).unwrap_or_default();
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri(format!("{auth_url}/auth/tokens"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::ACCEPT, "application/json")
-        .body(full(body))
-        .map_err(|e| unreachable(e.to_string()))?;
-    let call = async {
-        let response = client
-            .request(request)
-            .await
-            .map_err(|e| unreachable(crate::http::describe(&e)))?;
-        let (parts, body) = response.into_parts();
-        let body = read_limited(body, MAX_TOKEN_BODY)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        Ok::<_, AuthError>((parts, body))
-    };
-    let (parts, body) =
-        tokio::time::timeout(timeout, call)
-            .await
-            .map_err(|_| AuthError::Timeout {
-                auth_url: auth_url.clone(),
-                after: timeout,
-            })??;
-    if !parts.status.is_success() {
-        return Err(AuthError::Refused {
+    match error {
+        LoginError::Timeout(after) => AuthError::Timeout {
             auth_url: auth_url.clone(),
-            user: user_label(credentials),
-            status: parts.status,
-            message: error_message(&body),
-        });
+            after,
+        },
+        LoginError::Refused { status, message } => AuthError::Refused {
+            auth_url: auth_url.clone(),
+            user: credentials.method.who(),
+            status,
+            message,
+        },
+        LoginError::NoToken => bad("no X-Subject-Token header".into()),
+        LoginError::Document(error) => bad(error.to_string()),
+        LoginError::Transport(error) => AuthError::Unreachable {
+            auth_url: auth_url.clone(),
+            reason: crate::http::describe(&error),
+        },
+        other @ (LoginError::Request(_) | LoginError::Body(_)) => AuthError::Unreachable {
+            auth_url: auth_url.clone(),
+            reason: other.to_string(),
+        },
     }
-    let token = parts
-        .headers
-        .get("x-subject-token")
-        .and_then(|v| Token::parse(v.as_bytes()))
-        .ok_or_else(|| bad("no X-Subject-Token header".into()))?;
-    let identity = parse_token(&body).map_err(|e| bad(e.to_string()))?;
-    Ok((token, identity))
 }

@@ -181,6 +181,11 @@ async fn copy(
         trace.target_id = reusable;
         return Ok(Action::WouldCopy);
     }
+    // A bare token cannot be renewed: refuse a copy it would not outlive, naming its expiry.
+    ctx.session
+        .token_for(copy_time(expected.size))
+        .await
+        .map_err(|e| Failure::Auth(e.to_string()))?;
     let target = match reusable.as_deref().and_then(ImageId::parse) {
         Some(id) => id,
         None => create(ctx, &api, source, &job.pick.id).await?,
@@ -202,6 +207,15 @@ async fn copy(
     verify(ctx, region, &target, &expected).await?;
     info!(image_id = %job.pick.id, region = %region.name, target_id = %target, "Copy verified and active");
     Ok(Action::Copied)
+}
+
+/// The rate a copy is assumed to reach at least, bytes per second, to tell whether a token that
+/// cannot be renewed would outlive it.
+pub(super) const ASSUMED_COPY_RATE: u64 = 10 * 1000 * 1000;
+
+/// How long a copy of `size` bytes may take at [`ASSUMED_COPY_RATE`].
+fn copy_time(size: u64) -> Duration {
+    Duration::from_secs(size / ASSUMED_COPY_RATE)
 }
 
 /// An Image API client for `endpoint` with a fresh token.

@@ -7,12 +7,20 @@
 //!   same way (`OS_CLIENT_SECURE_FILE`) and its `auth` keys are merged in. Keys the cloud leaves
 //!   out are taken from the `OS_*` variables (never the other way round, so a stale openrc cannot
 //!   redirect a named cloud).
-//! - Without a cloud name, the `OS_*` variables alone: `OS_AUTH_URL`, `OS_USERNAME` or
-//!   `OS_USER_ID`, `OS_PASSWORD`, `OS_PROJECT_NAME` (or `OS_TENANT_NAME`) or `OS_PROJECT_ID`,
-//!   `OS_USER_DOMAIN_NAME`/`_ID`, `OS_PROJECT_DOMAIN_NAME`/`_ID`, `OS_INTERFACE`, `OS_CACERT`.
+//! - Without a cloud name, the `OS_*` variables alone: `OS_AUTH_URL`, `OS_AUTH_TYPE`,
+//!   `OS_USERNAME` or `OS_USER_ID`, `OS_PASSWORD`, `OS_PROJECT_NAME` (or `OS_TENANT_NAME`) or
+//!   `OS_PROJECT_ID`, `OS_USER_DOMAIN_NAME`/`_ID`, `OS_PROJECT_DOMAIN_NAME`/`_ID`,
+//!   `OS_APPLICATION_CREDENTIAL_ID`/`_NAME`/`_SECRET`, `OS_TOKEN`, `OS_INTERFACE`, `OS_CACERT`.
 //!
-//! Only password authentication is supported. The environment is read through [`Environment`],
-//! which tests build from a map (no `set_var`).
+//! Three `auth_type`s, as keystoneauth names them: `password` (also `v3password`),
+//! `v3applicationcredential` (`application_credential_id`, or `application_credential_name` with
+//! the user, and `application_credential_secret`) and `token` (also `v3token`; `token`, and a
+//! project to scope it to, else the user's default project). Without `auth_type`, a token or an
+//! application credential secret given without a password selects that method. A cloud that turns
+//! TLS verification off (`verify: false`, `insecure: true`, `OS_INSECURE`) is refused unless the
+//! command line says so too (`--insecure-skip-tls-verify`); the CA bundle goes in `cacert`
+//! (`OS_CACERT`). The environment is read through [`Environment`], which tests build from a map
+//! (no `set_var`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -24,10 +32,10 @@ use serde_yaml_ng::Value;
 const MAX_CONFIG_FILE: u64 = 1024 * 1024;
 
 /// The Keystone domain assumed when a user or project name comes without one.
-pub const DEFAULT_DOMAIN_ID: &str = "default";
+pub(super) const DEFAULT_DOMAIN_ID: &str = "default";
 
 /// The catalog interface used when none is configured.
-pub const DEFAULT_INTERFACE: &str = "public";
+pub(super) const DEFAULT_INTERFACE: &str = "public";
 
 /// The process environment as `sync` reads it: variables, and where configuration files live.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +46,9 @@ pub struct Environment {
     pub cwd: Option<PathBuf>,
     /// The system configuration directory (`/etc/openstack`); `None` skips it.
     pub system_dir: Option<PathBuf>,
+    /// `--insecure-skip-tls-verify`: server certificates are not verified, and a cloud's
+    /// `verify: false` is accepted (refused otherwise).
+    pub skip_tls_verify: bool,
 }
 
 impl Environment {
@@ -47,6 +58,7 @@ impl Environment {
             vars: std::env::vars().collect(),
             cwd: std::env::current_dir().ok(),
             system_dir: Some(PathBuf::from("/etc/openstack")),
+            skip_tls_verify: false,
         }
     }
 
@@ -61,6 +73,7 @@ impl Environment {
                 .collect(),
             cwd: None,
             system_dir: None,
+            skip_tls_verify: false,
         }
     }
 
@@ -96,33 +109,22 @@ impl Environment {
     }
 }
 
-/// A Keystone domain, by name or id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Domain {
-    Name(String),
-    Id(String),
-}
+pub use crate::keystone::{AppCredential, AuthMethod, Domain, Named};
+use crate::keystone::{Secret, Token};
 
-/// A user or project, by id, or by name within a domain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Named {
-    Id(String),
-    Name { name: String, domain: Domain },
-}
-
-/// What `sync` authenticates with. `Debug` never shows the password.
+/// What `sync` authenticates with. `Debug` never shows a password, secret or token.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     /// Keystone's v3 URL (`/v3` appended when missing), no trailing slash.
     pub auth_url: String,
-    pub user: Named,
-    pub password: String,
-    /// The project the token is scoped to (a catalog needs a scope).
-    pub project: Named,
+    /// How to log in (the scope included: a catalog needs one).
+    pub method: AuthMethod,
     /// The catalog interface of the image endpoints (`public` by default).
     pub interface: String,
     /// Extra CA bundle trusted for outbound TLS.
     pub cacert: Option<PathBuf>,
+    /// Server certificates are not verified (`--insecure-skip-tls-verify`).
+    pub skip_tls_verify: bool,
     /// Where these came from, for messages ("cloud prod in /x/clouds.yaml", "OS_* variables").
     pub origin: String,
 }
@@ -131,9 +133,9 @@ impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
             .field("auth_url", &self.auth_url)
-            .field("user", &self.user)
-            .field("project", &self.project)
+            .field("method", &self.method)
             .field("interface", &self.interface)
+            .field("skip_tls_verify", &self.skip_tls_verify)
             .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
@@ -157,16 +159,24 @@ pub enum CredentialsError {
     UnknownCloud { cloud: String, path: String },
     #[error("{origin}: {key} is missing")]
     Missing { origin: String, key: &'static str },
-    #[error("{origin}: auth_type {auth_type:?} is not supported (only password)")]
+    #[error(
+        "{origin}: auth_type {auth_type:?} is not supported \
+         (password, v3applicationcredential or token)"
+    )]
     UnsupportedAuthType { origin: String, auth_type: String },
-    #[error("{origin}: verify: false is not supported; give the CA bundle as cacert instead")]
+    #[error(
+        "{origin}: turns TLS verification off (verify: false, insecure, OS_INSECURE): give the \
+         CA bundle as cacert (OS_CACERT), or pass --insecure-skip-tls-verify to accept it"
+    )]
     Insecure { origin: String },
+    #[error("{origin}: the token is not a valid token (printable ASCII, at most 8 KiB)")]
+    BadToken { origin: String },
     #[error("{origin}: auth_url {url:?} is not an http(s) URL")]
     BadAuthUrl { origin: String, url: String },
 }
 
 /// The `OS_*` variable standing for each `auth` key of clouds.yaml.
-const ENV_KEYS: [(&str, &str); 12] = [
+const ENV_KEYS: [(&str, &str); 16] = [
     ("auth_url", "OS_AUTH_URL"),
     ("username", "OS_USERNAME"),
     ("user_id", "OS_USER_ID"),
@@ -179,6 +189,25 @@ const ENV_KEYS: [(&str, &str); 12] = [
     ("project_domain_id", "OS_PROJECT_DOMAIN_ID"),
     ("domain_name", "OS_DOMAIN_NAME"),
     ("domain_id", "OS_DOMAIN_ID"),
+    ("application_credential_id", "OS_APPLICATION_CREDENTIAL_ID"),
+    (
+        "application_credential_name",
+        "OS_APPLICATION_CREDENTIAL_NAME",
+    ),
+    (
+        "application_credential_secret",
+        "OS_APPLICATION_CREDENTIAL_SECRET",
+    ),
+    ("token", "OS_TOKEN"),
+];
+
+/// The `OS_*` variable standing for each setting outside `auth`.
+const ENV_SETTINGS: [(&str, &str); 5] = [
+    ("auth_type", "OS_AUTH_TYPE"),
+    ("interface", "OS_INTERFACE"),
+    ("cacert", "OS_CACERT"),
+    ("insecure", "OS_INSECURE"),
+    ("verify", "OS_VERIFY"),
 ];
 
 // === impl Credentials ===
@@ -193,6 +222,15 @@ impl Credentials {
             None => Err(CredentialsError::Nothing),
         }
     }
+
+    /// The TLS client configuration: the platform's roots and `cacert`, or, with
+    /// `--insecure-skip-tls-verify`, no certificate verification at all.
+    pub fn tls(&self) -> Result<std::sync::Arc<rustls::ClientConfig>, crate::tls::TlsError> {
+        match self.skip_tls_verify {
+            true => crate::tools::insecure_tls::skip_verify_config(),
+            false => crate::tls::client_config(self.cacert.as_deref()),
+        }
+    }
 }
 
 /// The settings of one cloud, as flat strings (`auth.` keys without the prefix).
@@ -205,7 +243,11 @@ struct Settings {
 fn from_vars(env: &Environment) -> Result<Credentials, CredentialsError> {
     let mut settings = Settings::default();
     fill_from_env(&mut settings, env);
-    build(settings, "the OS_* variables".to_string())
+    build(
+        settings,
+        "the OS_* variables".to_string(),
+        env.skip_tls_verify,
+    )
 }
 
 fn fill_from_env(settings: &mut Settings, env: &Environment) {
@@ -223,7 +265,7 @@ fn fill_from_env(settings: &mut Settings, env: &Environment) {
             .entry("project_name".into())
             .or_insert_with(|| tenant.to_string());
     }
-    for (key, var) in [("interface", "OS_INTERFACE"), ("cacert", "OS_CACERT")] {
+    for (key, var) in ENV_SETTINGS {
         if let Some(value) = env.var(var) {
             settings
                 .other
@@ -263,7 +305,8 @@ fn from_cloud(name: &str, env: &Environment) -> Result<Credentials, CredentialsE
         }
     }
     fill_from_env(&mut settings, env);
-    build(settings, format!("cloud {name} in {}", path.display()))
+    let origin = format!("cloud {name} in {}", path.display());
+    build(settings, origin, env.skip_tls_verify)
 }
 
 fn read_yaml(path: &Path) -> Result<Value, CredentialsError> {
@@ -315,72 +358,179 @@ fn scalar(value: &Value) -> Option<String> {
     }
 }
 
-fn build(settings: Settings, origin: String) -> Result<Credentials, CredentialsError> {
-    let auth = |key: &str| settings.auth.get(key).filter(|v| !v.is_empty()).cloned();
-    let other = |key: &str| settings.other.get(key).filter(|v| !v.is_empty()).cloned();
-    let missing = |key: &'static str| CredentialsError::Missing {
-        origin: origin.clone(),
-        key,
-    };
-    if let Some(kind) = other("auth_type") {
-        if !matches!(kind.as_str(), "password" | "v3password") {
-            return Err(CredentialsError::UnsupportedAuthType {
-                origin,
-                auth_type: kind,
-            });
+/// Reads one setting of a cloud: `auth` keys and the others, empty values counting as absent.
+struct Reader<'a> {
+    settings: &'a Settings,
+    origin: &'a str,
+}
+
+impl Reader<'_> {
+    fn auth(&self, key: &str) -> Option<String> {
+        self.settings
+            .auth
+            .get(key)
+            .filter(|v| !v.is_empty())
+            .cloned()
+    }
+
+    fn other(&self, key: &str) -> Option<String> {
+        self.settings
+            .other
+            .get(key)
+            .filter(|v| !v.is_empty())
+            .cloned()
+    }
+
+    fn missing(&self, key: &'static str) -> CredentialsError {
+        CredentialsError::Missing {
+            origin: self.origin.to_string(),
+            key,
         }
     }
-    if other("verify").is_some_and(|v| v.eq_ignore_ascii_case("false")) {
+
+    fn domain(&self, kind: &str) -> Domain {
+        self.auth(&format!("{kind}_domain_id"))
+            .map(Domain::Id)
+            .or_else(|| self.auth(&format!("{kind}_domain_name")).map(Domain::Name))
+            .or_else(|| self.auth("domain_id").map(Domain::Id))
+            .or_else(|| self.auth("domain_name").map(Domain::Name))
+            .unwrap_or_else(|| Domain::Id(DEFAULT_DOMAIN_ID.to_string()))
+    }
+
+    fn user(&self) -> Option<Named> {
+        match (self.auth("user_id"), self.auth("username")) {
+            (Some(id), _) => Some(Named::Id(id)),
+            (None, Some(name)) => Some(Named::Name {
+                name,
+                domain: self.domain("user"),
+            }),
+            (None, None) => None,
+        }
+    }
+
+    fn project(&self) -> Option<Named> {
+        match (
+            self.auth("project_id").or_else(|| self.auth("tenant_id")),
+            self.auth("project_name")
+                .or_else(|| self.auth("tenant_name")),
+        ) {
+            (Some(id), _) => Some(Named::Id(id)),
+            (None, Some(name)) => Some(Named::Name {
+                name,
+                domain: self.domain("project"),
+            }),
+            (None, None) => None,
+        }
+    }
+
+    /// `auth_type` as given, else guessed: a token or an application credential secret
+    /// without a password.
+    fn auth_type(&self) -> String {
+        if let Some(kind) = self.other("auth_type") {
+            return kind;
+        }
+        let no_password = self.auth("password").is_none();
+        if no_password && self.auth("token").is_some() {
+            "token".to_string()
+        } else if no_password && self.auth("application_credential_secret").is_some() {
+            "v3applicationcredential".to_string()
+        } else {
+            "password".to_string()
+        }
+    }
+
+    fn method(&self) -> Result<AuthMethod, CredentialsError> {
+        match self.auth_type().as_str() {
+            "password" | "v3password" => Ok(AuthMethod::Password {
+                user: self.user().ok_or_else(|| self.missing("username"))?,
+                password: Secret::new(
+                    self.auth("password")
+                        .ok_or_else(|| self.missing("password"))?,
+                ),
+                project: self.project().ok_or_else(|| self.missing("project_name"))?,
+            }),
+            "v3applicationcredential" => {
+                let credential = match self.auth("application_credential_id") {
+                    Some(id) => AppCredential::Id(id),
+                    None => AppCredential::Name {
+                        name: self
+                            .auth("application_credential_name")
+                            .ok_or_else(|| self.missing("application_credential_id"))?,
+                        user: self.user().ok_or_else(|| self.missing("username"))?,
+                    },
+                };
+                let secret = self
+                    .auth("application_credential_secret")
+                    .ok_or_else(|| self.missing("application_credential_secret"))?;
+                Ok(AuthMethod::ApplicationCredential {
+                    credential,
+                    secret: Secret::new(secret),
+                })
+            }
+            "token" | "v3token" => {
+                let token = self.auth("token").ok_or_else(|| self.missing("token"))?;
+                let token = Token::parse(token.trim().as_bytes()).ok_or_else(|| {
+                    CredentialsError::BadToken {
+                        origin: self.origin.to_string(),
+                    }
+                })?;
+                Ok(AuthMethod::Token {
+                    token,
+                    project: self.project(),
+                })
+            }
+            other => Err(CredentialsError::UnsupportedAuthType {
+                origin: self.origin.to_string(),
+                auth_type: other.to_string(),
+            }),
+        }
+    }
+
+    /// Whether TLS verification is turned off (`verify: false`, `insecure: true`).
+    fn insecure(&self) -> bool {
+        let is = |key: &str, value: &str| {
+            self.other(key)
+                .is_some_and(|v| v.eq_ignore_ascii_case(value) || v == "1" && value == "true")
+        };
+        is("verify", "false") || is("insecure", "true")
+    }
+}
+
+fn build(
+    settings: Settings,
+    origin: String,
+    skip_tls_verify: bool,
+) -> Result<Credentials, CredentialsError> {
+    let read = Reader {
+        settings: &settings,
+        origin: &origin,
+    };
+    if read.insecure() && !skip_tls_verify {
         return Err(CredentialsError::Insecure { origin });
     }
-    let url = auth("auth_url").ok_or_else(|| missing("auth_url"))?;
+    let url = read
+        .auth("auth_url")
+        .ok_or_else(|| read.missing("auth_url"))?;
     let auth_url = normalize_auth_url(&url).ok_or_else(|| CredentialsError::BadAuthUrl {
         origin: origin.clone(),
         url,
     })?;
-    let domain = |kind: &str| {
-        auth(&format!("{kind}_domain_id"))
-            .map(Domain::Id)
-            .or_else(|| auth(&format!("{kind}_domain_name")).map(Domain::Name))
-            .or_else(|| auth("domain_id").map(Domain::Id))
-            .or_else(|| auth("domain_name").map(Domain::Name))
-            .unwrap_or_else(|| Domain::Id(DEFAULT_DOMAIN_ID.to_string()))
-    };
-    let user = match (auth("user_id"), auth("username")) {
-        (Some(id), _) => Named::Id(id),
-        (None, Some(name)) => Named::Name {
-            name,
-            domain: domain("user"),
-        },
-        (None, None) => return Err(missing("username")),
-    };
-    let password = auth("password").ok_or_else(|| missing("password"))?;
-    let project = match (
-        auth("project_id").or_else(|| auth("tenant_id")),
-        auth("project_name").or_else(|| auth("tenant_name")),
-    ) {
-        (Some(id), _) => Named::Id(id),
-        (None, Some(name)) => Named::Name {
-            name,
-            domain: domain("project"),
-        },
-        (None, None) => return Err(missing("project_name")),
-    };
+    let method = read.method()?;
     Ok(Credentials {
         auth_url,
-        user,
-        password,
-        project,
-        interface: other("interface")
+        method,
+        interface: read
+            .other("interface")
             .map(|i| i.trim_end_matches("URL").to_ascii_lowercase())
             .unwrap_or_else(|| DEFAULT_INTERFACE.to_string()),
-        cacert: other("cacert").map(PathBuf::from),
+        cacert: read.other("cacert").map(PathBuf::from),
+        skip_tls_verify,
         origin,
     })
 }
 
 /// `http(s)://host[:port][/path]` with `/v3` at the end; `None` if it is not such a URL.
-pub fn normalize_auth_url(url: &str) -> Option<String> {
+pub(super) fn normalize_auth_url(url: &str) -> Option<String> {
     let url = url.trim().trim_end_matches('/');
     let uri = url.parse::<http::Uri>().ok()?;
     if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {

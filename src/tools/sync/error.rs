@@ -133,7 +133,7 @@ pub enum Failure {
     /// The copy exists but is not what the source is.
     #[error("the copy {target} {problem}")]
     Verify { target: String, problem: String },
-    /// Keystone refused to renew the token mid-run.
+    /// Keystone refused to renew the token mid-run, or a bare token would not outlive a copy.
     #[error("{0}")]
     Auth(String),
 }

@@ -14,6 +14,7 @@
 //! Copies are marked with [`SOURCE_IMAGE_ID`], so a second run finds them and skips them.
 
 mod auth;
+mod cli;
 mod copy;
 mod credentials;
 mod error;
@@ -32,7 +33,11 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 pub use auth::{AuthError, Session};
-pub use credentials::{Credentials, CredentialsError, Domain, Environment, Named};
+pub use cli::SyncArgs;
+pub(crate) use cli::{warn_if_unverified, with_credentials};
+pub use credentials::{
+    AppCredential, AuthMethod, Credentials, CredentialsError, Domain, Environment, Named,
+};
 pub use error::{CopyError, Failure, OptionsError, SyncError};
 pub use progress::{for_terminal, Bars, JobInfo, Lines, Observer, Plan, Quiet};
 pub use report::{json_text, printable, Action, JobResult, Method, Summary};
@@ -182,6 +187,9 @@ impl Options {
 }
 
 /// Runs a sync; per-image failures are in the summary, setup failures are errors.
+///
+/// The steps of the module's description: sign in and find the regions, select the images,
+/// plan one job per image × region, copy, sum up.
 pub async fn run(
     options: &Options,
     credentials: &Credentials,
@@ -189,68 +197,18 @@ pub async fn run(
 ) -> Result<Summary, SyncError> {
     let started = Instant::now();
     let tuning = options.tuning;
-    let trust = crate::tls::client_config(credentials.cacert.as_deref())?;
+    let trust = credentials.tls()?;
     let client = client_with_tls(tuning.connect_timeout, trust);
     let session =
         Session::open(client.clone(), credentials.clone(), tuning.request_timeout).await?;
     let source = session.image_endpoint(&options.from)?;
-    let mut regions = Vec::with_capacity(options.to.len());
-    for name in &options.to {
-        let endpoint = session.image_endpoint(name)?;
-        let method = discover(&session, &endpoint, tuning.request_timeout).await;
-        tracing::debug!(region = %name, %endpoint, method = method.as_str(), "Target region");
-        regions.push(Arc::new(Region {
-            name: name.clone(),
-            endpoint,
-            method,
-        }));
-    }
+    let regions = target_regions(&session, options).await?;
 
     let token = session.token().await?;
     let api = ImageApi::with_client(&source, token.expose(), client.clone());
-    let picks = match &options.selection {
-        Selection::Ids(ids) => select::by_ids(&api, ids, tuning.request_timeout).await,
-        Selection::Filters(filters) => {
-            let glob = filters.validate().ok().flatten();
-            select::list(
-                &api,
-                filters,
-                glob.as_ref(),
-                tuning.page_size,
-                tuning.request_timeout,
-            )
-            .await
-            .map_err(|e| match e {
-                select::ListError::Failed(reason) => SyncError::List {
-                    region: options.from.clone(),
-                    reason,
-                },
-                select::ListError::TooMany => SyncError::TooManyImages {
-                    region: options.from.clone(),
-                    limit: select::MAX_IMAGES,
-                },
-            })?
-        }
-    };
+    let picks = select_images(&api, options).await?;
 
-    let count = picks.len() * regions.len();
-    let mut jobs = Vec::with_capacity(count);
-    for pick in picks.into_iter().map(Arc::new) {
-        for region in &regions {
-            jobs.push(Job {
-                info: JobInfo {
-                    index: jobs.len() + 1,
-                    jobs: count,
-                    source_id: pick.id.to_string(),
-                    name: pick.name(),
-                    region: region.name.clone(),
-                    size: pick.size(),
-                },
-                pick: pick.clone(),
-                region: region.clone(),
-            });
-        }
-    }
+    let jobs = plan(picks, &regions);
     observer.begin(&Plan {
         from: options.from.clone(),
         to: options.to.clone(),
@@ -283,6 +241,79 @@ pub async fn run(
     };
     observer.end(&summary);
     Ok(summary)
+}
+
+/// The target regions: each one's image endpoint, and how bytes reach it ([`discover`]).
+async fn target_regions(
+    session: &Session,
+    options: &Options,
+) -> Result<Vec<Arc<Region>>, SyncError> {
+    let tuning = options.tuning;
+    let mut regions = Vec::with_capacity(options.to.len());
+    for name in &options.to {
+        let endpoint = session.image_endpoint(name)?;
+        let method = discover(session, &endpoint, tuning.request_timeout).await;
+        tracing::debug!(region = %name, %endpoint, method = method.as_str(), "Target region");
+        regions.push(Arc::new(Region {
+            name: name.clone(),
+            endpoint,
+            method,
+        }));
+    }
+    Ok(regions)
+}
+
+/// The source images: the ids given, or the active images passing the filters.
+async fn select_images(api: &ImageApi, options: &Options) -> Result<Vec<Pick>, SyncError> {
+    let tuning = options.tuning;
+    let picks = match &options.selection {
+        Selection::Ids(ids) => select::by_ids(api, ids, tuning.request_timeout).await,
+        Selection::Filters(filters) => {
+            let glob = filters.validate().ok().flatten();
+            select::list(
+                api,
+                filters,
+                glob.as_ref(),
+                tuning.page_size,
+                tuning.request_timeout,
+            )
+            .await
+            .map_err(|e| match e {
+                select::ListError::Failed(reason) => SyncError::List {
+                    region: options.from.clone(),
+                    reason,
+                },
+                select::ListError::TooMany => SyncError::TooManyImages {
+                    region: options.from.clone(),
+                    limit: select::MAX_IMAGES,
+                },
+            })?
+        }
+    };
+    Ok(picks)
+}
+
+/// One job per image and target region, numbered in that order.
+fn plan(picks: Vec<Pick>, regions: &[Arc<Region>]) -> Vec<Job> {
+    let count = picks.len() * regions.len();
+    let mut jobs = Vec::with_capacity(count);
+    for pick in picks.into_iter().map(Arc::new) {
+        for region in regions {
+            jobs.push(Job {
+                info: JobInfo {
+                    index: jobs.len() + 1,
+                    jobs: count,
+                    source_id: pick.id.to_string(),
+                    name: pick.name(),
+                    region: region.name.clone(),
+                    size: pick.size(),
+                },
+                pick: pick.clone(),
+                region: region.clone(),
+            });
+        }
+    }
+    jobs
 }
 
 /// Runs `jobs` with at most `concurrency` at once, ticking the observer meanwhile.

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::report::{bytes, eta, printable, rate, Action, JobResult, Method, Summary};
 
 /// How often [`Lines`] prints a progress line while copies run.
-pub const LINE_INTERVAL: Duration = Duration::from_secs(5);
+pub(super) const LINE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What a run is about to do.
 #[derive(Debug, Clone)]

@@ -160,7 +160,7 @@ fn round3(seconds: f64) -> f64 {
 }
 
 /// Bytes in binary units: `512 B`, `1.5 KiB`, `20.0 MiB`, `3.25 GiB`.
-pub fn bytes(n: u64) -> String {
+pub(super) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if n < 1024 {
         return format!("{n} B");
@@ -176,12 +176,12 @@ pub fn bytes(n: u64) -> String {
 }
 
 /// A rate in binary units per second.
-pub fn rate(bytes_per_sec: f64) -> String {
+pub(super) fn rate(bytes_per_sec: f64) -> String {
     format!("{}/s", bytes(bytes_per_sec.max(0.0) as u64))
 }
 
 /// A duration for an ETA: `42 s`, `3 min 5 s`, `2 h 10 min`.
-pub fn eta(seconds: u64) -> String {
+pub(super) fn eta(seconds: u64) -> String {
     match seconds {
         s if s < 60 => format!("{s} s"),
         s if s < 3600 => format!("{} min {} s", s / 60, s % 60),

@@ -18,10 +18,10 @@ use crate::tools::apiclient::ImageApi;
 use super::error::OptionsError;
 
 /// Images asked for per page (Glance caps it at its `api_limit_max`, 1000 by default).
-pub const PAGE_SIZE: usize = 200;
+pub(super) const PAGE_SIZE: usize = 200;
 
 /// Most images one run selects.
-pub const MAX_IMAGES: usize = 100_000;
+pub(super) const MAX_IMAGES: usize = 100_000;
 
 /// Visibility values Glance's list understands.
 const VISIBILITIES: [&str; 5] = ["public", "private", "shared", "community", "all"];
@@ -327,7 +327,7 @@ fn value_text(value: &Value) -> Option<String> {
 }
 
 /// Percent-encodes a query component (RFC 3986 unreserved characters stay).
-pub fn encode(text: &str) -> String {
+pub(super) fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         match byte {

@@ -71,6 +71,30 @@ clouds:
 
 // === credentials ===
 
+/// The user, password and project of password credentials.
+fn password_parts(creds: &Credentials) -> (Named, String, Named) {
+    match &creds.method {
+        AuthMethod::Password {
+            user,
+            password,
+            project,
+        } => (user.clone(), password.expose().to_string(), project.clone()),
+        other => panic!("not a password login: {other:?}"),
+    }
+}
+
+fn user(creds: &Credentials) -> Named {
+    password_parts(creds).0
+}
+
+fn password(creds: &Credentials) -> String {
+    password_parts(creds).1
+}
+
+fn project(creds: &Credentials) -> Named {
+    password_parts(creds).2
+}
+
 #[test]
 fn os_variables_make_credentials() {
     let env = Environment::from_vars([
@@ -84,15 +108,15 @@ fn os_variables_make_credentials() {
     let creds = Credentials::load(None, &env).unwrap();
     assert_eq!(creds.auth_url, "http://127.0.0.1:5000/v3");
     assert_eq!(
-        creds.user,
+        user(&creds),
         Named::Name {
             name: "bob".into(),
             domain: Domain::Name("Default".into())
         }
     );
-    assert_eq!(creds.password, "s3cret");
+    assert_eq!(password(&creds), "s3cret");
     assert_eq!(
-        creds.project,
+        project(&creds),
         Named::Name {
             name: "demo".into(),
             domain: Domain::Name("Default".into())
@@ -150,15 +174,19 @@ fn clouds_yaml_is_found_in_order_and_env_fills_gaps_only() {
     let creds = Credentials::load(None, &env).unwrap();
     assert_eq!(creds.auth_url, "https://keystone.example.com:5000/v3");
     assert_eq!(
-        creds.user,
+        user(&creds),
         Named::Name {
             name: "alice".into(),
             domain: Domain::Name("Users".into())
         }
     );
-    assert_eq!(creds.password, "from-env", "a gap filled from OS_PASSWORD");
     assert_eq!(
-        creds.project,
+        password(&creds),
+        "from-env",
+        "a gap filled from OS_PASSWORD"
+    );
+    assert_eq!(
+        project(&creds),
         Named::Name {
             name: "images".into(),
             domain: Domain::Id("abc123".into())
@@ -170,7 +198,7 @@ fn clouds_yaml_is_found_in_order_and_env_fills_gaps_only() {
 
     dir.write("cwd/clouds.yaml", CLOUDS.replace("alice", "carol").as_str());
     let creds = Credentials::load(Some("prod"), &env).unwrap();
-    assert!(matches!(creds.user, Named::Name { ref name, .. } if name == "carol"));
+    assert!(matches!(user(&creds), Named::Name { ref name, .. } if name == "carol"));
 
     let explicit = dir.write("elsewhere.yaml", CLOUDS.replace("alice", "dave").as_str());
     let mut env = env;
@@ -179,7 +207,7 @@ fn clouds_yaml_is_found_in_order_and_env_fills_gaps_only() {
         explicit.display().to_string(),
     );
     let creds = Credentials::load(Some("prod"), &env).unwrap();
-    assert!(matches!(creds.user, Named::Name { ref name, .. } if name == "dave"));
+    assert!(matches!(user(&creds), Named::Name { ref name, .. } if name == "dave"));
 }
 
 #[test]
@@ -192,17 +220,17 @@ fn secure_yaml_supplies_the_password_and_ids_are_kept() {
     );
     let env = env_in(&dir.0, &[("OS_PASSWORD", "from-env")]);
     let creds = Credentials::load(Some("prod"), &env).unwrap();
-    assert_eq!(creds.password, "from-secure", "files before variables");
+    assert_eq!(password(&creds), "from-secure", "files before variables");
 
     let creds = Credentials::load(Some("other"), &env).unwrap();
     assert_eq!(creds.auth_url, "https://other.example.com/identity/v3");
     assert_eq!(
-        creds.user,
+        user(&creds),
         Named::Id("12345".into()),
         "YAML numbers are text"
     );
-    assert_eq!(creds.project, Named::Id("p-1".into()));
-    assert_eq!(creds.password, "from-clouds-yaml");
+    assert_eq!(project(&creds), Named::Id("p-1".into()));
+    assert_eq!(password(&creds), "from-clouds-yaml");
 }
 
 #[test]
@@ -220,7 +248,7 @@ fn clouds_yaml_errors_are_specific() {
     ));
     dir.write(
         "cwd/clouds.yaml",
-        "clouds:\n  x:\n    auth_type: v3applicationcredential\n    auth: {auth_url: http://k}\n",
+        "clouds:\n  x:\n    auth_type: v3oidcpassword\n    auth: {auth_url: http://k}\n",
     );
     assert!(matches!(
         Credentials::load(Some("x"), &env),
@@ -563,4 +591,204 @@ fn failures_are_classified() {
         error.to_string(),
         format!("image {ID} to region R2: the glance-download import failed: boom")
     );
+}
+
+// === credentials: application credentials, tokens, TLS ===
+
+const APP_CLOUDS: &str = "
+clouds:
+  by-id:
+    auth_type: v3applicationcredential
+    auth:
+      auth_url: https://keystone.example.com
+      application_credential_id: ac-42
+      application_credential_secret: ac-s3cret-yaml
+  by-name:
+    auth_type: v3applicationcredential
+    auth:
+      auth_url: https://keystone.example.com
+      application_credential_name: sync
+      username: alice
+      user_domain_name: Users
+  guessed:
+    auth:
+      auth_url: https://keystone.example.com
+      application_credential_id: ac-43
+      application_credential_secret: ac-s3cret-yaml
+  token:
+    auth_type: token
+    auth:
+      auth_url: https://keystone.example.com
+      token: gAAAAAB-tok3n-yaml
+      project_name: images
+";
+
+#[test]
+fn application_credentials_come_from_clouds_yaml_secure_yaml_and_os_variables() {
+    let dir = TempDir::new("appcred");
+    dir.write("cwd/clouds.yaml", APP_CLOUDS);
+    dir.write(
+        "cwd/secure.yaml",
+        "clouds:\n  by-name:\n    auth:\n      application_credential_secret: ac-s3cret-secure\n",
+    );
+    let env = env_in(&dir.0, &[]);
+    let app = |creds: &Credentials| match &creds.method {
+        AuthMethod::ApplicationCredential { credential, secret } => {
+            (credential.clone(), secret.expose().to_string())
+        }
+        other => panic!("{other:?}"),
+    };
+    let creds = Credentials::load(Some("by-id"), &env).unwrap();
+    assert_eq!(
+        app(&creds),
+        (AppCredential::Id("ac-42".into()), "ac-s3cret-yaml".into())
+    );
+    assert!(!format!("{creds:?}").contains("s3cret"), "{creds:?}");
+    let creds = Credentials::load(Some("by-name"), &env).unwrap();
+    assert_eq!(
+        app(&creds),
+        (
+            AppCredential::Name {
+                name: "sync".into(),
+                user: Named::Name {
+                    name: "alice".into(),
+                    domain: Domain::Name("Users".into())
+                }
+            },
+            "ac-s3cret-secure".into()
+        )
+    );
+    let creds = Credentials::load(Some("guessed"), &env).unwrap();
+    assert_eq!(app(&creds).0, AppCredential::Id("ac-43".into()));
+
+    let env = Environment::from_vars([
+        ("OS_AUTH_URL", "http://k:5000"),
+        ("OS_AUTH_TYPE", "v3applicationcredential"),
+        ("OS_APPLICATION_CREDENTIAL_ID", "ac-44"),
+        ("OS_APPLICATION_CREDENTIAL_SECRET", "ac-s3cret-env"),
+    ]);
+    let creds = Credentials::load(None, &env).unwrap();
+    assert_eq!(
+        app(&creds),
+        (AppCredential::Id("ac-44".into()), "ac-s3cret-env".into())
+    );
+    assert!(!format!("{creds:?}").contains("s3cret"), "{creds:?}");
+}
+
+#[test]
+fn a_token_comes_from_clouds_yaml_or_os_token() {
+    let dir = TempDir::new("token");
+    dir.write("cwd/clouds.yaml", APP_CLOUDS);
+    let creds = Credentials::load(Some("token"), &env_in(&dir.0, &[])).unwrap();
+    let AuthMethod::Token { token, project } = &creds.method else {
+        panic!("{creds:?}");
+    };
+    assert_eq!(token.expose(), "gAAAAAB-tok3n-yaml");
+    assert!(matches!(project, Some(Named::Name { name, .. }) if name == "images"));
+    assert!(!format!("{creds:?}").contains("tok3n"), "{creds:?}");
+
+    // OS_TOKEN alone selects the token method; no project leaves the scope to Keystone.
+    let env = Environment::from_vars([("OS_AUTH_URL", "http://k"), ("OS_TOKEN", "gAAAAAB-env")]);
+    let creds = Credentials::load(None, &env).unwrap();
+    assert!(matches!(
+        &creds.method,
+        AuthMethod::Token { token, project: None } if token.expose() == "gAAAAAB-env"
+    ));
+    let env = Environment::from_vars([
+        ("OS_AUTH_URL", "http://k"),
+        ("OS_AUTH_TYPE", "v3token"),
+        ("OS_TOKEN", "not a token"),
+    ]);
+    let error = Credentials::load(None, &env).unwrap_err();
+    assert!(
+        matches!(error, CredentialsError::BadToken { .. }),
+        "{error}"
+    );
+    assert!(!error.to_string().contains("not a token"), "{error}");
+}
+
+#[test]
+fn what_each_method_lacks_is_named_and_no_secret_is_shown() {
+    for (vars, key) in [
+        (
+            vec![
+                ("OS_AUTH_TYPE", "v3applicationcredential"),
+                ("OS_APPLICATION_CREDENTIAL_ID", "ac-1"),
+            ],
+            "application_credential_secret",
+        ),
+        (
+            vec![
+                ("OS_AUTH_TYPE", "v3applicationcredential"),
+                ("OS_APPLICATION_CREDENTIAL_SECRET", "ac-s3cret"),
+            ],
+            "application_credential_id",
+        ),
+        (
+            vec![
+                ("OS_APPLICATION_CREDENTIAL_NAME", "sync"),
+                ("OS_APPLICATION_CREDENTIAL_SECRET", "ac-s3cret"),
+            ],
+            "username",
+        ),
+        (vec![("OS_AUTH_TYPE", "token")], "token"),
+        (
+            vec![("OS_USERNAME", "bob"), ("OS_PASSWORD", "ac-s3cret")],
+            "project_name",
+        ),
+    ] {
+        let mut vars = vars;
+        vars.push(("OS_AUTH_URL", "http://k:5000"));
+        let error = Credentials::load(None, &Environment::from_vars(vars.clone())).unwrap_err();
+        assert!(
+            matches!(&error, CredentialsError::Missing { key: k, .. } if *k == key),
+            "{vars:?}: {error}"
+        );
+        assert!(error.to_string().contains(key), "{error}");
+        assert!(!format!("{error} {error:?}").contains("s3cret"), "{error}");
+    }
+}
+
+#[test]
+fn turning_tls_verification_off_is_refused_in_every_spelling() {
+    let dir = TempDir::new("insecure");
+    let env = env_in(&dir.0, &[]);
+    for setting in ["verify: false", "insecure: true", "verify: False"] {
+        dir.write(
+            "cwd/clouds.yaml",
+            &format!("clouds:\n  x:\n    {setting}\n    auth: {{auth_url: http://k}}\n"),
+        );
+        let error = Credentials::load(Some("x"), &env).unwrap_err();
+        assert!(
+            matches!(error, CredentialsError::Insecure { .. }),
+            "{setting}: {error}"
+        );
+        assert!(error.to_string().contains("cacert"), "{error}");
+    }
+    let env = Environment::from_vars([
+        ("OS_AUTH_URL", "http://k"),
+        ("OS_TOKEN", "gAAAAAB-env"),
+        ("OS_INSECURE", "true"),
+    ]);
+    assert!(matches!(
+        Credentials::load(None, &env),
+        Err(CredentialsError::Insecure { .. })
+    ));
+    // With --insecure-skip-tls-verify the cloud's setting is accepted, and verification is off.
+    dir.write(
+        "cwd/clouds.yaml",
+        "clouds:\n  x:\n    verify: false\n    auth: {auth_url: https://k, token: t}\n",
+    );
+    let mut skipping = env_in(&dir.0, &[]);
+    skipping.skip_tls_verify = true;
+    let creds = Credentials::load(Some("x"), &skipping).unwrap();
+    assert!(creds.skip_tls_verify);
+    assert!(creds.tls().is_ok());
+    // verify: true and a CA bundle are fine.
+    dir.write(
+        "cwd/clouds.yaml",
+        "clouds:\n  x:\n    verify: true\n    cacert: /ca.pem\n    auth: {auth_url: http://k, token: t}\n",
+    );
+    let creds = Credentials::load(Some("x"), &env_in(&dir.0, &[])).unwrap();
+    assert_eq!(creds.cacert, Some(PathBuf::from("/ca.pem")));
 }

@@ -2,24 +2,21 @@
 //!
 //! - [`import`]: the region imports them itself. `sync` sends a glance-download import request
 //!   (resent a few times if the region answers 429 or 503), finds the task it started among the
-//!   image's tasks (by request id, else as the one that was not there before), and polls it until
-//!   `success` or `failure`, publishing the task's `progress.bytes_done` when it reports one.
+//!   image's tasks (by request id, see [`follow_task`]), and polls it until `success` or
+//!   `failure`, publishing the task's `progress.bytes_done` when it reports one.
 //! - [`stream`]: `sync` moves them. The source's `GET /file` (resumed with `Range` after drops)
 //!   feeds the pipeline's hashers and the target's `PUT /file`; the last frame is only released
 //!   once size, MD5 and `os_hash_value` match, so a bad copy is cut short and Glance puts the image
 //!   back to `queued`.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
-use tokio::time::Instant;
 use tracing::debug;
 
 use crate::backoff::Backoff;
-use crate::glance::ImageId;
+use crate::glance::{follow_task, FollowError, GlanceTask, ImageId, Pace, TaskStatus};
 use crate::http::boxed;
 use crate::pipeline::{self, Expected, Remote, Resuming, TransferError};
 use crate::tools::apiclient::ImageApi;
@@ -36,7 +33,7 @@ const IMPORT_BACKOFF: Backoff =
 const MAX_POLL_ERRORS: u32 = 5;
 
 /// The target image's tasks, as listed now.
-async fn tasks_of(ctx: &Ctx, api: &ImageApi, target: &ImageId) -> Result<Vec<Value>, Failure> {
+async fn tasks_of(ctx: &Ctx, api: &ImageApi, target: &ImageId) -> Result<Vec<GlanceTask>, Failure> {
     let answer = timed(
         ctx,
         "listing import tasks",
@@ -46,12 +43,7 @@ async fn tasks_of(ctx: &Ctx, api: &ImageApi, target: &ImageId) -> Result<Vec<Val
     if !answer.status.is_success() {
         return Err(refused("listing import tasks", &answer));
     }
-    Ok(answer
-        .json()
-        .get("tasks")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default())
+    Ok(GlanceTask::list(&answer.json()))
 }
 
 /// Asks the target region to import the source with glance-download, then polls its task.
@@ -63,11 +55,6 @@ pub(super) async fn import(
     done: &AtomicU64,
 ) -> Result<(), Failure> {
     let client = api(ctx, &region.endpoint).await?;
-    let before: HashSet<String> = tasks_of(ctx, &client, target)
-        .await?
-        .iter()
-        .filter_map(|t| t.get("id").and_then(Value::as_str).map(str::to_string))
-        .collect();
     let mut attempts = IMPORT_BACKOFF.start();
     let answer = loop {
         let answer = timed(
@@ -93,65 +80,64 @@ pub(super) async fn import(
     if answer.status.as_u16() != 202 {
         return Err(refused("glance-download import", &answer));
     }
-    let request_id = answer.header(crate::http::REQUEST_ID).map(str::to_string);
-    let deadline = Instant::now() + ctx.tuning.transfer_timeout;
-    let mut errors = 0;
+    follow(ctx, region, target, &answer.request_id(), done).await
+}
+
+/// Polls the task the import answered with `request_id` started until it ends, publishing its
+/// `progress.bytes_done`.
+async fn follow(
+    ctx: &Ctx,
+    region: &Region,
+    target: &ImageId,
+    request_id: &str,
+    done: &AtomicU64,
+) -> Result<(), Failure> {
+    let limit = ctx.tuning.transfer_timeout;
     // Small images finish in well under a poll interval: the first polls come sooner, then
     // double up to the interval.
-    let mut pause = (ctx.tuning.poll_interval / 8).max(Duration::from_millis(50));
-    loop {
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(ctx.tuning.poll_interval);
-        let polled = async {
-            let fresh = api(ctx, &region.endpoint).await?;
-            tasks_of(ctx, &fresh, target).await
-        };
-        let tasks = match polled.await {
-            Ok(tasks) => {
-                errors = 0;
-                tasks
-            }
-            Err(failure) => {
-                errors += 1;
-                if errors > MAX_POLL_ERRORS {
-                    return Err(failure);
-                }
-                debug!(target_id = %target, %failure, "Polling the import task failed");
-                continue;
-            }
-        };
-        let ours = tasks
-            .iter()
-            .find(|t| {
-                request_id.is_some()
-                    && t.get("request_id").and_then(Value::as_str) == request_id.as_deref()
-            })
-            .or_else(|| {
-                tasks.iter().rev().find(|t| {
-                    t.get("id")
-                        .and_then(Value::as_str)
-                        .is_some_and(|id| !before.contains(id))
-                })
-            });
-        if let Some(task) = ours {
-            if let Some(bytes) = task["progress"]["bytes_done"].as_u64() {
-                done.store(bytes, Ordering::Relaxed);
-            }
-            match task["status"].as_str() {
-                Some("success") => return Ok(()),
-                Some("failure") => {
-                    let message = task["message"]
-                        .as_str()
-                        .filter(|m| !m.is_empty())
-                        .unwrap_or("the task gave no reason");
-                    return Err(Failure::ImportFailed(message.to_string()));
-                }
-                _ => {}
-            }
+    let pace = Pace {
+        first: (ctx.tuning.poll_interval / 8).max(Duration::from_millis(50)),
+        max: ctx.tuning.poll_interval,
+        // The region records the task before it answers: one missing for a request's time
+        // will not appear (a proxy rewrote the request id, say).
+        appear_within: ctx.tuning.request_timeout,
+        end_within: Some(limit),
+        failed_lists: MAX_POLL_ERRORS,
+    };
+    let list = move || async move {
+        // A fresh token for every poll: an import may outlast one.
+        let fresh = api(ctx, &region.endpoint).await?;
+        let listed = tasks_of(ctx, &fresh, target).await;
+        if let Err(failure) = &listed {
+            debug!(target_id = %target, %failure, "Polling the import task failed");
         }
-        if Instant::now() >= deadline {
-            return Err(Failure::ImportTimedOut(ctx.tuning.transfer_timeout));
+        listed
+    };
+    let progress = |task: &GlanceTask| {
+        if let Some(bytes) = task.progress.as_ref().and_then(|p| p.bytes_done) {
+            done.store(bytes, Ordering::Relaxed);
         }
+    };
+    let ended = follow_task(request_id, pace, list, progress)
+        .await
+        .map_err(|error| match error {
+            FollowError::List(failure) => failure,
+            FollowError::TimedOut(_) => Failure::ImportTimedOut(limit),
+            FollowError::NoRequestId | FollowError::NotListed | FollowError::Several => {
+                Failure::ImportFailed(format!(
+                    "its task cannot be told from the image's other tasks: {error}"
+                ))
+            }
+        })?;
+    progress(&ended);
+    match ended.status {
+        TaskStatus::Success => Ok(()),
+        _ => Err(Failure::ImportFailed(
+            ended
+                .reason()
+                .unwrap_or("the task gave no reason")
+                .to_string(),
+        )),
     }
 }
 

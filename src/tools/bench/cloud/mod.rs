@@ -253,7 +253,7 @@ async fn prepare(
     progress: &mut dyn FnMut(&str),
     cancel: CancellationToken,
 ) -> Result<(Ctx, Vec<String>, Option<String>), BenchError> {
-    let trust = crate::tls::client_config(credentials.cacert.as_deref())?;
+    let trust = credentials.tls()?;
     let client = client_with_tls(options.connect_timeout, trust);
     let session =
         Session::open(client.clone(), credentials.clone(), options.request_timeout).await?;

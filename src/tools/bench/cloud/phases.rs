@@ -11,7 +11,9 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use http::{Method, Request};
 use serde_json::{json, Value};
@@ -55,7 +57,7 @@ pub(super) struct SourceImage {
 impl SourceImage {
     /// Reads what a copy must match from an image record; `None` unless it is `active` with a
     /// size and a checksum.
-    pub fn from_record(image: &Value) -> Option<SourceImage> {
+    pub(super) fn from_record(image: &Value) -> Option<SourceImage> {
         let text = |key: &str| image[key].as_str().map(str::to_string);
         if image["status"] != "active" {
             return None;
@@ -87,7 +89,7 @@ impl SourceImage {
 
     /// Why `copy` is not a verified copy of this image (`None`: it is), led by the field that
     /// differs.
-    pub fn mismatch(&self, copy: &Value) -> Option<String> {
+    pub(super) fn mismatch(&self, copy: &Value) -> Option<String> {
         let copy = Image(copy.as_object().cloned().unwrap_or_default());
         verify::check_stored(&self.expected(), &copy)
             .err()
@@ -304,6 +306,24 @@ impl Sink {
     }
 }
 
+/// Sends the glance-download import of the source image into `id` through `api`: the instants
+/// it was sent and accepted (`202`), or the phase's failure.
+async fn send_import(
+    ctx: &Ctx,
+    phase: &'static str,
+    api: &ImageApi,
+    id: &str,
+) -> Result<(Instant, Instant), BenchError> {
+    let sent = Instant::now();
+    let import = api.import_glance_download(id, &ctx.from, &ctx.source.id);
+    let accepted = timed(ctx, phase, "POST /import", import).await?;
+    let accepted_at = Instant::now();
+    if accepted.status.as_u16() != 202 {
+        return Err(failed(phase, answered("POST /import", &accepted)));
+    }
+    Ok((sent, accepted_at))
+}
+
 /// (c)/(d) A glance-download import through the in-process sidecar at `url` (its `app`).
 pub(super) async fn sidecar(
     ctx: Arc<Ctx>,
@@ -323,13 +343,7 @@ pub(super) async fn sidecar(
     let image_id = ImageId::parse(&id)
         .ok_or_else(|| failed(phase, format!("the target image id {id:?} is not a UUID")))?;
     let meter = Meter::start();
-    let sent = Instant::now();
-    let import = through.import_glance_download(&id, &ctx.from, &ctx.source.id);
-    let accepted = timed(&ctx, phase, "POST /import", import).await?;
-    let accepted_at = Instant::now();
-    if accepted.status.as_u16() != 202 {
-        return Err(failed(phase, answered("POST /import", &accepted)));
-    }
+    let (sent, accepted_at) = send_import(&ctx, phase, &through, &id).await?;
     let stop_watch = CancellationToken::new();
     let watcher = tokio::spawn(first_byte(
         target.clone(),
@@ -449,13 +463,7 @@ pub(super) async fn upstream(ctx: Arc<Ctx>) -> Result<Outcome, BenchError> {
     }
     let id = create_target(&ctx, &target, PHASE, "upstream").await?;
     let meter = Meter::start();
-    let sent = Instant::now();
-    let import = target.import_glance_download(&id, &ctx.from, &ctx.source.id);
-    let accepted = timed(&ctx, PHASE, "POST /import", import).await?;
-    let accepted_at = Instant::now();
-    if accepted.status.as_u16() != 202 {
-        return Err(failed(PHASE, answered("POST /import", &accepted)));
-    }
+    let (sent, accepted_at) = send_import(&ctx, PHASE, &target, &id).await?;
     let deadline = accepted_at + ctx.budget;
     loop {
         tokio::time::sleep(UPSTREAM_POLL).await;

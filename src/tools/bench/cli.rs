@@ -1,0 +1,243 @@
+//! The `bench` command line: its flags, which of the three modes they select (simulated,
+//! `--load`, a real cloud), and the report printed.
+
+use std::process::ExitCode;
+
+use crate::pipeline::Limits;
+use crate::serve::{init_logging, shutdown_signal, EXIT_USAGE};
+use crate::tools::demo::parse_size;
+use crate::tools::sync::with_credentials;
+
+use super::{cloud, load, Options, Report, Target};
+
+/// The flags of `bench`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Measure on a simulated cloud in this process.
+    #[arg(long)]
+    simulated: bool,
+    /// Measure under load on a simulated cloud, the sidecar run as a child `serve`: many clients
+    /// through the pass-through and straight to Glance, uploads and imports of --size, and a
+    /// flood of failing imports, at once.
+    #[arg(long, conflicts_with = "simulated")]
+    load: bool,
+    /// --load: clients sending small calls [default: 64].
+    #[arg(long, requires = "load")]
+    clients: Option<usize>,
+    /// --load: seconds the small calls are measured [default: 60].
+    #[arg(long, requires = "load")]
+    seconds: Option<u64>,
+    /// --load: failing imports (an unknown region) sent by one project [default: 2000].
+    #[arg(long, requires = "load")]
+    failing_imports: Option<usize>,
+    /// Real cloud: the cloud of clouds.yaml to sign in with [default: $OS_CLOUD, else OS_*].
+    #[arg(long, value_name = "NAME")]
+    os_cloud: Option<String>,
+    /// Real cloud: the source region (the bench creates its source image there).
+    #[arg(long, value_name = "REGION")]
+    from: Option<String>,
+    /// Real cloud: the target region (the label; the bench drives --target-glance-url).
+    #[arg(long, value_name = "REGION")]
+    to: Option<String>,
+    /// Real cloud: the target region's Glance itself (not a sidecar in front of it); the bench
+    /// runs the sidecar in this process in front of it.
+    #[arg(long, value_name = "URL")]
+    target_glance_url: Option<String>,
+    /// Real cloud: copy this active image of the source region instead of a generated one.
+    #[arg(long, value_name = "IMAGE_ID")]
+    image: Option<String>,
+    /// Size of the generated image (B, KiB, MiB, GiB; KB, MB, GB) [default: 1GiB].
+    #[arg(long, value_parser = parse_size)]
+    size: Option<u64>,
+    /// Times each phase is measured; the report gives medians.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Pipeline frame size [default: the sidecar's chunk_size, 1MiB].
+    #[arg(long, value_parser = parse_size)]
+    chunk_size: Option<u64>,
+    /// Frames buffered per pipeline stage [default: the sidecar's buffer_chunks, 8].
+    #[arg(long)]
+    buffer_chunks: Option<usize>,
+}
+
+impl BenchArgs {
+    /// Whether any flag of the real-cloud mode was given.
+    fn names_a_cloud(&self) -> bool {
+        self.os_cloud.is_some()
+            || self.from.is_some()
+            || self.to.is_some()
+            || self.target_glance_url.is_some()
+            || self.image.is_some()
+    }
+
+    /// Runs the mode the flags select; exits 64 for a refused command line, 1 if a run failed.
+    pub fn run(self) -> ExitCode {
+        let refuse = |error: &dyn std::fmt::Display| {
+            eprintln!("glance-download-sidecar bench: {error}");
+            ExitCode::from(EXIT_USAGE)
+        };
+        let defaults = Options::default();
+        let limits = Limits {
+            chunk_size: self.chunk_size.map_or(defaults.limits.chunk_size, |c| {
+                usize::try_from(c).unwrap_or(usize::MAX)
+            }),
+            buffer_chunks: self.buffer_chunks.unwrap_or(defaults.limits.buffer_chunks),
+        };
+        if self.load {
+            if self.names_a_cloud() {
+                return refuse(
+                    &"--load runs on a simulated cloud: no --os-cloud, --from, --to, \
+                      --target-glance-url or --image",
+                );
+            }
+            return self.run_load();
+        }
+        match (self.simulated, self.names_a_cloud()) {
+            (true, true) => {
+                return refuse(
+                    &"--simulated does not go with --os-cloud, --from, --to, --target-glance-url \
+                      or --image",
+                )
+            }
+            (false, false) => {
+                return refuse(
+                    &"give --simulated, or a real cloud: --from REGION --to REGION \
+                      --target-glance-url URL [--os-cloud NAME]",
+                )
+            }
+            (false, true) => return self.run_cloud(limits),
+            (true, false) => {}
+        }
+        init_logging("warn");
+        let options = Options {
+            target: Target::Simulated,
+            size: self.size.unwrap_or(defaults.size),
+            runs: self.runs,
+            limits,
+        };
+        if let Err(error) = options.validate() {
+            return refuse(&error);
+        }
+        let result = super::run(&options, &mut |line| eprintln!("{line}"));
+        print_report(result, self.json, Report::to_json, Report::table)
+    }
+
+    /// `bench --load`; exits 1 if the run could not complete.
+    fn run_load(self) -> ExitCode {
+        init_logging("warn");
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(error) => {
+                eprintln!("bench: cannot find this program to run the sidecar: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let defaults = load::LoadOptions::new(exe);
+        let options = load::LoadOptions {
+            clients: self.clients.unwrap_or(defaults.clients),
+            seconds: self.seconds.unwrap_or(defaults.seconds),
+            failing_imports: self.failing_imports.unwrap_or(defaults.failing_imports),
+            size: self.size.unwrap_or(defaults.size),
+            ..defaults
+        };
+        if let Err(error) = options.validate() {
+            eprintln!("glance-download-sidecar bench: {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+        let result = load::run_load(&options, &mut |line| eprintln!("{line}"));
+        print_report(
+            result,
+            self.json,
+            load::LoadReport::to_json,
+            load::LoadReport::table,
+        )
+    }
+
+    /// `bench` against a real cloud; exits 1 if a phase fails or an image could not be deleted.
+    fn run_cloud(self, limits: Limits) -> ExitCode {
+        init_logging("warn");
+        let options = cloud::CloudOptions::from_flags(
+            self.from.as_deref(),
+            self.to.as_deref(),
+            self.target_glance_url.as_deref(),
+            self.image.as_deref(),
+            self.size,
+            self.runs,
+            limits,
+        );
+        // The bench starts a sidecar that always verifies TLS: no --insecure-skip-tls-verify.
+        let (options, credentials) =
+            match with_credentials(options, self.os_cloud.as_deref(), false) {
+                Ok(prepared) => prepared,
+                Err(error) => {
+                    eprintln!("glance-download-sidecar bench: {error}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let on_signal = cancel.clone();
+        // Ctrl-C or SIGTERM stops the phase under way; the bench then deletes what it created.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(rt) = rt {
+                rt.block_on(shutdown_signal());
+                on_signal.cancel();
+            }
+        });
+        let report = cloud::run_cloud(
+            &options,
+            &credentials,
+            &mut |line| eprintln!("{line}"),
+            cancel,
+        );
+        match report {
+            Ok(report) => {
+                if self.json {
+                    // The table still goes to people, on stderr with the progress lines.
+                    println!("{:#}", report.to_json());
+                    eprint!("{}", report.table());
+                } else {
+                    print!("{}", report.table());
+                }
+                if report.leftovers.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    eprintln!("bench: some images could not be deleted (listed above)");
+                    ExitCode::FAILURE
+                }
+            }
+            Err(error) => {
+                eprintln!("bench failed: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// Prints a bench report as a table, or as JSON with `--json`; exit 1 when the run failed.
+fn print_report<R, E: std::fmt::Display>(
+    result: Result<R, E>,
+    json: bool,
+    to_json: fn(&R) -> serde_json::Value,
+    table: fn(&R) -> String,
+) -> ExitCode {
+    match result {
+        Ok(report) if json => {
+            println!("{:#}", to_json(&report));
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            print!("{}", table(&report));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("bench failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
