@@ -211,6 +211,10 @@ impl BenchArgs {
                 &mut |line| eprintln!("{line}"),
                 cancel,
             );
+            if let (Ok(report), true) = (&report, self.json) {
+                // The table still goes to people, on stderr with the progress lines.
+                eprint!("{}", report.table());
+            }
             return print_report(
                 report,
                 self.json,
