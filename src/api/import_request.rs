@@ -187,7 +187,8 @@ pub fn check_fields(body: &Map<String, Value>) -> Result<Fields, ApiError> {
 /// 10. the task recorded (409 if one is running) and the image claimed where every instance
 ///     looks (409 if another instance won);
 ///
-/// then `202 Accepted` while the import runs as a task.
+/// then `202 Accepted` while the import runs as a task. The target image and its stores (for
+/// checks 4 and 8) are read while Keystone validates the token (check 2).
 pub async fn handle(
     app: &Arc<App>,
     request: Request<Incoming>,
@@ -205,13 +206,15 @@ pub async fn handle(
 
     let token = caller_token(&parts.headers)?;
     // The token's validation and the two reads of the target Glance the checks need run at
-    // once (Glance checks the token itself); their answers are looked at in the order below.
-    let (identity, target, known_stores) = tokio::join!(
-        validate(app, &token),
-        target_image(app, image_id, &token),
-        app.glance.stores(&app.config.glance_url, &token),
-    );
-    let identity = identity?;
+    // once (Glance checks the token itself); a refused token answers as soon as Keystone has
+    // (the reads are dropped), and the reads' answers are looked at in the order below.
+    let reads = async {
+        Ok(tokio::join!(
+            target_image(app, image_id, &token),
+            app.glance.stores(&app.config.glance_url, &token),
+        ))
+    };
+    let (identity, (target, known_stores)) = tokio::try_join!(validate(app, &token), reads)?;
     check_flags(&body)?;
     let sink = chosen_sink(app, &parts.headers)?;
 
