@@ -435,8 +435,13 @@ impl Importer {
             .identity
             .catalog
             .image_endpoint(&request.region, &request.interface)?;
-        let (source, expected) = self.read_source(request, &remote, task).await?;
-        let target = self.queued_target(request).await?;
+        // Both images are read at once; a failure of the source's read is reported first.
+        let (source, target) = tokio::join!(
+            self.read_source(request, &remote, task),
+            self.queued_target(request)
+        );
+        let (source, expected) = source?;
+        let target = target?;
         let sink = self.sinks.pick(request.sink);
         self.sync_metadata(request, task, undo, &source, &target, sink.keeps_bytes())
             .await?;
