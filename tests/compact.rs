@@ -85,6 +85,12 @@ impl Linked {
             c.source_retries = 4;
         })
         .await;
+        Linked::around(h, source_compact).await
+    }
+
+    /// A sidecar in front of `h`'s source Glance (coding when `source_compact`), reached through a
+    /// counting link that the catalog names as REGION1's image endpoint.
+    async fn around(h: Harness, source_compact: bool) -> Linked {
         let config = Config {
             bind: ([127, 0, 0, 1], 0).into(),
             glance_url: h.source().url(),
@@ -233,34 +239,12 @@ async fn a_dropped_coded_stream_resumes_at_its_decoded_offset() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_ranges_are_coded_each() {
-    let l = {
-        let h = Harness::with_config(|c| {
-            c.source_streams = 3;
-            c.segment_size = 1 << 20;
-        })
-        .await;
-        let config = Config {
-            bind: ([127, 0, 0, 1], 0).into(),
-            glance_url: h.source().url(),
-            auth_url: h.cloud.auth_url(),
-            task_journal: None,
-            ..Config::default()
-        };
-        let source_sidecar = Server::bind(App::new(config.clone()).unwrap(), config.bind)
-            .await
-            .unwrap();
-        let link = Counting::start(source_sidecar.addr).await;
-        for interface in ["public", "internal", "admin"] {
-            h.cloud
-                .keystone
-                .set_endpoint("REGION1", interface, &link.url);
-        }
-        Linked {
-            h,
-            source_sidecar,
-            link,
-        }
-    };
+    let h = Harness::with_config(|c| {
+        c.source_streams = 3;
+        c.segment_size = 1 << 20;
+    })
+    .await;
+    let l = Linked::around(h, true).await;
     let sparse = l.source_image(ImageData::Bytes(sparse()));
     let (_, carried) = l.copy(&sparse).await;
     assert!(carried < SPARSE_DATA + 8 * OVERHEAD, "{carried}");
