@@ -152,6 +152,8 @@ pub struct Importer {
     pub retry: RetryPolicy,
     /// How the source is read (one stream or parallel ranges).
     pub streams: Streams,
+    /// Whether source reads ask for the compact coding (`compact_transfer`).
+    pub compact_transfer: bool,
     pub total_timeout: Duration,
     pub prefixes: Vec<String>,
     pub metrics: Arc<Metrics>,
@@ -213,6 +215,7 @@ impl Importer {
                 streams: config.source_streams,
                 segment_size: config.segment_size,
             },
+            compact_transfer: config.compact_transfer,
             total_timeout: config.total_timeout,
             prefixes: config.extra_properties.clone(),
             metrics,
@@ -432,8 +435,13 @@ impl Importer {
             .identity
             .catalog
             .image_endpoint(&request.region, &request.interface)?;
-        let (source, expected) = self.read_source(request, &remote, task).await?;
-        let target = self.queued_target(request).await?;
+        // Both images are read at once; a failure of the source's read is reported first.
+        let (source, target) = tokio::join!(
+            self.read_source(request, &remote, task),
+            self.queued_target(request)
+        );
+        let (source, expected) = source?;
+        let target = target?;
         let sink = self.sinks.pick(request.sink);
         self.sync_metadata(request, task, undo, &source, &target, sink.keeps_bytes())
             .await?;
@@ -560,6 +568,7 @@ impl Importer {
             id: request.remote_image_id.clone(),
             token: request.token.clone(),
             size: expected.size,
+            compact: self.compact_transfer,
         };
         let mut source = RemoteSource::new(remote, self.retry, self.streams);
         match source.connect().await {

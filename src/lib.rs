@@ -16,6 +16,7 @@
 //! | what a copy must equal, and whether a stored image is it | [`verify`] |
 //! | putting the target back after a failure (revert, deactivate) | `import::undo` |
 //! | `Range` resume of a broken source stream | `pipeline::source` (`Resuming`); parallel ranges in `pipeline::ranged` |
+//! | the compact coding between sidecars (zero runs, zstd) | [`compact`] |
 //! | the bounded token cache | `keystone::cache` (`TokenCache`) |
 //! | the one Keystone login (service user and tools) | `keystone::login` |
 //! | the property prefix filter and the metadata patches | [`metadata`] (`is_synced`, `plan`) |
@@ -45,6 +46,8 @@ pub mod backoff;
 pub mod chunked;
 /// The cross-instance import claim, kept as properties on the target image itself.
 pub mod claim;
+/// Compact transfer between sidecars: zero runs as lengths, data raw or zstd, on `GET /file`.
+pub mod compact;
 /// INI file + flags → one typed `Config`, every default in one place.
 pub mod config;
 /// The one Glance client: typed calls, their errors and status predicates, Glance's tasks and

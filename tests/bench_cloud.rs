@@ -9,7 +9,9 @@ use std::process::Command;
 
 use glance_download_sidecar::pipeline::Limits;
 use glance_download_sidecar::tools::apiclient::ImageApi;
-use glance_download_sidecar::tools::bench::cloud::{run_cloud, CloudOptions, CloudReport, Outcome};
+use glance_download_sidecar::tools::bench::cloud::{
+    run_cloud, run_small, CloudOptions, CloudReport, Outcome, TokenUse,
+};
 use glance_download_sidecar::tools::bench::BenchError;
 use glance_download_sidecar::tools::sim::{Cloud, Fault, ImageData, ImageSpec};
 use glance_download_sidecar::tools::sync::{Credentials, Environment};
@@ -307,4 +309,54 @@ fn the_command_fails_plainly_when_keystone_is_down() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("bench failed: signing in failed"), "{err}");
     assert!(!err.contains(PASSWORD), "{err}");
+}
+
+/// `bench --small` on the simulated cloud: the fake Glance offers no glance-download, so the
+/// sidecar in this process is the only contender; it is measured with both tokens in every run,
+/// every time is in order (202, then verified `active`, then the task's end), and every image the
+/// bench made is deleted.
+#[test]
+fn the_small_image_bench_times_each_import_and_deletes_every_image() {
+    let world = World::start();
+    let before = world.images("REGION2");
+    let mut options = world.options(None);
+    options.runs = 2;
+    let mut lines = Vec::new();
+    let report = run_small(
+        &options,
+        &world.credentials(),
+        None,
+        &mut |line| lines.push(line.to_string()),
+        CancellationToken::new(),
+    )
+    .unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("does not offer glance-download")),
+        "{lines:?}"
+    );
+    assert_eq!(report.contenders, ["sidecar (this build)"]);
+    assert_eq!(report.size, SIZE);
+    let uses: Vec<(usize, TokenUse)> = report.samples.iter().map(|s| (s.run, s.token)).collect();
+    assert_eq!(
+        uses,
+        [
+            (1, TokenUse::Cached),
+            (1, TokenUse::Fresh),
+            (2, TokenUse::Cached),
+            (2, TokenUse::Fresh)
+        ]
+    );
+    for sample in &report.samples {
+        assert!(sample.accepted > 0.0, "{sample:?}");
+        assert!(sample.accepted <= sample.active, "{sample:?}");
+        assert!(sample.active <= sample.done, "{sample:?}");
+    }
+    assert!(report.ratios().is_empty());
+    let json = report.to_json();
+    assert_eq!(json["summary"].as_array().map(Vec::len), Some(2));
+    assert!(report.table().contains("sidecar (this build)"));
+    assert_eq!(world.images("REGION2"), before);
+    assert!(world.images("REGION1").is_empty());
 }

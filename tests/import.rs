@@ -289,3 +289,47 @@ async fn source_token_is_the_callers() {
     assert_eq!(file_get.header("x-auth-token"), Some(h.token.as_str()));
     let _ = (HashAlgo::Sha512, ImageStatus::Active);
 }
+
+/// The sidecar reads the target image (and the stores) while Keystone is still validating the
+/// caller's token, instead of after: the two wait on different services. The token's answer
+/// still decides first: the request is answered only once it came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_the_target_while_keystone_validates_the_token() {
+    let h = Harness::start().await;
+    let src = h.source_image(4096, 31, json!({}));
+    let dst = h.target_image().await;
+    h.target().clear_request_log();
+    let held = h.cloud.keystone.hold_validations().await;
+    let api = h.api.clone();
+    let (target, source) = (dst.clone(), src.clone());
+    let import = tokio::spawn(async move {
+        api.import_glance_download(&target, "REGION1", &source)
+            .await
+    });
+    let read = format!("/v2/images/{dst}");
+    let mut seen = false;
+    for _ in 0..1000 {
+        seen = h
+            .target()
+            .request_log()
+            .iter()
+            .any(|r| r.method == "GET" && r.path == read);
+        if seen {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        seen,
+        "the target was not read while the token was being validated"
+    );
+    assert!(
+        !import.is_finished(),
+        "answered before the token was validated"
+    );
+    drop(held);
+    let answer = import.await.unwrap().unwrap();
+    assert_eq!(answer.status, 202, "{answer:?}");
+    let task = h.api.wait_for_import(&dst, TASK_WAIT).await.unwrap();
+    assert_eq!(task["status"], "success", "{task}");
+}

@@ -60,6 +60,16 @@ log "pytest tests/interop ${PYTEST_ARGS[*]}"
 timeout "${GDS_PYTEST_TIMEOUT:-3600}" "$GDS_VENV/bin/pytest" tests/interop \
     --junitxml="$STATE_DIR/junit.xml" "${PYTEST_ARGS[@]}"
 rc=$?
+if [ "$rc" -eq 0 ]; then
+    # A skipped test is a failed one here: every test's prerequisites are installed by cloud.sh.
+    skipped=$("$GDS_VENV/bin/python" -c 'import sys, xml.etree.ElementTree as E
+print(sum(int(s.get("skipped", 0)) for s in E.parse(sys.argv[1]).getroot().iter("testsuite")))' \
+        "$STATE_DIR/junit.xml") || skipped=unknown
+    if [ "$skipped" != 0 ]; then
+        log "FAILED: $skipped test(s) skipped (see the -ra summary above)"
+        rc=1
+    fi
+fi
 case $rc in
     0) log "PASSED (junit: $STATE_DIR/junit.xml, logs: $STATE_DIR/logs)" ;;
     5) log "FAILED: pytest collected no tests"; rc=5 ;;

@@ -187,7 +187,8 @@ pub fn check_fields(body: &Map<String, Value>) -> Result<Fields, ApiError> {
 /// 10. the task recorded (409 if one is running) and the image claimed where every instance
 ///     looks (409 if another instance won);
 ///
-/// then `202 Accepted` while the import runs as a task.
+/// then `202 Accepted` while the import runs as a task. The target image and its stores (for
+/// checks 4 and 8) are read while Keystone validates the token (check 2).
 pub(super) async fn handle(
     app: &Arc<App>,
     request: Request<Incoming>,
@@ -203,11 +204,21 @@ pub(super) async fn handle(
         Classified::Unreadable => return Err(ApiError::BadRequest(UNREADABLE_BODY.into())),
     };
 
-    let (token, identity) = authenticate(app, &parts.headers).await?;
+    let token = caller_token(&parts.headers)?;
+    // The token's validation and the two reads of the target Glance the checks need run at
+    // once (Glance checks the token itself); a refused token answers as soon as Keystone has
+    // (the reads are dropped), and the reads' answers are looked at in the order below.
+    let reads = async {
+        Ok(tokio::join!(
+            target_image(app, image_id, &token),
+            app.glance.stores(&app.config.glance_url, &token),
+        ))
+    };
+    let (identity, (target, known_stores)) = tokio::try_join!(validate(app, &token), reads)?;
     check_flags(&body)?;
     let sink = chosen_sink(app, &parts.headers)?;
 
-    let (image_id, target) = target_image(app, image_id, &token).await?;
+    let (image_id, target) = target?;
     check_target(&target)?;
     let fields = check_fields(&body)?;
     check_policy(&target, &identity)?;
@@ -217,7 +228,7 @@ pub(super) async fn handle(
         .headers
         .get("x-image-meta-store")
         .and_then(|v| v.to_str().ok());
-    let stores = resolve_stores(app, &token, &body, header_store).await?;
+    let stores = resolve_stores(known_stores?, &body, header_store)?;
     // The project's own bound first, then the node's: both answer 429 with Retry-After.
     let owner = target.owner().unwrap_or(&identity.project_id).to_string();
     let (project_slot, slot) = admit(app, &owner)?;
@@ -270,17 +281,20 @@ async fn read_body(app: &App, body: Incoming) -> Result<bytes::Bytes, ApiError> 
     Ok(bytes)
 }
 
-/// Step 2: the caller's token, present and valid, and who it says the caller is.
-async fn authenticate(app: &App, headers: &HeaderMap) -> Result<(Token, Identity), ApiError> {
-    let token = headers
+/// Step 2, first half: the caller's token is present (401).
+fn caller_token(headers: &HeaderMap) -> Result<Token, ApiError> {
+    headers
         .get("x-auth-token")
         .and_then(|v| Token::parse(v.as_bytes()))
-        .ok_or(ApiError::Unauthorized)?;
-    let identity = app.keystone.validate(&token).await.map_err(|e| match e {
+        .ok_or(ApiError::Unauthorized)
+}
+
+/// Step 2, second half: the token is valid (401), and who it says the caller is.
+async fn validate(app: &App, token: &Token) -> Result<Identity, ApiError> {
+    app.keystone.validate(token).await.map_err(|e| match e {
         KeystoneError::InvalidToken => ApiError::Unauthorized,
         other => ApiError::BadGateway(other.to_string()),
-    })?;
-    Ok((token, identity))
+    })
 }
 
 /// Step 3: the sink named by [`SINK_HEADER`], if any; one this sidecar does not offer is 400.
@@ -411,16 +425,15 @@ async fn await_ending(app: &App, image_id: &ImageId) {
     }
 }
 
-/// The stores this import writes. On a multi-store Glance (one that lists its stores at
-/// `/v2/info/stores`) upstream's rules and messages apply; on a single-store one `stores`,
-/// `all_stores` and `X-Image-Meta-Store` are accepted and ignored, as upstream ignores them.
-async fn resolve_stores(
-    app: &App,
-    token: &Token,
+/// The stores this import writes, given what the target Glance lists at `/v2/info/stores`
+/// (`known`, `None` when it lists none). On a multi-store Glance upstream's rules and messages
+/// apply; on a single-store one `stores`, `all_stores` and `X-Image-Meta-Store` are accepted
+/// and ignored, as upstream ignores them.
+fn resolve_stores(
+    known: Option<Vec<stores::StoreInfo>>,
     body: &Map<String, Value>,
     header: Option<&str>,
 ) -> Result<StorePlan, ApiError> {
-    let known = app.glance.stores(&app.config.glance_url, token).await?;
     let Some(known) = known else {
         return Ok(StorePlan::single());
     };

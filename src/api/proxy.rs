@@ -1,5 +1,6 @@
 //! The pass-through: every request the sidecar does not handle goes to the upstream Glance
-//! unchanged, and its answer comes back unchanged.
+//! unchanged, and its answer comes back unchanged — except an image data download that asks for
+//! the compact coding, whose answer comes back coded ([`crate::compact`]).
 //!
 //! Bodies stream both ways (hyper's own backpressure: nothing is buffered whole), status codes,
 //! error bodies and `x-openstack-request-id` are passed verbatim. Hop-by-hop headers (RFC 9110
@@ -107,12 +108,24 @@ async fn until_stalled<F: std::future::Future>(
     }
 }
 
-/// Forwards a request whose body has not been touched.
+/// Forwards a request whose body has not been touched. An image data download that asks for
+/// the compact coding (and `compact_transfer` is on) is forwarded without `Accept-Encoding` and
+/// its answer coded ([`crate::compact`]).
 pub(super) async fn forward(
     app: &App,
-    request: Request<hyper::body::Incoming>,
+    mut request: Request<hyper::body::Incoming>,
 ) -> Result<Response<BoxBody>, ApiError> {
-    send(app, request.map(boxed)).await
+    let compact = app.config.compact_transfer
+        && crate::compact::wanted(request.method(), request.uri().path(), request.headers());
+    if compact {
+        request.headers_mut().remove(header::ACCEPT_ENCODING);
+    }
+    let response = send(app, request.map(boxed)).await?;
+    Ok(if compact {
+        crate::compact::coded_response(response)
+    } else {
+        response
+    })
 }
 
 #[cfg(test)]

@@ -48,6 +48,9 @@ pub mod defaults {
     pub const RETRY_DELAY_MS: u64 = 250;
     /// Concurrent `Range` requests per image (1: one plain stream, fastest on a LAN).
     pub const SOURCE_STREAMS: usize = 1;
+    /// Compact transfer between sidecars (zero runs as lengths, data raw or zstd): asked for
+    /// on source reads, answered on `GET /v2/images/{id}/file` pass-through.
+    pub const COMPACT_TRANSFER: bool = true;
     /// Bytes per `Range` request when `source_streams` > 1.
     pub const SEGMENT_SIZE: u64 = 8 * 1024 * 1024;
     /// Seconds one import's data copy may take in all.
@@ -133,6 +136,8 @@ pub struct Config {
     pub source_streams: usize,
     /// `[DEFAULT] segment_size`: bytes, 1 MiB to 256 MiB.
     pub segment_size: u64,
+    /// `[DEFAULT] compact_transfer`: `true`/`false` (also `yes`/`no`, `on`/`off`, `1`/`0`).
+    pub compact_transfer: bool,
     /// `[DEFAULT] source_retries`: 0 to 100.
     pub source_retries: u32,
     /// `[DEFAULT] retry_delay_ms`: 1 to 60000.
@@ -228,6 +233,7 @@ impl Default for Config {
             read_timeout: Duration::from_secs(defaults::READ_TIMEOUT_SECS),
             source_streams: defaults::SOURCE_STREAMS,
             segment_size: defaults::SEGMENT_SIZE,
+            compact_transfer: defaults::COMPACT_TRANSFER,
             source_retries: defaults::SOURCE_RETRIES,
             retry_delay: Duration::from_millis(defaults::RETRY_DELAY_MS),
             total_timeout: Duration::from_secs(defaults::TOTAL_TIMEOUT_SECS),
@@ -379,6 +385,7 @@ impl Config {
             }
             "ca_file" => self.ca_file = (!value.is_empty()).then(|| PathBuf::from(value)),
             "task_journal" => self.task_journal = (!value.is_empty()).then(|| PathBuf::from(value)),
+            "compact_transfer" => self.compact_transfer = boolean("compact_transfer", value)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -605,6 +612,15 @@ fn int(key: &'static str, value: &str, min: usize, max: usize) -> Result<usize, 
         return Err(invalid(key, value, format!("must be from {min} to {max}")));
     }
     Ok(n)
+}
+
+/// A boolean as oslo.config reads one.
+fn boolean(key: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err(invalid(key, value, "expected true or false")),
+    }
 }
 
 fn seconds(key: &'static str, value: &str) -> Result<Duration, ConfigError> {

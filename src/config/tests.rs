@@ -118,6 +118,26 @@ fn service_credentials_must_be_complete() {
 }
 
 #[test]
+fn compact_transfer_is_on_by_default_and_a_boolean() {
+    let config = Config::from_ini("", &Overrides::default()).unwrap();
+    assert!(config.compact_transfer);
+    for (value, on) in [
+        ("false", false),
+        ("No", false),
+        ("0", false),
+        ("off", false),
+        ("TRUE", true),
+        ("yes", true),
+    ] {
+        let text = format!("[DEFAULT]\ncompact_transfer = {value}\n");
+        let config = Config::from_ini(&text, &Overrides::default()).unwrap();
+        assert_eq!(config.compact_transfer, on, "{value}");
+    }
+    let error = Config::from_ini("compact_transfer = maybe\n", &Overrides::default()).unwrap_err();
+    assert!(error.to_string().contains("compact_transfer"), "{error}");
+}
+
+#[test]
 fn service_credentials_take_an_application_credential_and_name_what_is_missing() {
     use crate::keystone::{AppCredential, AuthMethod, Domain, Named};
     let load = |text: &str| Config::from_ini(text, &Overrides::default());

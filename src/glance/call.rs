@@ -104,6 +104,8 @@ impl Glance {
         limit: usize,
     ) -> Result<Answer, GlanceError> {
         let request = request.map_err(GlanceError::Request)?;
+        let (method, path) = (request.method().clone(), request.uri().path().to_string());
+        let started = tokio::time::Instant::now();
         let call = async {
             let response = self
                 .client
@@ -123,9 +125,14 @@ impl Glance {
                 body,
             })
         };
-        tokio::time::timeout(self.timeout, call)
+        let answer = tokio::time::timeout(self.timeout, call)
             .await
-            .map_err(|_| GlanceError::Timeout(self.timeout))?
+            .map_err(|_| GlanceError::Timeout(self.timeout))?;
+        if let Ok(answer) = &answer {
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            tracing::debug!(%method, %path, status = answer.status.as_u16(), ms, "Glance answered");
+        }
+        answer
     }
 
     /// Sends `request` and returns the answer once its head arrived (within the timeout); the

@@ -43,19 +43,23 @@ impl Glance {
     }
 
     /// `GET {base}/v2/images/{id}/file`, optionally only bytes `first..=last` (`last` `None`:
-    /// to the end); the body is not read.
+    /// to the end) and asking for a content coding (`Accept-Encoding`); the body is not read.
     pub async fn open_file(
         &self,
         base: &str,
         id: &ImageId,
         token: &Token,
         range: Option<(u64, Option<u64>)>,
+        accept_encoding: Option<&'static str>,
     ) -> Result<Response<Incoming>, GlanceError> {
         let mut b = request(
             Method::GET,
             format!("{base}/v2/images/{id}/file"),
             Some(token),
         );
+        if let Some(coding) = accept_encoding {
+            b = b.header(header::ACCEPT_ENCODING, coding);
+        }
         match range {
             None => {}
             Some((first, None)) => b = b.header(header::RANGE, format!("bytes={first}-")),

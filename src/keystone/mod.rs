@@ -198,9 +198,11 @@ impl Keystone {
         if let Some(identity) = self.cache.get(token) {
             return Ok(identity);
         }
+        let started = tokio::time::Instant::now();
         let identity = self.validate_remote(token).await?;
         self.cache.insert(token, &identity);
-        tracing::debug!(user_id = %identity.user_id, project_id = %identity.project_id, "Token validated");
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        tracing::debug!(user_id = %identity.user_id, project_id = %identity.project_id, ms, "Token validated");
         Ok(identity)
     }
 

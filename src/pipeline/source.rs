@@ -4,6 +4,10 @@
 //! than the read timeout, or the server answers 5xx, reconnects with `Range: bytes=N-` (Glance
 //! answers 206) and carries on from byte N, so the hashers see one continuous stream. Retries are
 //! bounded and spaced by exponential backoff with jitter; 4xx answers are not retried.
+//!
+//! With [`Remote::compact`] it asks for the compact coding of a source sidecar
+//! ([`crate::compact`]); a coded answer is decoded here, so offsets, `Range` and everything after
+//! count the image's own bytes.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +20,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::backoff::{Attempts, Backoff};
+use crate::compact::{Decoded, CODING};
 use crate::glance::{Glance, GlanceError, ImageId};
 use crate::http::{describe, BoxError};
 use crate::keystone::Token;
@@ -35,6 +40,12 @@ pub enum SourceError {
     /// A resumed read did not start where asked.
     #[error("the source answered a range request with {0}")]
     BadRange(String),
+    /// The source answered in a content coding this sidecar does not know.
+    #[error("the source answered in the unknown content coding {0:?}")]
+    Encoding(String),
+    /// The source's compact coding is broken or hostile (never retried).
+    #[error("the source's compact coding is invalid: {0}")]
+    Compact(#[from] crate::compact::DecodeError),
     /// Retries ran out; the last error says why.
     #[error("{last} (gave up after {attempts} attempts)")]
     Exhausted {
@@ -50,7 +61,10 @@ impl SourceError {
         match self {
             SourceError::Status { status, .. } => status.is_server_error(),
             SourceError::Broken { .. } | SourceError::Stalled(_) => true,
-            SourceError::BadRange(_) | SourceError::Exhausted { .. } => false,
+            SourceError::BadRange(_)
+            | SourceError::Encoding(_)
+            | SourceError::Compact(_)
+            | SourceError::Exhausted { .. } => false,
         }
     }
 
@@ -152,6 +166,23 @@ pub struct Remote {
     pub token: Token,
     /// The image's size.
     pub size: u64,
+    /// Whether to ask for the compact coding ([`crate::compact`]) between sidecars.
+    pub compact: bool,
+}
+
+/// An open answer's body: the image's bytes as sent, or decoded from the compact coding.
+enum OpenBody {
+    Plain(BodySource<Incoming>),
+    Compact(Decoded<BodySource<Incoming>>),
+}
+
+impl Source for OpenBody {
+    async fn next_frame(&mut self) -> Option<Result<Bytes, SourceError>> {
+        match self {
+            OpenBody::Plain(body) => body.next_frame().await,
+            OpenBody::Compact(body) => body.next_frame().await,
+        }
+    }
 }
 
 /// Bytes `start..end` of the source image's data from its Glance, resumed with `Range` after
@@ -160,7 +191,7 @@ pub struct Resuming {
     remote: Remote,
     end: u64,
     policy: RetryPolicy,
-    body: Option<BodySource<Incoming>>,
+    body: Option<OpenBody>,
     offset: u64,
     attempts: Attempts,
     /// Reconnections made (shared with metrics and the task).
@@ -208,6 +239,7 @@ impl Resuming {
                 &self.remote.id,
                 &self.remote.token,
                 range,
+                self.remote.compact.then_some(CODING),
             )
             .await
             .map_err(|e| match e {
@@ -224,6 +256,21 @@ impl Resuming {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         let remaining = self.end.saturating_sub(self.offset);
+        let coded = match headers.get(header::CONTENT_ENCODING) {
+            None => false,
+            Some(v) if v.as_bytes().eq_ignore_ascii_case(b"identity") => false,
+            // Only ever asked for: a source that codes unasked is not trusted to be read.
+            Some(v)
+                if self.remote.compact && v.as_bytes().eq_ignore_ascii_case(CODING.as_bytes()) =>
+            {
+                true
+            }
+            Some(v) => {
+                return Err(SourceError::Encoding(
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                ))
+            }
+        };
         if !whole {
             let range = headers
                 .get(header::CONTENT_RANGE)
@@ -241,17 +288,20 @@ impl Resuming {
                 )));
             }
         }
-        if let Some(length) = length {
+        // A coded answer's length is the coding's (when sent at all), not the image's.
+        if let Some(length) = length.filter(|_| !coded) {
             if length != remaining {
                 return Err(SourceError::BadRange(format!(
                     "Content-Length {length} where {remaining} bytes remain of a {size}-byte image"
                 )));
             }
         }
-        self.body = Some(BodySource::new(
-            response.into_body(),
-            self.policy.read_timeout,
-        ));
+        let body = BodySource::new(response.into_body(), self.policy.read_timeout);
+        self.body = Some(if coded {
+            OpenBody::Compact(Decoded::new(body, remaining))
+        } else {
+            OpenBody::Plain(body)
+        });
         Ok(())
     }
 

@@ -20,11 +20,12 @@ use crate::pipeline::SinkBody;
 
 use super::{SinkError, SinkFuture, StoreSink, Target};
 
-/// How upstream's import task is polled: every 250 ms, and for at most 5 s absent from the
+/// How upstream's import task is polled: 25 ms after the import, each pause doubling to 250 ms
+/// (a small image's task ends within the first few polls), and for at most 5 s absent from the
 /// image's task list (Glance records the task before it answers, so it is normally there at
 /// once); its end is bounded by the import's `total_timeout`.
 const PACE: Pace = Pace {
-    first: Duration::from_millis(250),
+    first: Duration::from_millis(25),
     max: Duration::from_millis(250),
     appear_within: Duration::from_secs(5),
     end_within: None,

@@ -55,6 +55,8 @@ NOT_SYNCED_PROPS = {
 SYNC_PREFIXES = ("hw_", "trait:", "os_distro", "os_secure_boot", "os_type")
 # The sidecar keeps its cross-instance import state as image properties in its own namespace
 # (src/claim.rs PREFIX); by design they appear on the target image.
+# The property `sync` marks its copies with: the source image's id.
+SYNC_SOURCE_ID = "glance_download_source_image_id"
 SIDECAR_NS = "glance_download_"
 SIDECAR_STATUS = SIDECAR_NS + "task_status"
 DEFAULT_TIMEOUT = float(os.environ.get("GDS_IMPORT_TIMEOUT", "120"))
@@ -560,3 +562,14 @@ def fault_proxy(cloud):
     yield proxy
     remove()
     proxy.close()
+
+
+def sync_copies(cloud, region, source_id):
+    """The images `sync` made in `region` from `source_id`, hidden ones (`--prune=hide`) included."""
+    found = []
+    for hidden in ("false", "true"):
+        r = cloud.http("GET", "%s/v2/images" % cloud.glance_urls[region],
+                       params={SYNC_SOURCE_ID: source_id, "os_hidden": hidden})
+        r.raise_for_status()
+        found += r.json()["images"]
+    return found

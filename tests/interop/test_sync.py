@@ -7,11 +7,9 @@ import os
 import uuid
 
 import pytest
-import requests
 
-from conftest import LOG, SYNCED_PROPS, extra_properties, run
+from conftest import extra_properties, LOG, run, sync_copies, SYNCED_PROPS
 
-SYNC_SOURCE_ID = "glance_download_source_image_id"
 SYNC_SOURCE_REGION = "glance_download_source_region"
 
 
@@ -44,13 +42,6 @@ def _sync(cloud, *args, check=True):
     return result
 
 
-def _copies(cloud, region, source_id):
-    r = requests.get("%s/v2/images" % cloud.glance_urls[region],
-                     params={SYNC_SOURCE_ID: source_id},
-                     headers={"X-Auth-Token": cloud.token()}, timeout=30)
-    r.raise_for_status()
-    return r.json()["images"]
-
 
 def test_sync_five_images_to_two_regions_then_skips_them(cloud, sync_images):
     run_id, images = sync_images
@@ -60,7 +51,7 @@ def test_sync_five_images_to_two_regions_then_skips_them(cloud, sync_images):
                            "--dry-run", "--json").stdout)
     assert dry["totals"]["would_copy"] == 10, dry["totals"]
     for img in images:
-        assert _copies(cloud, "REGION2", img["id"]) == [], "dry run changed REGION2"
+        assert sync_copies(cloud, "REGION2", img["id"]) == [], "dry run changed REGION2"
 
     first = json.loads(_sync(cloud, "--from", "REGION1", "--to", "REGION2,REGION3", "--name", pattern,
                              "--concurrency", "3", "--json").stdout)
@@ -72,7 +63,7 @@ def test_sync_five_images_to_two_regions_then_skips_them(cloud, sync_images):
 
     for img in images:
         for region in ("REGION2", "REGION3"):
-            copies = _copies(cloud, region, img["id"])
+            copies = sync_copies(cloud, region, img["id"])
             assert len(copies) == 1, (region, copies)
             c = copies[0]
             assert c["status"] == "active", c
@@ -92,7 +83,7 @@ def test_sync_five_images_to_two_regions_then_skips_them(cloud, sync_images):
 
     for img in images:
         for region in ("REGION2", "REGION3"):
-            for c in _copies(cloud, region, img["id"]):
+            for c in sync_copies(cloud, region, img["id"]):
                 cloud.delete_quietly(c["id"], region=region)
 
 

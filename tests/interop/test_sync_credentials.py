@@ -8,11 +8,9 @@ import os
 import uuid
 
 import pytest
-import requests
 
-from conftest import LOG, run
+from conftest import LOG, run, sync_copies
 
-SYNC_SOURCE_ID = "glance_download_source_image_id"
 
 
 @pytest.fixture
@@ -29,7 +27,7 @@ def source_image(cloud, workdir):
     img = cloud.wait_image(img["id"], region="REGION1")
     yield img
     for region in ("REGION2", "REGION3"):
-        for copy in _copies(cloud, region, img["id"]):
+        for copy in sync_copies(cloud, region, img["id"]):
             cloud.delete_quietly(copy["id"], region=region)
     cloud.delete_quietly(img["id"], region="REGION1")
 
@@ -59,13 +57,6 @@ def _tool(cloud, args, env, check=True):
     return result
 
 
-def _copies(cloud, region, source_id):
-    r = requests.get("%s/v2/images" % cloud.glance_urls[region],
-                     params={SYNC_SOURCE_ID: source_id},
-                     headers={"X-Auth-Token": cloud.token()}, timeout=30)
-    r.raise_for_status()
-    return r.json()["images"]
-
 
 def _sync(cloud, image, env, to="REGION2,REGION3"):
     out = _tool(cloud, ["sync", "--from", "REGION1", "--to", to, image["id"], "--json"], env)
@@ -80,7 +71,7 @@ def test_sync_with_an_application_credential(cloud, source_image, app_credential
     t = report["totals"]
     assert (t["copied"], t["failed"]) == (2, 0), report
     for region in ("REGION2", "REGION3"):
-        copies = _copies(cloud, region, source_image["id"])
+        copies = sync_copies(cloud, region, source_image["id"])
         assert len(copies) == 1, (region, copies)
         assert copies[0]["status"] == "active"
         assert copies[0]["checksum"] == source_image["checksum"]
@@ -115,7 +106,7 @@ def test_sync_and_tasks_with_a_bare_token(cloud, source_image):
     report = _sync(cloud, source_image, env, to="REGION3")
     t = report["totals"]
     assert (t["copied"], t["failed"]) == (1, 0), report
-    copies = _copies(cloud, "REGION3", source_image["id"])
+    copies = sync_copies(cloud, "REGION3", source_image["id"])
     assert [c["status"] for c in copies] == ["active"], copies
 
     # `tasks` with the same token: REGION3's (empty) task list of the copy.

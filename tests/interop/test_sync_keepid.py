@@ -8,9 +8,8 @@ import uuid
 
 import pytest
 
-from conftest import LOG, run
+from conftest import LOG, run, sync_copies, SYNC_SOURCE_ID
 
-SYNC_SOURCE_ID = "glance_download_source_image_id"
 SIGNATURE = {
     "img_signature": "c2lnbmF0dXJlIG9mIHRoZSBieXRlcw==",
     "img_signature_hash_method": "SHA-256",
@@ -44,15 +43,6 @@ def _get(cloud, region, image_id):
     r = cloud.http("GET", "%s/v2/images/%s" % (cloud.glance_urls[region], image_id))
     return r.json() if r.status_code == 200 else None
 
-
-def _copies(cloud, region, source_id):
-    found = []
-    for hidden in ("false", "true"):
-        r = cloud.http("GET", "%s/v2/images" % cloud.glance_urls[region],
-                       params={SYNC_SOURCE_ID: source_id, "os_hidden": hidden})
-        r.raise_for_status()
-        found += r.json()["images"]
-    return found
 
 
 def _by_region(report):
@@ -124,7 +114,7 @@ def test_prune_hide_then_prune_with_dry_runs_first_never_touching_other_images(c
     cleanup.extend(("REGION1", s["id"]) for s in srcs)
     first = _sync(cloud, "--from", "REGION1", "--to", "REGION3", "--name", pattern)
     assert first["totals"]["copied"] == 3, first
-    copy_of = {s["id"]: _copies(cloud, "REGION3", s["id"])[0]["id"] for s in srcs}
+    copy_of = {s["id"]: sync_copies(cloud, "REGION3", s["id"])[0]["id"] for s in srcs}
     cleanup.extend(("REGION3", c) for c in copy_of.values())
     # An image matching the name, ours by project, made by hand: never touched.
     hand = cloud.create_target("gds-prune-%s-hand" % run_id, region="REGION3")
@@ -160,7 +150,7 @@ def test_prune_hide_then_prune_with_dry_runs_first_never_touching_other_images(c
     assert _get(cloud, "REGION3", hand["id"])["status"] == "queued"
 
 
-def test_signature_properties_are_carried_onto_the_copies(cloud, workdir, cleanup):
+def test_signature_properties_are_carried_onto_thesync_copies(cloud, workdir, cleanup):
     """Three of the four properties: with all four, Glance verifies the signature on upload
     against the certificate in its key manager (Barbican), which the test cloud does not run."""
     props = {k: v for k, v in SIGNATURE.items() if k != "img_signature_certificate_uuid"}

@@ -144,6 +144,7 @@ impl SimRig {
             id,
             token,
             size: self.expected.size,
+            compact: crate::config::defaults::COMPACT_TRANSFER,
         };
         let source = Resuming::new(remote, policy);
         let (expected, limits) = (self.expected.clone(), self.limits);

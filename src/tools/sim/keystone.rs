@@ -118,6 +118,9 @@ pub(crate) struct KeystoneState {
     inner: Mutex<Inner>,
     /// `POST /v3/auth/tokens` requests received (logins).
     pub(super) logins: std::sync::atomic::AtomicU64,
+    /// Token validations (`GET`/`HEAD /v3/auth/tokens`) answer only while no one holds this
+    /// for writing (see [`FakeKeystone::hold_validations`]).
+    pub(super) validations: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// A running fake Keystone; cheap to clone (all clones share state).
@@ -153,6 +156,7 @@ impl FakeKeystone {
         let state = Arc::new(KeystoneState {
             addr: listener.local_addr()?,
             logins: std::sync::atomic::AtomicU64::new(0),
+            validations: Arc::new(tokio::sync::RwLock::new(())),
             inner: Mutex::new(Inner {
                 tokens: HashMap::new(),
                 users: Vec::new(),
@@ -245,6 +249,13 @@ impl FakeKeystone {
     /// How many `POST /v3/auth/tokens` (logins) this Keystone has received.
     pub fn logins(&self) -> u64 {
         self.state.logins.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Holds every token validation (`GET`/`HEAD /v3/auth/tokens`) unanswered until the
+    /// returned guard is dropped, as a slow Keystone would; the fake Glances, which check
+    /// tokens without HTTP, are not held.
+    pub async fn hold_validations(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        self.state.validations.clone().write_owned().await
     }
 
     /// Adds or replaces the `image` endpoint of `region` for `interface` in the catalog.

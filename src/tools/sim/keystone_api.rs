@@ -43,7 +43,10 @@ async fn route(state: &KeystoneState, req: Request<Incoming>) -> Response<BoxBod
         (Method::GET, "/v3") => {
             json_response(StatusCode::OK, &json!({"version": state.version_doc()}))
         }
-        (Method::GET | Method::HEAD, "/v3/auth/tokens") => validate(state, &req),
+        (Method::GET | Method::HEAD, "/v3/auth/tokens") => {
+            let _answering = state.validations.read().await;
+            validate(state, &req)
+        }
         (Method::DELETE, "/v3/auth/tokens") => revoke(state, &req),
         (Method::POST, "/v3/auth/tokens") => issue(state, req).await,
         (Method::GET, "/v3/auth/catalog") => {

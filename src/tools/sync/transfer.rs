@@ -158,6 +158,7 @@ pub(super) async fn stream(
         id: source_id.clone(),
         token: token.clone(),
         size: expected.size,
+        compact: crate::config::defaults::COMPACT_TRANSFER,
     };
     let mut source = Resuming::new(remote, ctx.tuning.retry);
     if expected.size > 0 {

@@ -10,6 +10,9 @@
 //! - (c) the sidecar with the `glance-upload` sink; (d) with `glance-stage`;
 //! - (e) upstream's own glance-download, asked of the target Glance directly.
 //!
+//! With `--small` it measures instead how quickly one small image is imported, through the
+//! sidecar and by upstream (see [`small`]).
+//!
 //! Because the sidecar runs in this process (threads `gds-sidecar`), its CPU seconds and peak
 //! memory are this process's. Every image the bench creates is deleted at the end, whatever
 //! happened; one it could not delete is named in the report.
@@ -17,6 +20,7 @@
 mod images;
 mod phases;
 mod report;
+mod small;
 
 #[cfg(test)]
 mod tests;
@@ -44,6 +48,7 @@ use crate::pipeline::Limits;
 use crate::tools::apiclient::ImageApi;
 use crate::tools::sync::{Credentials, Session};
 use phases::{Ctx, Sink, SourceImage};
+pub use small::{run_small, SmallReport, SmallSample, TokenUse};
 
 /// How long the bench idles before and after the runs to measure the machine's background load.
 pub const BACKGROUND_WINDOW: Duration = Duration::from_secs(2);

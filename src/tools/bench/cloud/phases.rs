@@ -173,7 +173,7 @@ pub(super) async fn timed<T>(
 }
 
 /// Creates an empty target image with the source's formats; remembers it for the cleanup.
-async fn create_target(
+pub(super) async fn create_target(
     ctx: &Ctx,
     target: &ImageApi,
     phase: &'static str,
@@ -202,7 +202,7 @@ async fn create_target(
 }
 
 /// Deletes a target image once measured; a failure leaves it to the final sweep.
-async fn delete_target(ctx: &Ctx, target: &ImageApi, id: &str) {
+pub(super) async fn delete_target(ctx: &Ctx, target: &ImageApi, id: &str) {
     let deleted = tokio::time::timeout(
         ctx.request_timeout,
         target.call(Method::DELETE, &format!("/v2/images/{id}"), None, empty()),
