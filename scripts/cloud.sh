@@ -2,6 +2,9 @@
 # A real multi-region OpenStack on 127.0.0.1: one Keystone and six Glance regions from PyPI, under uwsgi
 # (REGION6: eventlet).
 #   REGION1  the source region
+#   REGION1C REGION1's Glance again, through a fifth sidecar registered as a region of its own: a source
+#            whose image endpoint is a sidecar, so imports from it use the compact coding
+#            (gds-compact-1) between sidecars
 #   REGION2  the target: glance-download-sidecar in front of its Glance; two filesystem stores
 #            (enabled_backends = local:file, fast:file) in the default multi-store mode
 #   REGION3  a plain Glance that offers no glance-download (sync streams the bytes itself there)
@@ -58,7 +61,7 @@ log() { printf '[cloud.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 usage() {
-    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '/^#   scripts\/cloud.sh /p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -467,7 +470,7 @@ inject = $INJECT_PROPERTIES
 [import_filtering_opts]
 allowed_schemes = [http,https]
 allowed_hosts = [127.0.0.1]
-allowed_ports = [80,443,$GLANCE1_PORT,$GLANCE2_PORT,$GLANCE3_PORT,$GLANCE4_PORT,$GLANCE5_PORT,$GLANCE6_PORT,$SIDECAR_PORT,$SIDECAR4_PORT,$SIDECAR5_PORT,$SIDECAR6_PORT,$WAN_PORT]
+allowed_ports = [80,443,$GLANCE1_PORT,$GLANCE2_PORT,$GLANCE3_PORT,$GLANCE4_PORT,$GLANCE5_PORT,$GLANCE6_PORT,$SIDECAR_PORT,$SIDECAR4_PORT,$SIDECAR5_PORT,$SIDECAR6_PORT,$SIDECAR1C_PORT,$WAN_PORT]
 [glance_download_properties]
 extra_properties = [hw_,trait:,os_distro,os_secure_boot,os_type]
 EOF
@@ -555,7 +558,7 @@ clouds:
       project_domain_name: Default
     identity_api_version: 3
     interface: public
-    regions: [REGION1, REGION2, REGION3, REGION4, REGION5, REGION6]
+    regions: [REGION1, REGION2, REGION3, REGION4, REGION5, REGION6${REGION1C_IMAGE_URL:+, REGION1C}]
   gds-demo:
     auth:
       auth_url: $kurl
@@ -566,7 +569,7 @@ clouds:
       project_domain_name: Default
     identity_api_version: 3
     interface: public
-    regions: [REGION1, REGION2, REGION3, REGION4, REGION5, REGION6]
+    regions: [REGION1, REGION2, REGION3, REGION4, REGION5, REGION6${REGION1C_IMAGE_URL:+, REGION1C}]
   # REGION2's real Glance, bypassing the sidecar (upstream's own glance-download, parity checks).
   # Note: OSC's --os-endpoint-override does NOT do this (only version discovery goes there).
   gds-demo-direct:
@@ -625,6 +628,7 @@ export GDS_REGION6_VENV=$VENV28
 export GDS_REGION6_GLANCE_URL=http://127.0.0.1:$GLANCE6_PORT
 export GDS_REGION6_IMAGE_URL=$REGION6_IMAGE_URL
 export GDS_SIDECAR6_URL=$([ "$NO_SIDECAR" = 1 ] || echo "http://127.0.0.1:$SIDECAR6_PORT")
+export GDS_REGION1C_IMAGE_URL=$REGION1C_IMAGE_URL
 $("$S3SERVER" env "$STATE_DIR")
 export GDS_KEYSTONE_PID=${PID_keystone:-}
 export GDS_REGION1_GLANCE_PID=${PID_glance_REGION1:-}
@@ -698,19 +702,21 @@ cmd_up() {
     # WAN_PORT: kept free for an emulated cross-region link in front of REGION1
     # (scripts/bench-wan.sh); Glance's import filter allows it so upstream can cross it too.
     read -r KEYSTONE_PORT GLANCE1_PORT GLANCE2_PORT GLANCE3_PORT GLANCE4_PORT GLANCE5_PORT GLANCE6_PORT \
-        SIDECAR_PORT SIDECAR4_PORT SIDECAR5_PORT SIDECAR6_PORT WAN_PORT S3_PORT <<<"$(free_ports 13)"
-    log "ports: keystone $KEYSTONE_PORT, glance REGION1..6 $GLANCE1_PORT $GLANCE2_PORT $GLANCE3_PORT $GLANCE4_PORT $GLANCE5_PORT $GLANCE6_PORT, sidecars $SIDECAR_PORT (REGION2) $SIDECAR4_PORT (REGION4) $SIDECAR5_PORT (REGION5) $SIDECAR6_PORT (REGION6)"
+        SIDECAR_PORT SIDECAR4_PORT SIDECAR5_PORT SIDECAR6_PORT WAN_PORT S3_PORT SIDECAR1C_PORT <<<"$(free_ports 14)"
+    log "ports: keystone $KEYSTONE_PORT, glance REGION1..6 $GLANCE1_PORT $GLANCE2_PORT $GLANCE3_PORT $GLANCE4_PORT $GLANCE5_PORT $GLANCE6_PORT, sidecars $SIDECAR_PORT (REGION2) $SIDECAR4_PORT (REGION4) $SIDECAR5_PORT (REGION5) $SIDECAR6_PORT (REGION6) $SIDECAR1C_PORT (REGION1C)"
     local kurl=http://127.0.0.1:$KEYSTONE_PORT
     if [ "$NO_SIDECAR" = 1 ]; then
         REGION2_IMAGE_URL=http://127.0.0.1:$GLANCE2_PORT
         REGION4_IMAGE_URL=http://127.0.0.1:$GLANCE4_PORT
         REGION5_IMAGE_URL=http://127.0.0.1:$GLANCE5_PORT
         REGION6_IMAGE_URL=http://127.0.0.1:$GLANCE6_PORT
+        REGION1C_IMAGE_URL=""
     else
         REGION2_IMAGE_URL=http://127.0.0.1:$SIDECAR_PORT
         REGION4_IMAGE_URL=http://127.0.0.1:$SIDECAR4_PORT
         REGION5_IMAGE_URL=http://127.0.0.1:$SIDECAR5_PORT
         REGION6_IMAGE_URL=http://127.0.0.1:$SIDECAR6_PORT
+        REGION1C_IMAGE_URL=http://127.0.0.1:$SIDECAR1C_PORT
     fi
 
     write_keystone_conf
@@ -772,8 +778,9 @@ cmd_up() {
         --image-url "REGION1=http://127.0.0.1:$GLANCE1_PORT" --image-url "REGION2=$REGION2_IMAGE_URL" \
         --image-url "REGION3=http://127.0.0.1:$GLANCE3_PORT" --image-url "REGION4=$REGION4_IMAGE_URL" \
         --image-url "REGION5=$REGION5_IMAGE_URL" --image-url "REGION6=$REGION6_IMAGE_URL" \
+        ${REGION1C_IMAGE_URL:+--image-url "REGION1C=$REGION1C_IMAGE_URL"} \
         >>"$STATE_DIR/logs/bootstrap.log" 2>&1 || { tail -n 30 "$STATE_DIR/logs/bootstrap.log" >&2; die "keystone bootstrap failed"; }
-    log "keystone bootstrapped (image endpoints: REGION2 $REGION2_IMAGE_URL, REGION4 $REGION4_IMAGE_URL, REGION5 $REGION5_IMAGE_URL, REGION6 $REGION6_IMAGE_URL)"
+    log "keystone bootstrapped (image endpoints: REGION2 $REGION2_IMAGE_URL, REGION4 $REGION4_IMAGE_URL, REGION5 $REGION5_IMAGE_URL, REGION6 $REGION6_IMAGE_URL${REGION1C_IMAGE_URL:+, REGION1C $REGION1C_IMAGE_URL})"
 
     # the S3 server behind REGION5's store (installed in the background since the start)
     wait "$S3_INSTALL_PID" || { tail -n 30 "$STATE_DIR/logs/s3server-install.log" >&2; die "S3 server install failed"; }
@@ -858,6 +865,11 @@ EOF
         # REGION6's sidecar: the glance-upload sink in front of Glance 28 under eventlet
         printf '[DEFAULT]\ntask_journal = %s\n' "$STATE_DIR/sidecar-REGION6.jsonl" >"$STATE_DIR/sidecar-REGION6.conf"
         start_region_sidecar REGION6 "$SIDECAR6_PORT" "$GLANCE6_PORT"
+
+        # REGION1C's sidecar: in front of REGION1's Glance (compact_transfer on, the default), so a
+        # glance-download from REGION1C travels coded between two sidecars
+        printf '[DEFAULT]\ntask_journal = %s\n' "$STATE_DIR/sidecar-REGION1C.jsonl" >"$STATE_DIR/sidecar-REGION1C.conf"
+        start_region_sidecar REGION1C "$SIDECAR1C_PORT" "$GLANCE1_PORT"
     fi
 
     write_env_file
