@@ -134,6 +134,7 @@ impl ImportError {
                     | PipelineError::TooLong { .. }
                     | PipelineError::TooShort { .. }
                     | PipelineError::Source(SourceError::BadRange(_))
+                    | PipelineError::Source(SourceError::Compact(_))
             ) | ImportError::PostCheck(_)
         )
     }

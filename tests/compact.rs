@@ -313,6 +313,9 @@ async fn a_coded_answer_names_its_coding_and_ranges_count_decoded_bytes() {
     assert_eq!(answer.headers()["content-encoding"], CODING);
     assert_eq!(answer.headers()["vary"], "Accept-Encoding");
     assert!(answer.headers().get("content-length").is_none());
+    // The fake Glance sends the image checksum as `Content-MD5`, as Glance does; it names the
+    // decoded bytes, not the coded body.
+    assert!(answer.headers().get("content-md5").is_none());
     let coded = glance_download_sidecar::http::read_limited(answer.into_body(), 4 << 20)
         .await
         .unwrap();
@@ -409,6 +412,7 @@ async fn a_bad_coding_from_the_source_fails_the_import_with_its_reason() {
         (oversized, "raw frame of 2097152 bytes at decoded byte 0 exceeds the 1048576-byte frame bound"),
         (vec![0x09, 1, 2], "unknown frame kind 0x09 at decoded byte 0"),
     ];
+    let refused = cases.len() as u64;
     for (coded, reason) in cases {
         let url = hostile_source(h.source().url(), Bytes::from(coded)).await;
         for interface in ["public", "internal", "admin"] {
@@ -423,6 +427,14 @@ async fn a_bad_coding_from_the_source_fails_the_import_with_its_reason() {
         );
         assert_reverted(&h.target_state(&target), &before);
     }
+    // A coding that cannot be the source's bytes is a failed verification, as a bad Range is.
+    let counted = h
+        .sidecar
+        .app
+        .metrics
+        .verification_failures
+        .load(Ordering::Relaxed);
+    assert_eq!(counted, refused);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

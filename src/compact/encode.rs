@@ -144,7 +144,8 @@ fn is_zero(block: &[u8]) -> bool {
 }
 
 /// The coded form of a Glance answer to `GET /v2/images/{id}/file`, when it is a `200`/`206`
-/// without a content coding of its own; otherwise the answer unchanged.
+/// without a content coding of its own (without `Content-Length`, `Content-MD5` and `ETag`, which
+/// describe the decoded bytes); otherwise the answer unchanged.
 ///
 /// The body is coded by a task that reads the answer one [`ENCODE_FRAME`] at a time and codes it
 /// on the blocking pool; a failed upstream body fails the coded body (the connection is cut
@@ -160,6 +161,10 @@ pub fn coded_response(response: Response<BoxBody>) -> Response<BoxBody> {
     }
     let (mut parts, body) = response.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
+    // Glance's `Content-MD5` (the image checksum) and `ETag` describe the decoded bytes; on a
+    // coded answer they would name a body that is not the one sent.
+    parts.headers.remove("content-md5");
+    parts.headers.remove(header::ETAG);
     parts
         .headers
         .insert(header::CONTENT_ENCODING, HeaderValue::from_static(CODING));
