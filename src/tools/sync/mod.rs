@@ -18,6 +18,7 @@ mod cli;
 mod copy;
 mod credentials;
 mod error;
+mod plan;
 mod progress;
 mod prune;
 mod report;
@@ -42,6 +43,7 @@ pub use credentials::{
 };
 pub use error::{CopyError, Failure, IdHolder, OptionsError, SyncError};
 pub use progress::{for_terminal, Bars, JobInfo, Lines, Observer, Plan, Quiet};
+pub use plan::{PlanError, PlanFile, MAX_PLAN_BYTES, MAX_PLAN_ENTRIES, MAX_PLAN_IMAGES};
 pub use prune::Prune;
 pub use report::{json_text, printable, Action, JobResult, Method, Summary};
 pub use select::{parse_property, Filters, Pick, Selection, SourceProblem};
