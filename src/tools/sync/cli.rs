@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::serve::{init_logging, runtime, shutdown_signal, EXIT_USAGE};
 
-use super::{Credentials, Environment, Filters, Options, DEFAULT_CONCURRENCY};
+use super::{Credentials, Environment, Filters, Options, PlanFile, DEFAULT_CONCURRENCY};
 
 /// The flags of `sync`.
 #[derive(clap::Args)]
@@ -17,11 +17,19 @@ pub struct SyncArgs {
     /// `verify: false`, refused without this flag). For lab clouds only: use cacert instead.
     #[arg(long)]
     insecure_skip_tls_verify: bool,
+    /// Read the source, the targets and the options from this YAML file (see the README); only
+    /// --dry-run, --json, --os-cloud and --insecure-skip-tls-verify may be given with it.
+    #[arg(long, value_name = "FILE")]
+    plan: Option<std::path::PathBuf>,
     /// Region the images are copied from.
-    #[arg(long, value_name = "REGION")]
-    from: String,
+    #[arg(long, value_name = "REGION", required_unless_present = "plan")]
+    from: Option<String>,
     /// Regions to copy into (comma-separated, or repeat the flag).
-    #[arg(long, value_name = "REGION[,REGION...]", required = true)]
+    #[arg(
+        long,
+        value_name = "REGION[,REGION...]",
+        required_unless_present = "plan"
+    )]
     to: Vec<String>,
     /// Images to copy, by id [default: every active image the filters select].
     #[arg(value_name = "IMAGE_ID")]
@@ -38,10 +46,10 @@ pub struct SyncArgs {
     /// Only images with this property value (repeat for several).
     #[arg(long = "property", value_name = "KEY=VALUE", value_parser = parse_property)]
     properties: Vec<(String, String)>,
-    /// Copies running at once (1 to 64).
-    #[arg(long, default_value_t = DEFAULT_CONCURRENCY)]
-    concurrency: usize,
-    /// List what would be copied or skipped; change nothing.
+    /// Copies running at once (1 to 64) [default: 4].
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// List what would be copied or skipped; change nothing. With --plan, as the --json summary.
     #[arg(long)]
     dry_run: bool,
     /// Create each copy with its source image's id. An id taken in a target region by an image
@@ -59,6 +67,82 @@ pub struct SyncArgs {
     json: bool,
 }
 
+impl SyncArgs {
+    /// The checked options and the clouds.yaml entry to sign in with, from the flags or the plan.
+    fn options(&self) -> Result<(Options, Option<String>), String> {
+        let Some(path) = &self.plan else {
+            return self
+                .options_from_flags()
+                .map(|o| (o, self.os_cloud.clone()));
+        };
+        if let Some(flag) = self.flag_beside_plan() {
+            return Err(format!(
+                "{flag} cannot be given with --plan: the plan says it (only --dry-run, --json, \
+                 --os-cloud and --insecure-skip-tls-verify can)"
+            ));
+        }
+        let shown = path.display().to_string();
+        let plan = PlanFile::read(path).map_err(|e| e.to_string())?;
+        let fallback = match &self.os_cloud {
+            Some(cloud) => Some(cloud.clone()),
+            None => std::env::var("OS_CLOUD").ok().filter(|c| !c.is_empty()),
+        };
+        if let (Some(flag), Some(file)) = (&self.os_cloud, &plan.source.cloud) {
+            if flag != file {
+                return Err(format!(
+                    "--os-cloud {flag:?} and the plan's source.cloud {file:?} disagree"
+                ));
+            }
+        }
+        let cloud = plan
+            .cloud(&shown, fallback.as_deref())
+            .map_err(|e| e.to_string())?;
+        let options = plan
+            .options(&shown, self.dry_run)
+            .map_err(|e| e.to_string())?;
+        Ok((options, cloud))
+    }
+
+    fn options_from_flags(&self) -> Result<Options, String> {
+        let filters = Filters {
+            name: self.name.clone(),
+            tags: self.tags.clone(),
+            visibility: self.visibility.clone(),
+            properties: self.properties.clone(),
+        };
+        let mut options = Options::new(
+            self.from.as_deref().unwrap_or_default(),
+            &self.to,
+            &self.images,
+            filters,
+            self.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+            self.dry_run,
+        )
+        .map_err(|e| e.to_string())?;
+        options.keep_id = self.keep_id;
+        options.prune = self.prune;
+        Ok(options)
+    }
+
+    /// The first flag given beside `--plan` that the plan says instead.
+    fn flag_beside_plan(&self) -> Option<&'static str> {
+        [
+            (self.from.is_some(), "--from"),
+            (!self.to.is_empty(), "--to"),
+            (!self.images.is_empty(), "IMAGE_ID"),
+            (self.name.is_some(), "--name"),
+            (!self.tags.is_empty(), "--tag"),
+            (self.visibility.is_some(), "--visibility"),
+            (!self.properties.is_empty(), "--property"),
+            (self.concurrency.is_some(), "--concurrency"),
+            (self.keep_id, "--keep-id"),
+            (self.prune.is_some(), "--prune"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
+}
+
 fn parse_property(text: &str) -> Result<(String, String), String> {
     super::parse_property(text).map_err(|e| e.to_string())
 }
@@ -68,35 +152,20 @@ impl SyncArgs {
     /// interrupted.
     pub fn run(self) -> ExitCode {
         init_logging("warn");
-        let filters = Filters {
-            name: self.name,
-            tags: self.tags,
-            visibility: self.visibility,
-            properties: self.properties,
-        };
-        let options = Options::new(
-            &self.from,
-            &self.to,
-            &self.images,
-            filters,
-            self.concurrency,
-            self.dry_run,
-        )
-        .map(|mut options| {
-            options.keep_id = self.keep_id;
-            options.prune = self.prune;
-            options
-        });
-        let cloud = self.os_cloud.as_deref();
         let skip_tls_verify = self.insecure_skip_tls_verify;
-        let (options, credentials) = match with_credentials(options, cloud, skip_tls_verify) {
+        let prepared = self.options().and_then(|(options, cloud)| {
+            with_credentials::<_, String>(Ok(options), cloud.as_deref(), skip_tls_verify)
+        });
+        let (options, credentials) = match prepared {
             Ok(prepared) => prepared,
             Err(error) => {
                 eprintln!("glance-download-sidecar sync: {error}");
                 return ExitCode::from(EXIT_USAGE);
             }
         };
-        let observer = super::for_terminal(self.json);
+        // A plan's dry run is its review: the JSON summary, whether or not --json was given.
+        let json = self.json || (self.plan.is_some() && self.dry_run);
+        let observer = super::for_terminal(json);
         let result = runtime().map_err(|e| e.to_string()).and_then(|rt| {
             rt.block_on(async {
                 tokio::select! {
@@ -111,7 +180,7 @@ impl SyncArgs {
         });
         match result {
             Ok(summary) => {
-                if self.json {
+                if json {
                     println!("{}", super::json_text(&summary.to_json(), true));
                 }
                 if summary.succeeded() {

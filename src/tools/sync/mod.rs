@@ -42,8 +42,8 @@ pub use credentials::{
     AppCredential, AuthMethod, Credentials, CredentialsError, Domain, Environment, Named,
 };
 pub use error::{CopyError, Failure, IdHolder, OptionsError, SyncError};
-pub use progress::{for_terminal, Bars, JobInfo, Lines, Observer, Plan, Quiet};
 pub use plan::{PlanError, PlanFile, MAX_PLAN_BYTES, MAX_PLAN_ENTRIES, MAX_PLAN_IMAGES};
+pub use progress::{for_terminal, Bars, JobInfo, Lines, Observer, Plan, Quiet};
 pub use prune::Prune;
 pub use report::{json_text, printable, Action, JobResult, Method, Summary};
 pub use select::{parse_property, Filters, Pick, Selection, SourceProblem};

@@ -383,9 +383,7 @@ fn plan_words(error: &OptionsError) -> String {
         OptionsError::TargetIsSource(region) => {
             format!("targets.regions: {region} is source.region")
         }
-        OptionsError::IdsAndFilters => {
-            "source: give images or filters, not both".into()
-        }
+        OptionsError::IdsAndFilters => "source: give images or filters, not both".into(),
         OptionsError::ReservedProperty(key) => format!(
             "source.filters.properties.{key}: a listing parameter, not a property; use its own key"
         ),
@@ -472,7 +470,10 @@ options:
             true,
         )
         .unwrap();
-        assert_eq!(format!("{:?}", options.selection), format!("{:?}", flags.selection));
+        assert_eq!(
+            format!("{:?}", options.selection),
+            format!("{:?}", flags.selection)
+        );
         assert_eq!((options.from, options.to), (flags.from, flags.to));
         assert_eq!(options.concurrency, 2);
         assert!(options.dry_run && options.keep_id);
@@ -486,40 +487,86 @@ options:
         assert!(e.contains("options: unknown field `keep_ids`"), "{e}");
         assert!(e.contains("line 12"), "{e}");
         let e = refused(&GOOD.replace("options:\n", "dry_run: true\noptions:\n"));
-        assert!(e.contains("unknown field `dry_run`") && e.contains("line 10"), "{e}");
+        assert!(
+            e.contains("unknown field `dry_run`") && e.contains("line 10"),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_wrong_type_is_named_with_its_line() {
         let e = refused(&GOOD.replace("keep_id: true", "keep_id: [yes]"));
-        assert!(e.contains("options.keep_id: invalid type") && e.contains("line 12"), "{e}");
+        assert!(
+            e.contains("options.keep_id: invalid type") && e.contains("line 12"),
+            "{e}"
+        );
         let e = refused(&GOOD.replace("tags: [golden]", "tags: golden"));
-        assert!(e.contains("source.filters.tags: invalid type") && e.contains("line 5"), "{e}");
+        assert!(
+            e.contains("source.filters.tags: invalid type") && e.contains("line 5"),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_missing_key_is_named_with_its_line() {
         let e = refused(&GOOD.replace("region: REGION1", "region: \"\""));
-        assert!(e.contains("source.region: a region name") && e.contains("line 2"), "{e}");
+        assert!(
+            e.contains("source.region: a region name") && e.contains("line 2"),
+            "{e}"
+        );
         let e = refused(&GOOD.replace("  region: REGION1\n", ""));
-        assert!(e.contains("source: missing field `region`") && e.contains("line 2"), "{e}");
+        assert!(
+            e.contains("source: missing field `region`") && e.contains("line 2"),
+            "{e}"
+        );
         let e = refused(&GOOD.replace("  regions: [REGION2, REGION3]\n", "  cloud: a\n"));
-        assert!(e.contains("targets: missing field `regions`") && e.contains("line 9"), "{e}");
+        assert!(
+            e.contains("targets: missing field `regions`") && e.contains("line 9"),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_bad_value_is_named_with_its_line() {
         for (from, to, key, line) in [
-            ("visibility: public", "visibility: everyone", "source.filters.visibility", 6),
+            (
+                "visibility: public",
+                "visibility: everyone",
+                "source.filters.visibility",
+                6,
+            ),
             ("prune: hide", "prune: remove", "options.prune", 13),
-            ("concurrency: 2", "concurrency: 65", "options.concurrency", 11),
-            ("name: \"ubuntu-*\"", "name: \"[\"", "source.filters.name", 4),
+            (
+                "concurrency: 2",
+                "concurrency: 65",
+                "options.concurrency",
+                11,
+            ),
+            (
+                "name: \"ubuntu-*\"",
+                "name: \"[\"",
+                "source.filters.name",
+                4,
+            ),
             ("tags: [golden]", "tags: [\"\"]", "source.filters.tags:", 5),
-            ("regions: [REGION2, REGION3]", "regions: [\" \"]", "targets.regions:", 9),
-            ("  filters:", "  images: [not-an-id]\n  filters:", "source.images:", 3),
+            (
+                "regions: [REGION2, REGION3]",
+                "regions: [\" \"]",
+                "targets.regions:",
+                9,
+            ),
+            (
+                "  filters:",
+                "  images: [not-an-id]\n  filters:",
+                "source.images:",
+                3,
+            ),
         ] {
             let e = refused(&GOOD.replace(from, to));
-            assert!(e.contains(key) && e.contains(&format!("line {line}")), "{to}: {e}");
+            assert!(
+                e.contains(key) && e.contains(&format!("line {line}")),
+                "{to}: {e}"
+            );
         }
     }
 
@@ -528,15 +575,24 @@ options:
         let regions: Vec<String> = (0..=MAX_PLAN_ENTRIES).map(|i| format!("R{i}")).collect();
         let text = GOOD.replace("[REGION2, REGION3]", &format!("[{}]", regions.join(", ")));
         let e = refused(&text);
-        assert!(e.contains("targets.regions") && e.contains("at most 64"), "{e}");
+        assert!(
+            e.contains("targets.regions") && e.contains("at most 64"),
+            "{e}"
+        );
     }
 
     #[test]
     fn cross_key_problems_name_the_keys() {
         let plan = PlanFile::parse(&GOOD.replace("REGION3]", "REGION1]"), "p.yaml").unwrap();
         let e = plan.options("p.yaml", false).unwrap_err().to_string();
-        assert!(e.contains("targets.regions: REGION1 is source.region"), "{e}");
-        let text = GOOD.replace("  filters:", "  images: [2b4c8f5e-7d4a-4a57-9a55-1d2e3f4a5b6c]\n  filters:");
+        assert!(
+            e.contains("targets.regions: REGION1 is source.region"),
+            "{e}"
+        );
+        let text = GOOD.replace(
+            "  filters:",
+            "  images: [2b4c8f5e-7d4a-4a57-9a55-1d2e3f4a5b6c]\n  filters:",
+        );
         let plan = PlanFile::parse(&text, "p.yaml").unwrap();
         let e = plan.options("p.yaml", false).unwrap_err().to_string();
         assert!(e.contains("images or filters, not both"), "{e}");
@@ -547,13 +603,16 @@ options:
         let text = GOOD.replace("  region: REGION1", "  cloud: a\n  region: REGION1");
         let same = text.replace("targets:\n", "targets:\n  cloud: a\n");
         let plan = PlanFile::parse(&same, "p.yaml").unwrap();
-        assert_eq!(plan.cloud("p.yaml", Some("b")).unwrap().as_deref(), Some("a"));
+        assert_eq!(
+            plan.cloud("p.yaml", Some("b")).unwrap().as_deref(),
+            Some("a")
+        );
         let other = text.replace("targets:\n", "targets:\n  cloud: b\n");
         let plan = PlanFile::parse(&other, "p.yaml").unwrap();
         let e = plan.cloud("p.yaml", None).unwrap_err().to_string();
         assert!(e.contains("two clouds are not supported yet"), "{e}");
-        let plan = PlanFile::parse(&GOOD.replace("targets:\n", "targets:\n  cloud: b\n"), "p")
-            .unwrap();
+        let plan =
+            PlanFile::parse(&GOOD.replace("targets:\n", "targets:\n  cloud: b\n"), "p").unwrap();
         assert!(plan.cloud("p", None).is_err());
         assert_eq!(plan.cloud("p", Some("b")).unwrap().as_deref(), Some("b"));
     }
