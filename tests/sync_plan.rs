@@ -145,7 +145,9 @@ async fn a_plan_runs_as_its_flags_do_and_its_dry_run_is_the_json_summary() {
     let plan = w.plan(PLAN);
 
     // The dry run of the plan, without --json, prints what --dry-run --json prints for the flags.
-    let by_plan = summary(&w.sync(&["--plan", &plan, "--dry-run"]).await);
+    let out = w.sync(&["--plan", &plan, "--dry-run"]).await;
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    let by_plan = summary(&out);
     let mut flags = FLAGS.to_vec();
     flags.extend(["--dry-run", "--json"]);
     let by_flags = summary(&w.sync(&flags).await);
@@ -179,7 +181,9 @@ async fn a_plan_runs_as_its_flags_do_and_its_dry_run_is_the_json_summary() {
 
     // Narrowed to ubuntu-a with prune: hide, the plan and the flags list the same hides.
     let narrowed = PLAN.replace("ubuntu-*", "ubuntu-a") + "  prune: hide\n";
-    let by_plan = summary(&w.sync(&["--plan", &w.plan(&narrowed), "--dry-run"]).await);
+    let out = w.sync(&["--plan", &w.plan(&narrowed), "--dry-run"]).await;
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    let by_plan = summary(&out);
     let mut flags = FLAGS.to_vec();
     flags[5] = "ubuntu-a";
     flags.extend(["--prune=hide", "--dry-run", "--json"]);
