@@ -51,22 +51,29 @@ impl World {
 
     /// `glance-download-sidecar sync ARGS` with the OS_* variables of the test user.
     async fn sync(&self, args: &[&str]) -> Output {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_glance-download-sidecar"));
+        let mut command = self.command();
         command
-            .env_clear()
-            .env("HOME", &self.dir)
             .env("OS_AUTH_URL", self.cloud.auth_url())
             .env("OS_USERNAME", USER)
             .env("OS_PASSWORD", PASSWORD)
             .env("OS_PROJECT_NAME", PROJECT)
             .env("OS_USER_DOMAIN_NAME", "Default")
             .env("OS_PROJECT_DOMAIN_NAME", "Default")
-            .current_dir(&self.dir)
             .arg("sync")
             .args(args);
         tokio::task::spawn_blocking(move || command.output().unwrap())
             .await
             .unwrap()
+    }
+
+    /// The binary with an empty environment but HOME (and `./clouds.yaml` read from `dir`).
+    fn command(&self) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_glance-download-sidecar"));
+        command
+            .env_clear()
+            .env("HOME", &self.dir)
+            .current_dir(&self.dir);
+        command
     }
 }
 
@@ -275,4 +282,33 @@ async fn invalid_plans_are_refused_naming_the_line_and_the_key() {
     assert!(stderr.contains("larger than 1048576 bytes"), "{stderr}");
     let missing = w.dir.join("missing.yaml");
     refused(&w, &["--plan", Path::new(&missing).to_str().unwrap()]).await;
+}
+
+/// The plan's `source.cloud` is the clouds.yaml entry the run signs in with; `targets.cloud` may
+/// repeat it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_plan_names_the_cloud_to_sign_in_with() {
+    let w = World::start().await;
+    let a = w.image("ubuntu-a", 1, &["golden"]);
+    std::fs::write(
+        w.dir.join("clouds.yaml"),
+        format!(
+            "clouds:\n  sim:\n    auth:\n      auth_url: {}\n      username: {USER}\n      \
+             password: \"{PASSWORD}\"\n      project_name: {PROJECT}\n",
+            w.cloud.auth_url()
+        ),
+    )
+    .unwrap();
+    let text = PLAN
+        .replace("  region: REGION1", "  cloud: sim\n  region: REGION1")
+        .replace("targets:\n", "targets:\n  cloud: sim\n");
+    let plan = w.plan(&text);
+    let mut command = w.command();
+    command.args(["sync", "--plan", &plan, "--json"]);
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let doc = summary(&out);
+    assert_eq!(doc["totals"]["copied"], 2, "{doc}");
+    assert!(actions(&doc).iter().all(|(id, _, _)| id == &a), "{doc}");
 }

@@ -571,6 +571,19 @@ options:
     }
 
     #[test]
+    fn property_values_are_read_as_written() {
+        let text = GOOD.replace("{os_distro: ubuntu}", "{os_version: 22.10, hw_rng: true}");
+        let plan = PlanFile::parse(&text, "p.yaml").unwrap();
+        assert_eq!(plan.source.filters.properties.0["os_version"], "22.10");
+        assert_eq!(plan.source.filters.properties.0["hw_rng"], "true");
+        let e = refused(&GOOD.replace("{os_distro: ubuntu}", "{os_distro: [a]}"));
+        assert!(
+            e.contains("source.filters.properties") && e.contains("line 7"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn lists_are_bounded() {
         let regions: Vec<String> = (0..=MAX_PLAN_ENTRIES).map(|i| format!("R{i}")).collect();
         let text = GOOD.replace("[REGION2, REGION3]", &format!("[{}]", regions.join(", ")));
