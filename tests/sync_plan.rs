@@ -7,10 +7,9 @@ use std::process::Output;
 
 use glance_download_sidecar::tools::sim::{Cloud, ImageData, ImageSpec};
 use serde_json::{json, Value};
+use sync_world::{PASSWORD, PROJECT, USER};
 
-const PROJECT: &str = "sync-project";
-const USER: &str = "sync-user";
-const PASSWORD: &str = "correct horse battery staple";
+mod sync_world;
 
 struct World {
     cloud: Cloud,
@@ -19,12 +18,7 @@ struct World {
 
 impl World {
     async fn start() -> World {
-        let cloud = Cloud::start(&["REGION1", "REGION2", "REGION3"])
-            .await
-            .unwrap();
-        cloud
-            .keystone
-            .add_user(USER, PASSWORD, PROJECT, &["member"]);
+        let cloud = sync_world::cloud().await;
         let dir = std::env::temp_dir().join(format!("gds-plan-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         World { cloud, dir }

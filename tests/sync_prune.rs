@@ -6,8 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use glance_download_sidecar::api::{App, Server};
-use glance_download_sidecar::config::Config;
+use glance_download_sidecar::api::Server;
 use glance_download_sidecar::tools::apiclient::ImageApi;
 use glance_download_sidecar::tools::sim::{Cloud, ImageData, ImageSpec};
 use glance_download_sidecar::tools::sync::{
@@ -15,11 +14,11 @@ use glance_download_sidecar::tools::sync::{
     SIGNATURE_PROPERTIES, SOURCE_IMAGE_ID, SOURCE_REGION,
 };
 use serde_json::{json, Map, Value};
+use sync_world::{PASSWORD, PROJECT, USER};
 
-const PROJECT: &str = "sync-project";
+mod sync_world;
+
 const OTHER: &str = "other-project";
-const USER: &str = "sync-user";
-const PASSWORD: &str = "correct horse battery staple";
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -52,27 +51,8 @@ struct Run<'a> {
 
 impl World {
     async fn start() -> World {
-        let cloud = Cloud::start(&["REGION1", "REGION2", "REGION3"])
-            .await
-            .unwrap();
-        cloud
-            .keystone
-            .add_user(USER, PASSWORD, PROJECT, &["member"]);
-        let config = Config {
-            bind: ([127, 0, 0, 1], 0).into(),
-            glance_url: cloud.region("REGION2").url(),
-            auth_url: cloud.auth_url(),
-            task_journal: None,
-            ..Config::default()
-        };
-        let sidecar = Server::bind(App::new(config.clone()).unwrap(), config.bind)
-            .await
-            .unwrap();
-        for interface in ["public", "internal", "admin"] {
-            cloud
-                .keystone
-                .set_endpoint("REGION2", interface, &sidecar.url());
-        }
+        let cloud = sync_world::cloud().await;
+        let sidecar = sync_world::sidecar_in_front_of(&cloud, "REGION2").await;
         World {
             cloud,
             _sidecar: sidecar,

@@ -1,0 +1,43 @@
+//! The cloud the `sync` tests copy in: three simulated regions with one user of one project, and
+//! the real sidecar in front of REGION2, which the catalog names as REGION2's image endpoint.
+
+#![allow(dead_code)]
+
+use glance_download_sidecar::api::{App, Server};
+use glance_download_sidecar::config::Config;
+use glance_download_sidecar::tools::sim::Cloud;
+
+pub const PROJECT: &str = "sync-project";
+pub const USER: &str = "sync-user";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// REGION1 to REGION3, and [`USER`] a member of [`PROJECT`].
+pub async fn cloud() -> Cloud {
+    let cloud = Cloud::start(&["REGION1", "REGION2", "REGION3"])
+        .await
+        .unwrap();
+    cloud
+        .keystone
+        .add_user(USER, PASSWORD, PROJECT, &["member"]);
+    cloud
+}
+
+/// A sidecar in front of `region`'s Glance, put in the catalog as that region's image endpoint.
+pub async fn sidecar_in_front_of(cloud: &Cloud, region: &str) -> Server {
+    let config = Config {
+        bind: ([127, 0, 0, 1], 0).into(),
+        glance_url: cloud.region(region).url(),
+        auth_url: cloud.auth_url(),
+        task_journal: None,
+        ..Config::default()
+    };
+    let sidecar = Server::bind(App::new(config.clone()).unwrap(), config.bind)
+        .await
+        .unwrap();
+    for interface in ["public", "internal", "admin"] {
+        cloud
+            .keystone
+            .set_endpoint(region, interface, &sidecar.url());
+    }
+    sidecar
+}
