@@ -2,8 +2,7 @@
 //! REGION2 has the real sidecar in front of its Glance (so it imports with glance-download), and
 //! REGION3 is a plain Glance without glance-download (so `sync` streams the bytes itself).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use glance_download_sidecar::api::Server;
@@ -14,29 +13,9 @@ use glance_download_sidecar::tools::sync::{
     SOURCE_IMAGE_ID,
 };
 use serde_json::{json, Value};
-use sync_world::{PASSWORD, PROJECT, USER};
+use sync_world::{Captured, PASSWORD, PROJECT, USER};
 
 mod sync_world;
-
-/// Output captured from a [`Lines`] observer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
 
 struct World {
     cloud: Cloud,

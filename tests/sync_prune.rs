@@ -2,8 +2,7 @@
 //! REGION1 is the source, REGION2 has the sidecar in front of its Glance (glance-download) and
 //! REGION3 is a plain Glance (`sync` streams).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use glance_download_sidecar::api::Server;
@@ -14,24 +13,11 @@ use glance_download_sidecar::tools::sync::{
     SIGNATURE_PROPERTIES, SOURCE_IMAGE_ID, SOURCE_REGION,
 };
 use serde_json::{json, Map, Value};
-use sync_world::{PASSWORD, PROJECT, USER};
+use sync_world::{Captured, PASSWORD, PROJECT, USER};
 
 mod sync_world;
 
 const OTHER: &str = "other-project";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 struct World {
     cloud: Cloud,
@@ -99,7 +85,7 @@ impl World {
         let summary = sync::run(&options, &self.credentials(), observer)
             .await
             .unwrap();
-        let text = String::from_utf8_lossy(&out.0.lock().unwrap()).into_owned();
+        let text = out.text();
         (summary, text)
     }
 

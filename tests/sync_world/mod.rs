@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
 use glance_download_sidecar::api::{App, Server};
 use glance_download_sidecar::config::Config;
 use glance_download_sidecar::tools::sim::Cloud;
@@ -40,4 +43,24 @@ pub async fn sidecar_in_front_of(cloud: &Cloud, region: &str) -> Server {
             .set_endpoint(region, interface, &sidecar.url());
     }
     sidecar
+}
+
+/// Output captured from a `sync` observer (the progress lines a user would see).
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
 }
