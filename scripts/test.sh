@@ -38,7 +38,7 @@ target/release/glance-download-sidecar bench --load --clients 16 --seconds 3 --f
 step "fuzz (bounded run of every target)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
 
-step "interop: real Keystone + six Glance regions, driven by the real clients"
+step "interop: real Keystone + six Glance regions (and REGION1C, a sidecar as a source region), driven by the real clients"
 scripts/interop/run.sh "${GDS_STATE_DIR:-/tmp/gds-cloud-ci}"
 
 step "all tests passed"

@@ -401,7 +401,7 @@ impl Importer {
         };
         if matches!(&result, Err(e) if e.is_unauthorized()) {
             if let Some((keystone, creds)) = &self.service {
-                if let Ok(token) = keystone.password_token(creds).await {
+                if let Ok(token) = keystone.service_token(creds).await {
                     result = self
                         .glance
                         .patch_image(url, &request.image_id, &token, &ops)

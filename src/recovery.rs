@@ -120,7 +120,7 @@ pub async fn restore(
     }
     let token = match &creds {
         Some(creds) => keystone
-            .password_token(creds)
+            .service_token(creds)
             .await
             .map_err(|e| e.to_string()),
         None => Err("no [service_credentials] are configured".to_string()),

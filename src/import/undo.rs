@@ -185,7 +185,7 @@ impl Importer {
             return Err(ImportError::TokenExpired);
         };
         keystone
-            .password_token(creds)
+            .service_token(creds)
             .await
             .map_err(ImportError::ServiceCredentials)
     }

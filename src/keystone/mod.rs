@@ -279,10 +279,10 @@ impl ServiceCredentials {
 }
 
 impl Keystone {
-    /// A project-scoped token for `creds` (password or application credential): the one issued last while it has more than
-    /// [`SERVICE_TOKEN_MARGIN`] to live, else a new login (one at a time: concurrent callers wait
-    /// for it and share its token).
-    pub async fn password_token(&self, creds: &ServiceCredentials) -> Result<Token, KeystoneError> {
+    /// A project-scoped token for `creds` (password or application credential): the one issued
+    /// last while it has more than [`SERVICE_TOKEN_MARGIN`] to live, else a new login (one at a
+    /// time: concurrent callers wait for it and share its token).
+    pub async fn service_token(&self, creds: &ServiceCredentials) -> Result<Token, KeystoneError> {
         let key = creds.fingerprint();
         let mut cached = self.service_token.lock().await;
         if let Some(entry) = cached.as_ref() {
@@ -310,7 +310,7 @@ impl Keystone {
     }
 
     /// Forgets the reused service-credential token once a service refused it (Keystone revoked
-    /// it early): the next [`Keystone::password_token`] logs in again. A token other than the
+    /// it early): the next [`Keystone::service_token`] logs in again. A token other than the
     /// one reused now (a newer login) is kept.
     pub async fn forget_service_token(&self, rejected: &Token) {
         let mut cached = self.service_token.lock().await;
@@ -445,7 +445,7 @@ mod tests {
             ServiceCredentials::password("gds-service", "pw", "service", "Default", "Default");
         let mut tokens = Vec::new();
         for _ in 0..10 {
-            tokens.push(keystone.password_token(&creds).await.unwrap());
+            tokens.push(keystone.service_token(&creds).await.unwrap());
         }
         let together = futures_join(&keystone, &creds).await;
         assert_eq!(fake.logins(), 1);
@@ -454,22 +454,22 @@ mod tests {
         // A token a service refused is forgotten; another one is not.
         let stranger = Token::parse(b"gAAAAAB-not-the-reused-one").unwrap();
         keystone.forget_service_token(&stranger).await;
-        assert_eq!(keystone.password_token(&creds).await.unwrap(), tokens[0]);
+        assert_eq!(keystone.service_token(&creds).await.unwrap(), tokens[0]);
         assert_eq!(fake.logins(), 1);
         keystone.forget_service_token(&tokens[0]).await;
-        keystone.password_token(&creds).await.unwrap();
+        keystone.service_token(&creds).await.unwrap();
         assert_eq!(fake.logins(), 2);
 
         // Other credentials get their own login.
         let wrong =
             ServiceCredentials::password("gds-service", "not-pw", "service", "Default", "Default");
-        assert!(keystone.password_token(&wrong).await.is_err());
+        assert!(keystone.service_token(&wrong).await.is_err());
         assert_eq!(fake.logins(), 3);
 
         // A token with less than the margin to live is not reused.
         fake.set_token_ttl(SERVICE_TOKEN_MARGIN / 2);
-        keystone.password_token(&creds).await.unwrap();
-        keystone.password_token(&creds).await.unwrap();
+        keystone.service_token(&creds).await.unwrap();
+        keystone.service_token(&creds).await.unwrap();
         assert_eq!(fake.logins(), 5);
         shutdown.cancel();
     }
@@ -497,15 +497,15 @@ mod tests {
                 secret: Secret::new("ac-s3cret"),
             },
         };
-        let token = keystone.password_token(&creds).await.unwrap();
+        let token = keystone.service_token(&creds).await.unwrap();
         let caller = fake.caller(token.expose()).unwrap();
         assert_eq!(caller.project_id.as_deref(), Some("service"));
         assert!(caller.is_admin());
-        assert_eq!(keystone.password_token(&creds).await.unwrap(), token);
+        assert_eq!(keystone.service_token(&creds).await.unwrap(), token);
         assert_eq!(fake.logins(), 1);
         fake.set_token_ttl(SERVICE_TOKEN_MARGIN / 2);
         keystone.forget_service_token(&token).await;
-        let renewed = keystone.password_token(&creds).await.unwrap();
+        let renewed = keystone.service_token(&creds).await.unwrap();
         assert_ne!(renewed, token);
         assert_eq!(fake.logins(), 2);
 
@@ -515,7 +515,7 @@ mod tests {
                 secret: Secret::new("not-the-s3cret"),
             },
         };
-        let error = keystone.password_token(&wrong).await.unwrap_err();
+        let error = keystone.service_token(&wrong).await.unwrap_err();
         assert!(matches!(error, KeystoneError::InvalidToken), "{error}");
         assert!(!format!("{error} {error:?} {wrong:?}").contains("s3cret"));
         shutdown.cancel();
@@ -526,7 +526,7 @@ mod tests {
         let calls: Vec<_> = (0..5)
             .map(|_| {
                 let (keystone, creds) = (keystone.clone(), creds.clone());
-                tokio::spawn(async move { keystone.password_token(&creds).await.unwrap() })
+                tokio::spawn(async move { keystone.service_token(&creds).await.unwrap() })
             })
             .collect();
         let mut out = Vec::new();

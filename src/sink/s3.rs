@@ -78,7 +78,7 @@ impl S3Sink {
             return Err(SinkError::NoServiceCredentials);
         };
         keystone
-            .password_token(creds)
+            .service_token(creds)
             .await
             .map_err(SinkError::ServiceCredentials)
     }
