@@ -115,6 +115,13 @@ impl Encoder {
     }
 }
 
+/// The most bytes [`Encoder::encode`] and [`Encoder::finish`] write for `len` input bytes: the
+/// data raw plus a zero-run and a data frame header for every block, so the output buffer of
+/// incompressible data is allocated once, never regrown (and copied) while it is filled.
+fn coded_bound(len: usize) -> usize {
+    len + (len / ZERO_BLOCK + len / ENCODE_FRAME + 3) * (9 + 9)
+}
+
 /// The largest coding of `len` bytes worth sending compressed.
 fn pays(len: usize) -> usize {
     len - len / PAYS_DIVISOR
@@ -208,7 +215,7 @@ async fn code(mut body: BoxBody, tx: mpsc::Sender<Result<Bytes, BoxError>>) {
         // Zero detection and zstd cost up to a couple of milliseconds per frame: off the async
         // workers, as one short job per frame.
         let job = tokio::task::spawn_blocking(move || {
-            let mut out = BytesMut::with_capacity(take.len() / 2 + 64);
+            let mut out = BytesMut::with_capacity(coded_bound(take.len()));
             encoder.encode(&take, &mut out);
             if ended {
                 encoder.finish(&mut out);
