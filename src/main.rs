@@ -32,6 +32,12 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Write the man pages (glance-download-sidecar.1 and one per subcommand) into a directory.
+    #[cfg(feature = "tools")]
+    ManPages {
+        /// The directory (it must exist).
+        dir: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -51,6 +57,17 @@ fn main() -> ExitCode {
                 &mut std::io::stdout(),
             );
             ExitCode::SUCCESS
+        }
+        #[cfg(feature = "tools")]
+        Command::ManPages { dir } => {
+            use clap::CommandFactory;
+            match clap_mangen::generate_to(Cli::command(), &dir) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("man-pages: cannot write into {}: {e}", dir.display());
+                    ExitCode::from(74)
+                }
+            }
         }
     }
 }

@@ -95,6 +95,39 @@ fn shell_completions_cover_the_subcommands() {
     }
 }
 
+/// `man-pages` writes the roff pages the Debian package ships: the top page and one per subcommand,
+/// the serve page naming its flags; a directory that does not exist is an error, not a panic.
+#[test]
+fn man_pages_cover_the_subcommands() {
+    let dir = std::env::temp_dir().join(format!("gds-cli-man-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = bin().arg("man-pages").arg(&dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for page in [
+        "glance-download-sidecar.1",
+        "glance-download-sidecar-serve.1",
+        "glance-download-sidecar-sync.1",
+    ] {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap();
+        assert!(text.contains("\n.TH "), "{page} is not roff");
+    }
+    let serve = std::fs::read_to_string(dir.join("glance-download-sidecar-serve.1")).unwrap();
+    for flag in ["config", "bind", "glance\\-url", "auth\\-url"] {
+        assert!(serve.contains(flag), "{flag} missing from the serve page");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    let out = bin()
+        .args(["man-pages", "/nonexistent/gds-man"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(74));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/gds-man"));
+}
+
 /// `wan-link` carries bytes both ways to the service behind it (here a one-shot echo server),
 /// prints where it listens, and ends on SIGTERM.
 #[test]
