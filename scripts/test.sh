@@ -6,7 +6,8 @@
 #      (release build);
 #   4. a short, bounded fuzz run of every fuzz target (installs cargo-fuzz if missing);
 #   5. the interop suite against real Keystone + six Glance regions installed from PyPI (five Glance 33
-#      under uwsgi, one Glance 28 under eventlet; scripts/cloud.sh installs what it needs).
+#      under uwsgi, one Glance 28 under eventlet; scripts/cloud.sh installs what it needs); the Debian
+#      package is built before it, and installed, run and purged by tests/interop/test_package.py.
 # Nothing is skipped: a missing prerequisite is installed or the run fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +38,10 @@ target/release/glance-download-sidecar bench --load --clients 16 --seconds 3 --f
 
 step "fuzz (bounded run of every target)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
+
+step "Debian package (scripts/package-deb.sh; the interop suite installs, runs and purges it)"
+GDS_DEB=$(scripts/package-deb.sh)
+export GDS_DEB
 
 step "interop: real Keystone + six Glance regions (and REGION1C, a sidecar as a source region), driven by the real clients"
 scripts/interop/run.sh "${GDS_STATE_DIR:-/tmp/gds-cloud-ci}"
