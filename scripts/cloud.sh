@@ -727,6 +727,7 @@ bootstrap_cloud2() { # its service, glance and demo users (other passwords), its
     "$VENV/bin/python3" "$INTEROP_DIR/bootstrap_keystone.py" --auth-url "http://127.0.0.1:$KEYSTONE2_PORT/v3" \
         --admin-password "$CLOUD2_ADMIN_PASSWORD" --glance-password "$CLOUD2_GLANCE_PASSWORD" \
         --demo-password "$CLOUD2_DEMO_PASSWORD" --image-url "$CLOUD2_REGION=http://127.0.0.1:$GLANCE_C2_PORT" \
+        --bootstrap-region "$CLOUD2_REGION" \
         >>"$STATE_DIR/logs/bootstrap-cloud2.log" 2>&1 ||
         { tail -n 30 "$STATE_DIR/logs/bootstrap-cloud2.log" >&2; return 1; }
 }
