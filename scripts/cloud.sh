@@ -15,6 +15,9 @@
 #   REGION6  Glance 28 (2024.1) served by its standalone eventlet `glance-api`, from a virtualenv of
 #            its own (scripts/interop/requirements-glance28.txt), with a fourth sidecar in front of it
 #            (store_sink = glance-upload): fail-closed checked on a server other than uwsgi
+# and a second, independent cloud beside it (`sync --from-cloud gds-demo --to-cloud gds-cloud2`):
+#   CLOUD2-REGION1  a plain Glance registered in a Keystone of its own (own port, SQLite DB, fernet
+#            keys, admin/glance/demo users with other passwords): cloud 1's tokens mean nothing there
 #
 #   scripts/cloud.sh up   [STATE_DIR] [--no-sidecar] [--single-store]
 #   scripts/cloud.sh stop [STATE_DIR]
@@ -56,6 +59,11 @@ DEBUG=${GDS_DEBUG:-false}
 ADMIN_PASSWORD=gds-admin-secret
 GLANCE_PASSWORD=gds-glance-secret
 DEMO_PASSWORD=gds-demo-secret
+# the second cloud: the same user names, other passwords
+CLOUD2_REGION=CLOUD2-REGION1
+CLOUD2_ADMIN_PASSWORD=gds-cloud2-admin-secret
+CLOUD2_GLANCE_PASSWORD=gds-cloud2-glance-secret
+CLOUD2_DEMO_PASSWORD=gds-cloud2-demo-secret
 
 log() { printf '[cloud.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -322,8 +330,8 @@ for _ in range(int(sys.argv[1])):
 print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
 }
 
-write_keystone_conf() {
-    local d=$STATE_DIR/keystone
+write_keystone_conf() { # [dir]
+    local d=${1:-$STATE_DIR/keystone}
     mkdir -p "$d/fernet-keys" "$d/credential-keys" "$d/receipt-keys"
     cat >"$d/keystone.conf" <<EOF
 [DEFAULT]
@@ -584,6 +592,29 @@ clouds:
     interface: public
     region_name: REGION2
     image_endpoint_override: http://127.0.0.1:$GLANCE2_PORT
+  # the second cloud: its own Keystone, its demo user (same name, another password)
+  gds-cloud2:
+    auth:
+      auth_url: http://127.0.0.1:$KEYSTONE2_PORT/v3
+      username: demo
+      password: $CLOUD2_DEMO_PASSWORD
+      project_name: demo
+      user_domain_name: Default
+      project_domain_name: Default
+    identity_api_version: 3
+    interface: public
+    region_name: $CLOUD2_REGION
+  gds-cloud2-admin:
+    auth:
+      auth_url: http://127.0.0.1:$KEYSTONE2_PORT/v3
+      username: admin
+      password: $CLOUD2_ADMIN_PASSWORD
+      project_name: admin
+      user_domain_name: Default
+      project_domain_name: Default
+    identity_api_version: 3
+    interface: public
+    region_name: $CLOUD2_REGION
 EOF
     cat >"$STATE_DIR/openrc" <<EOF
 # written by scripts/cloud.sh up. Demo user; clouds.yaml based, because with plain OS_* variables
@@ -629,6 +660,12 @@ export GDS_REGION6_GLANCE_URL=http://127.0.0.1:$GLANCE6_PORT
 export GDS_REGION6_IMAGE_URL=$REGION6_IMAGE_URL
 export GDS_SIDECAR6_URL=$([ "$NO_SIDECAR" = 1 ] || echo "http://127.0.0.1:$SIDECAR6_PORT")
 export GDS_REGION1C_IMAGE_URL=$REGION1C_IMAGE_URL
+export GDS_CLOUD2=gds-cloud2
+export GDS_CLOUD2_ADMIN=gds-cloud2-admin
+export GDS_CLOUD2_REGION=$CLOUD2_REGION
+export GDS_CLOUD2_AUTH_URL=http://127.0.0.1:$KEYSTONE2_PORT/v3
+export GDS_CLOUD2_GLANCE_URL=http://127.0.0.1:$GLANCE_C2_PORT
+export GDS_CLOUD2_DEMO_PASSWORD=$CLOUD2_DEMO_PASSWORD
 $("$S3SERVER" env "$STATE_DIR")
 export GDS_KEYSTONE_PID=${PID_keystone:-}
 export GDS_REGION1_GLANCE_PID=${PID_glance_REGION1:-}
@@ -644,10 +681,55 @@ export PATH=$VENV/bin:\$PATH
 EOF
 }
 
-token_for() { # user password project -> prints a token (curl, no client startup cost)
+token_for() { # user password project [keystone port] -> prints a token (curl, no client startup cost)
     curl -s -m 20 -D - -o /dev/null -H 'Content-Type: application/json' \
         -d "{\"auth\":{\"identity\":{\"methods\":[\"password\"],\"password\":{\"user\":{\"name\":\"$1\",\"domain\":{\"id\":\"default\"},\"password\":\"$2\"}}},\"scope\":{\"project\":{\"name\":\"$3\",\"domain\":{\"id\":\"default\"}}}}}" \
-        "http://127.0.0.1:$KEYSTONE_PORT/v3/auth/tokens" | tr -d '\r' | sed -n 's/^[Xx]-[Ss]ubject-[Tt]oken: //p'
+        "http://127.0.0.1:${4:-$KEYSTONE_PORT}/v3/auth/tokens" | tr -d '\r' | sed -n 's/^[Xx]-[Ss]ubject-[Tt]oken: //p'
+}
+
+# ---------------------------------------------------------------------------------------------------
+# the second cloud: a Keystone of its own and one plain Glance registered in it
+
+cloud2_ports() { # KEYSTONE2_PORT GLANCE_C2_PORT: two free ports none of the first cloud's uses
+    local taken=" $KEYSTONE_PORT $GLANCE1_PORT $GLANCE2_PORT $GLANCE3_PORT $GLANCE4_PORT $GLANCE5_PORT $GLANCE6_PORT $SIDECAR_PORT $SIDECAR4_PORT $SIDECAR5_PORT $SIDECAR6_PORT $WAN_PORT $S3_PORT $SIDECAR1C_PORT "
+    local a b
+    while :; do
+        read -r a b <<<"$(free_ports 2)"
+        case "$taken" in *" $a "*|*" $b "*) continue ;; esac
+        echo "$a $b"
+        return 0
+    done
+}
+
+write_cloud2_glance_conf() { # a plain Glance whose keystonemiddleware asks the second Keystone
+    local f=$STATE_DIR/glance-$CLOUD2_REGION/glance-api.conf
+    write_glance_conf "$CLOUD2_REGION" "$GLANCE_C2_PORT" plain
+    sed -i -e "s#127.0.0.1:$KEYSTONE_PORT/#127.0.0.1:$KEYSTONE2_PORT/#" \
+        -e "s#^password = $GLANCE_PASSWORD\$#password = $CLOUD2_GLANCE_PASSWORD#" "$f"
+    if grep -q -e "127.0.0.1:$KEYSTONE_PORT/" -e "^password = $GLANCE_PASSWORD\$" "$f"; then
+        die "$f still names the first cloud's Keystone"
+    fi
+}
+
+setup_keystone2() { # keys and bootstrap of the second Keystone (admin, its region, its endpoints)
+    local conf=$STATE_DIR/keystone2/keystone.conf logf=$STATE_DIR/logs/keystone2-manage.log
+    local k2url=http://127.0.0.1:$KEYSTONE2_PORT/v3 u g
+    u=$(id -un) g=$(id -gn)
+    "$VENV/bin/keystone-manage" --config-file "$conf" fernet_setup --keystone-user "$u" --keystone-group "$g" >>"$logf" 2>&1 &&
+        "$VENV/bin/keystone-manage" --config-file "$conf" credential_setup --keystone-user "$u" --keystone-group "$g" >>"$logf" 2>&1 &&
+        "$VENV/bin/keystone-manage" --config-file "$conf" bootstrap --bootstrap-password "$CLOUD2_ADMIN_PASSWORD" \
+            --bootstrap-admin-url "$k2url" --bootstrap-internal-url "$k2url" --bootstrap-public-url "$k2url" \
+            --bootstrap-region-id "$CLOUD2_REGION" >>"$logf" 2>&1 ||
+        { tail -n 30 "$logf" >&2; return 1; }
+}
+
+bootstrap_cloud2() { # its service, glance and demo users (other passwords), its image endpoint
+    "$VENV/bin/python3" "$INTEROP_DIR/bootstrap_keystone.py" --auth-url "http://127.0.0.1:$KEYSTONE2_PORT/v3" \
+        --admin-password "$CLOUD2_ADMIN_PASSWORD" --glance-password "$CLOUD2_GLANCE_PASSWORD" \
+        --demo-password "$CLOUD2_DEMO_PASSWORD" --image-url "$CLOUD2_REGION=http://127.0.0.1:$GLANCE_C2_PORT" \
+        --bootstrap-region "$CLOUD2_REGION" \
+        >>"$STATE_DIR/logs/bootstrap-cloud2.log" 2>&1 ||
+        { tail -n 30 "$STATE_DIR/logs/bootstrap-cloud2.log" >&2; return 1; }
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -704,6 +786,8 @@ cmd_up() {
     read -r KEYSTONE_PORT GLANCE1_PORT GLANCE2_PORT GLANCE3_PORT GLANCE4_PORT GLANCE5_PORT GLANCE6_PORT \
         SIDECAR_PORT SIDECAR4_PORT SIDECAR5_PORT SIDECAR6_PORT WAN_PORT S3_PORT SIDECAR1C_PORT <<<"$(free_ports 14)"
     log "ports: keystone $KEYSTONE_PORT, glance REGION1..6 $GLANCE1_PORT $GLANCE2_PORT $GLANCE3_PORT $GLANCE4_PORT $GLANCE5_PORT $GLANCE6_PORT, sidecars $SIDECAR_PORT (REGION2) $SIDECAR4_PORT (REGION4) $SIDECAR5_PORT (REGION5) $SIDECAR6_PORT (REGION6) $SIDECAR1C_PORT (REGION1C)"
+    read -r KEYSTONE2_PORT GLANCE_C2_PORT <<<"$(cloud2_ports)"
+    log "ports: second cloud keystone $KEYSTONE2_PORT, glance $CLOUD2_REGION $GLANCE_C2_PORT"
     local kurl=http://127.0.0.1:$KEYSTONE_PORT
     if [ "$NO_SIDECAR" = 1 ]; then
         REGION2_IMAGE_URL=http://127.0.0.1:$GLANCE2_PORT
@@ -726,6 +810,8 @@ cmd_up() {
     write_glance_conf REGION4 "$GLANCE4_PORT" plugins
     write_glance_conf REGION5 "$GLANCE5_PORT" s3
     write_glance_conf REGION6 "$GLANCE6_PORT" eventlet
+    write_keystone_conf "$STATE_DIR/keystone2"
+    write_cloud2_glance_conf
     write_client_files
 
     # databases (migrated once per venv, copied afterwards); keystone and glance migrate in parallel
@@ -740,9 +826,10 @@ cmd_up() {
     wait "$gdb" || die "glance database set-up failed"
     wait "$g28db" || die "Glance 28 database set-up failed"
     local r
-    for r in REGION2 REGION3 REGION4 REGION5; do
+    for r in REGION2 REGION3 REGION4 REGION5 "$CLOUD2_REGION"; do
         cp "$STATE_DIR/glance-REGION1/glance.sqlite" "$STATE_DIR/glance-$r/glance.sqlite"
     done
+    cp "$STATE_DIR/keystone/keystone.sqlite" "$STATE_DIR/keystone2/keystone.sqlite"
     log "databases ready in $((SECONDS - tdb)) s"
 
     local kconf=$STATE_DIR/keystone/keystone.conf klog=$STATE_DIR/logs/keystone-manage.log
@@ -750,6 +837,9 @@ cmd_up() {
     u=$(id -un) g=$(id -gn)
     # the key set-ups touch different folders: side by side. bootstrap reads the fernet (and
     # receipt) keys, so it runs after them.
+    # the second Keystone's keys and bootstrap run beside the first's
+    setup_keystone2 &
+    local k2setup=$!
     local kpids=() kp
     "$VENV/bin/keystone-manage" --config-file "$kconf" fernet_setup --keystone-user "$u" --keystone-group "$g" >>"$klog.fernet" 2>&1 &
     kpids+=($!)
@@ -771,6 +861,9 @@ cmd_up() {
 
     uwsgi_cmd keystone "$KEYSTONE_PORT" keystone.wsgi.api:application "OS_KEYSTONE_CONFIG_DIR=$STATE_DIR/keystone" 2 2
     start_bg keystone "$STATE_DIR/logs/keystone.log" "$STATE_DIR/run/keystone.pid" -- "${UWSGI_ARGS[@]}"
+    wait "$k2setup" || die "the second Keystone's keystone-manage failed"
+    uwsgi_cmd keystone2 "$KEYSTONE2_PORT" keystone.wsgi.api:application "OS_KEYSTONE_CONFIG_DIR=$STATE_DIR/keystone2" 1 2
+    start_bg keystone2 "$STATE_DIR/logs/keystone2.log" "$STATE_DIR/run/keystone2.pid" -- "${UWSGI_ARGS[@]}"
     wait_http keystone "$kurl/v3" "$STATE_DIR/logs/keystone.log" "$PID_keystone" '^200$'
 
     "$VENV/bin/python3" "$INTEROP_DIR/bootstrap_keystone.py" --auth-url "$kurl/v3" \
@@ -780,6 +873,9 @@ cmd_up() {
         --image-url "REGION5=$REGION5_IMAGE_URL" --image-url "REGION6=$REGION6_IMAGE_URL" \
         ${REGION1C_IMAGE_URL:+--image-url "REGION1C=$REGION1C_IMAGE_URL"} \
         >>"$STATE_DIR/logs/bootstrap.log" 2>&1 || { tail -n 30 "$STATE_DIR/logs/bootstrap.log" >&2; die "keystone bootstrap failed"; }
+    wait_http keystone2 "http://127.0.0.1:$KEYSTONE2_PORT/v3" "$STATE_DIR/logs/keystone2.log" "$PID_keystone2" '^200$'
+    bootstrap_cloud2 &
+    local b2=$!
     log "keystone bootstrapped (image endpoints: REGION2 $REGION2_IMAGE_URL, REGION4 $REGION4_IMAGE_URL, REGION5 $REGION5_IMAGE_URL, REGION6 $REGION6_IMAGE_URL${REGION1C_IMAGE_URL:+, REGION1C $REGION1C_IMAGE_URL})"
 
     # the S3 server behind REGION5's store (installed in the background since the start)
@@ -799,11 +895,17 @@ cmd_up() {
     # REGION6: Glance 28's own eventlet server (parent + one worker; SIGINT stops both)
     start_bg glance-REGION6 "$STATE_DIR/logs/glance-REGION6.log" "--config-dir $STATE_DIR/glance-REGION6" -- \
         env GDS_SQLITE_IMMEDIATE=1 "$VENV28/bin/glance-api" --config-dir "$STATE_DIR/glance-REGION6"
+    uwsgi_cmd "glance-$CLOUD2_REGION" "$GLANCE_C2_PORT" glance.wsgi.api:application "OS_GLANCE_CONFIG_DIR=$STATE_DIR/glance-$CLOUD2_REGION" 1 4
+    start_bg "glance-$CLOUD2_REGION" "$STATE_DIR/logs/glance-$CLOUD2_REGION.log" "$STATE_DIR/run/glance-$CLOUD2_REGION.pid" -- "${UWSGI_ARGS[@]}"
     for region in REGION1 REGION2 REGION3 REGION4 REGION5 REGION6; do
         pidvar=PID_glance_$region
         wait_http "glance-$region" "http://127.0.0.1:$(glance_port "$region")/healthcheck" \
             "$STATE_DIR/logs/glance-$region.log" "${!pidvar}" '^200$'
     done
+    pidvar=PID_glance_${CLOUD2_REGION//-/_}
+    wait_http "glance-$CLOUD2_REGION" "http://127.0.0.1:$GLANCE_C2_PORT/healthcheck" \
+        "$STATE_DIR/logs/glance-$CLOUD2_REGION.log" "${!pidvar}" '^200$'
+    wait "$b2" || die "the second Keystone's bootstrap failed"
 
     # authenticated smoke test of both Glances (keystonemiddleware + catalog)
     local token code
@@ -814,6 +916,15 @@ cmd_up() {
         [ "$code" = 200 ] || { tail -n 40 "$STATE_DIR"/logs/glance-*.log >&2; die "GET /v2/images on 127.0.0.1:$port answered $code"; }
     done
     log "every Glance answers GET /v2/images with a demo token"
+    # the second cloud: its own demo token is accepted, the first cloud's refused
+    local token2
+    token2=$(token_for demo "$CLOUD2_DEMO_PASSWORD" demo "$KEYSTONE2_PORT")
+    [ -n "$token2" ] || die "could not get a token for demo from the second Keystone"
+    code=$(curl -s -m 30 -o /dev/null -w '%{http_code}' -H "X-Auth-Token: $token2" "http://127.0.0.1:$GLANCE_C2_PORT/v2/images")
+    [ "$code" = 200 ] || { tail -n 40 "$STATE_DIR/logs/glance-$CLOUD2_REGION.log" >&2; die "GET /v2/images in $CLOUD2_REGION answered $code"; }
+    code=$(curl -s -m 30 -o /dev/null -w '%{http_code}' -H "X-Auth-Token: $token" "http://127.0.0.1:$GLANCE_C2_PORT/v2/images")
+    [ "$code" = 401 ] || die "$CLOUD2_REGION answered $code to the first cloud's token (401 expected)"
+    log "$CLOUD2_REGION answers its own cloud's demo token and refuses the first cloud's"
 
     if [ "$NO_SIDECAR" = 0 ]; then
         local extra=()

@@ -265,7 +265,7 @@ async fn invalid_plans_are_refused_naming_the_line_and_the_key() {
     let two = PLAN.replace("targets:\n", "targets:\n  cloud: other\n");
     let stderr = refused(&w, &["--plan", &w.plan(&two)]).await;
     assert!(
-        stderr.contains("two clouds are not supported yet"),
+        stderr.contains("targets.cloud \"other\" needs source.cloud"),
         "{stderr}"
     );
     let named = PLAN.replace("  region: REGION1", "  cloud: prod\n  region: REGION1");

@@ -2,7 +2,8 @@
 """Populate a freshly bootstrapped Keystone for the multi-region test cloud.
 
 Run by scripts/cloud.sh after `keystone-manage bootstrap` (which made the admin user, the admin project,
-the roles admin/manager/member/reader/service, region REGION1 and the REGION1 identity endpoints).
+the roles admin/manager/member/reader/service, region REGION1 (--bootstrap-region) and its identity
+endpoints).
 Creates, through the Keystone v3 REST API with the admin password (create first, look up on 409, so a
 second run is harmless):
   - every region named by --image-url (beyond REGION1) with identity endpoints (public/internal/admin);
@@ -30,6 +31,8 @@ def main():
     p.add_argument("--demo-password", required=True)
     p.add_argument("--image-url", action="append", required=True, metavar="REGION=URL",
                    help="the image endpoint of a region (repeat for each region)")
+    p.add_argument("--bootstrap-region", default="REGION1",
+                   help="the region keystone-manage bootstrap made (with its identity endpoints)")
     a = p.parse_args()
     image_urls = {}
     for item in a.image_url:
@@ -60,7 +63,7 @@ def main():
         return get("/" + collection, **params)[collection][0]
 
     for region in image_urls:
-        if region != "REGION1":  # made by keystone-manage bootstrap
+        if region != a.bootstrap_region:  # made by keystone-manage bootstrap
             create("regions", "region", {"id": region, "description": "glance-download-sidecar test region"},
                    lambda region=region: first("regions", id=region))
 
@@ -84,7 +87,7 @@ def main():
                 "enabled": True}})
 
     for region, url in image_urls.items():
-        if region != "REGION1":
+        if region != a.bootstrap_region:
             ensure_endpoints(identity, region, base)
         ensure_endpoints(image, region, url)
 

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use crate::serve::{init_logging, runtime, shutdown_signal, EXIT_USAGE};
 
-use super::{Credentials, Environment, Filters, Options, PlanFile, DEFAULT_CONCURRENCY};
+use super::{
+    Credentials, Environment, Filters, Options, PlanFile, SourceCloud, DEFAULT_CONCURRENCY,
+};
 
 /// The flags of `sync`.
 #[derive(clap::Args)]
@@ -13,12 +15,21 @@ pub struct SyncArgs {
     /// Cloud of clouds.yaml to sign in with [default: $OS_CLOUD, else the OS_* variables].
     #[arg(long, value_name = "NAME")]
     os_cloud: Option<String>,
+    /// Cloud of clouds.yaml the images are read from, when the targets are in another cloud
+    /// (give --to-cloud too, not --os-cloud). Each cloud is signed in to with its own
+    /// credentials and the bytes stream through sync, verified, never on disk.
+    #[arg(long, value_name = "NAME")]
+    from_cloud: Option<String>,
+    /// Cloud of clouds.yaml the --to regions are in, with --from-cloud.
+    #[arg(long, value_name = "NAME")]
+    to_cloud: Option<String>,
     /// Do not verify the TLS certificates of Keystone and Glance (accepts a cloud's
     /// `verify: false`, refused without this flag). For lab clouds only: use cacert instead.
     #[arg(long)]
     insecure_skip_tls_verify: bool,
     /// Read the source, the targets and the options from this YAML file (see the README); only
-    /// --dry-run, --json, --os-cloud and --insecure-skip-tls-verify may be given with it.
+    /// --dry-run, --json, --os-cloud and --insecure-skip-tls-verify may be given with it (the
+    /// plan's source.cloud and targets.cloud say what --from-cloud and --to-cloud would).
     #[arg(long, value_name = "FILE")]
     plan: Option<std::path::PathBuf>,
     /// Region the images are copied from.
@@ -67,13 +78,46 @@ pub struct SyncArgs {
     json: bool,
 }
 
+/// The clouds.yaml entries a run signs in with.
+#[derive(Debug, PartialEq)]
+enum Clouds {
+    /// One cloud for both ends: this entry, else `$OS_CLOUD` or the `OS_*` variables.
+    One(Option<String>),
+    /// The source's cloud and the targets' cloud.
+    Two { from: String, to: String },
+}
+
+impl Clouds {
+    /// One cloud when both names are the same, else two.
+    fn of(from: String, to: String) -> Clouds {
+        match from == to {
+            true => Clouds::One(Some(from)),
+            false => Clouds::Two { from, to },
+        }
+    }
+}
+
 impl SyncArgs {
-    /// The checked options and the clouds.yaml entry to sign in with, from the flags or the plan.
-    fn options(&self) -> Result<(Options, Option<String>), String> {
+    /// The clouds of the flags: `--from-cloud` with `--to-cloud`, else `--os-cloud`.
+    fn clouds_from_flags(&self) -> Result<Clouds, String> {
+        match (&self.from_cloud, &self.to_cloud, &self.os_cloud) {
+            (None, None, cloud) => Ok(Clouds::One(cloud.clone())),
+            (Some(_), Some(_), Some(_)) => Err("--os-cloud cannot be given with --from-cloud and \
+                --to-cloud: they name the cloud of each end"
+                .to_string()),
+            (Some(from), Some(to), None) => Ok(Clouds::of(from.clone(), to.clone())),
+            (Some(_), None, _) => Err("--from-cloud needs --to-cloud (the targets' cloud)".into()),
+            (None, Some(_), _) => Err("--to-cloud needs --from-cloud (the source's cloud)".into()),
+        }
+    }
+
+    /// The checked options and the clouds.yaml entries to sign in with, from the flags or the
+    /// plan.
+    fn options(&self) -> Result<(Options, Clouds), String> {
         let Some(path) = &self.plan else {
-            return self
-                .options_from_flags()
-                .map(|o| (o, self.os_cloud.clone()));
+            let clouds = self.clouds_from_flags()?;
+            let across = matches!(clouds, Clouds::Two { .. });
+            return self.options_from_flags(across).map(|o| (o, clouds));
         };
         if let Some(flag) = self.flag_beside_plan() {
             return Err(format!(
@@ -94,23 +138,34 @@ impl SyncArgs {
                 ));
             }
         }
-        let cloud = plan
-            .cloud(&shown, fallback.as_deref())
-            .map_err(|e| e.to_string())?;
+        let clouds = match plan
+            .clouds(&shown, fallback.as_deref())
+            .map_err(|e| e.to_string())?
+        {
+            (from, None) => Clouds::One(from),
+            (Some(from), Some(to)) => Clouds::of(from, to),
+            (None, Some(to)) => Clouds::One(Some(to)),
+        };
+        let across = matches!(clouds, Clouds::Two { .. });
         let options = plan
-            .options(&shown, self.dry_run)
+            .options(&shown, self.dry_run, across)
             .map_err(|e| e.to_string())?;
-        Ok((options, cloud))
+        Ok((options, clouds))
     }
 
-    fn options_from_flags(&self) -> Result<Options, String> {
+    /// `across`: the targets are in another cloud than the source.
+    fn options_from_flags(&self, across: bool) -> Result<Options, String> {
         let filters = Filters {
             name: self.name.clone(),
             tags: self.tags.clone(),
             visibility: self.visibility.clone(),
             properties: self.properties.clone(),
         };
-        let mut options = Options::new(
+        let build = match across {
+            true => Options::across_clouds,
+            false => Options::new,
+        };
+        let mut options = build(
             self.from.as_deref().unwrap_or_default(),
             &self.to,
             &self.images,
@@ -137,6 +192,8 @@ impl SyncArgs {
             (self.concurrency.is_some(), "--concurrency"),
             (self.keep_id, "--keep-id"),
             (self.prune.is_some(), "--prune"),
+            (self.from_cloud.is_some(), "--from-cloud"),
+            (self.to_cloud.is_some(), "--to-cloud"),
         ]
         .into_iter()
         .find_map(|(given, flag)| given.then_some(flag))
@@ -153,10 +210,21 @@ impl SyncArgs {
     pub fn run(self) -> ExitCode {
         init_logging("warn");
         let skip_tls_verify = self.insecure_skip_tls_verify;
-        let prepared = self.options().and_then(|(options, cloud)| {
-            with_credentials::<_, String>(Ok(options), cloud.as_deref(), skip_tls_verify)
+        let prepared = self.options().and_then(|(options, clouds)| match clouds {
+            Clouds::One(cloud) => {
+                with_credentials::<_, String>(Ok(options), cloud.as_deref(), skip_tls_verify)
+                    .map(|(options, target)| (options, None, target))
+            }
+            Clouds::Two { from, to } => {
+                let source = SourceCloud {
+                    credentials: cloud_credentials(&from, skip_tls_verify)?,
+                    name: from,
+                };
+                let target = cloud_credentials(&to, skip_tls_verify)?;
+                Ok((options, Some(source), target))
+            }
         });
-        let (options, credentials) = match prepared {
+        let (options, source_cloud, credentials) = match prepared {
             Ok(prepared) => prepared,
             Err(error) => {
                 eprintln!("glance-download-sidecar sync: {error}");
@@ -169,7 +237,7 @@ impl SyncArgs {
         let result = runtime().map_err(|e| e.to_string()).and_then(|rt| {
             rt.block_on(async {
                 tokio::select! {
-                    result = super::run(&options, &credentials, observer) => {
+                    result = super::run_with(&options, source_cloud.as_ref(), &credentials, observer) => {
                         result.map_err(|e| e.to_string())
                     }
                     _ = shutdown_signal() => Err("interrupted: streamed copies under way were cut \
@@ -211,6 +279,16 @@ pub(crate) fn with_credentials<T, E: std::fmt::Display>(
     let credentials = Credentials::load(os_cloud, &env).map_err(|e| e.to_string())?;
     warn_if_unverified(&credentials);
     Ok((options, credentials))
+}
+
+/// The credentials of one of two clouds: its clouds.yaml (and secure.yaml) entry alone, never
+/// completed from `OS_*` variables, which could belong to the other cloud.
+fn cloud_credentials(cloud: &str, skip_tls_verify: bool) -> Result<Credentials, String> {
+    let mut env = Environment::from_process().without_os_credentials();
+    env.skip_tls_verify = skip_tls_verify;
+    let credentials = Credentials::load(Some(cloud), &env).map_err(|e| e.to_string())?;
+    warn_if_unverified(&credentials);
+    Ok(credentials)
 }
 
 /// Says on stderr that TLS certificates are not verified, if so.

@@ -34,7 +34,7 @@ use super::error::{CopyError, Failure, IdHolder};
 use super::progress::{JobInfo, Observer};
 use super::report::{Action, JobResult, Method};
 use super::select::{encode, Pick, SourceProblem};
-use super::{transfer, Tuning, SOURCE_IMAGE_ID, SOURCE_REGION};
+use super::{transfer, Tuning, SOURCE_CLOUD, SOURCE_IMAGE_ID, SOURCE_REGION};
 
 /// The image signature properties (Glance's `signature_utils`): they sign the image data, so they
 /// hold for a copy of the same bytes and are set on the copy when it is created.
@@ -61,10 +61,23 @@ pub(super) struct Region {
     pub method: Method,
 }
 
-/// What every job of a run shares.
-pub(super) struct Ctx {
+/// The cloud the images are read from when it is not the targets' (`--from-cloud`): its own
+/// sign-in and its own HTTP client, so its token only ever goes to its own services.
+pub(super) struct Origin {
+    /// The clouds.yaml entry, recorded on each copy as [`SOURCE_CLOUD`].
+    pub name: String,
     pub session: Session,
     pub glance: Glance,
+}
+
+/// What every job of a run shares.
+pub(super) struct Ctx {
+    /// The targets' cloud (also the source's, unless `origin` says otherwise).
+    pub session: Session,
+    pub glance: Glance,
+    /// Another cloud to read the source images from; never sent a target's token, and targets
+    /// are never sent its token (bytes are always streamed through `sync`).
+    pub origin: Option<Origin>,
     /// The source region's name and image endpoint.
     pub from: String,
     pub source: String,
@@ -83,6 +96,29 @@ impl Ctx {
             .token()
             .await
             .map_err(|e| Failure::Auth(e.to_string()))
+    }
+
+    /// The session of the source cloud: the origin's, else the run's.
+    pub(super) fn source_session(&self) -> &Session {
+        self.origin.as_ref().map_or(&self.session, |o| &o.session)
+    }
+
+    /// The Glance client of the source cloud.
+    pub(super) fn source_glance(&self) -> &Glance {
+        self.origin.as_ref().map_or(&self.glance, |o| &o.glance)
+    }
+
+    /// A valid token for the source cloud's user, renewed when it is about to expire.
+    pub(super) async fn source_token(&self) -> Result<Token, Failure> {
+        self.source_session()
+            .token()
+            .await
+            .map_err(|e| Failure::Auth(e.to_string()))
+    }
+
+    /// The [`SOURCE_CLOUD`] our copies of this run carry: the origin's name, or none.
+    pub(super) fn source_cloud(&self) -> Option<&str> {
+        self.origin.as_ref().map(|o| o.name.as_str())
     }
 }
 
@@ -200,10 +236,12 @@ async fn copy(
         return Ok(Action::WouldCopy);
     }
     // A bare token cannot be renewed: refuse a copy it would not outlive, naming its expiry.
-    ctx.session
-        .token_for(copy_time(expected.size))
-        .await
-        .map_err(|e| Failure::Auth(e.to_string()))?;
+    for session in [&ctx.session, ctx.source_session()] {
+        session
+            .token_for(copy_time(expected.size))
+            .await
+            .map_err(|e| Failure::Auth(e.to_string()))?;
+    }
     let target = match reusable.as_deref().and_then(ImageId::parse) {
         Some(id) => id,
         None => create(ctx, &api, source, &job.pick.id).await?,
@@ -324,6 +362,7 @@ async fn earlier_copies(
         .filter(|i| {
             i.0.get(SOURCE_IMAGE_ID).and_then(Value::as_str) == Some(source_id.as_str())
                 && i.owner() == Some(ctx.session.project_id.as_str())
+                && i.0.get(SOURCE_CLOUD).and_then(Value::as_str) == ctx.source_cloud()
         })
         .collect())
 }
@@ -356,6 +395,9 @@ async fn create(
     }
     body.insert(SOURCE_IMAGE_ID.into(), Value::from(source_id.as_str()));
     body.insert(SOURCE_REGION.into(), Value::from(ctx.from.as_str()));
+    if let Some(cloud) = ctx.source_cloud() {
+        body.insert(SOURCE_CLOUD.into(), Value::from(cloud));
+    }
     let answer = timed(ctx, "image create", api.create_image(&Value::Object(body))).await?;
     if ctx.keep_id && answer.status == http::StatusCode::CONFLICT {
         return Err(Failure::IdTaken {

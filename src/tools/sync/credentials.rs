@@ -77,6 +77,18 @@ impl Environment {
         }
     }
 
+    /// This environment without the `OS_*` variables that say who signs in where (only
+    /// `OS_CLIENT_CONFIG_FILE` and `OS_CLIENT_SECURE_FILE` are kept): for a named cloud that
+    /// must not be completed with another cloud's settings.
+    pub fn without_os_credentials(mut self) -> Self {
+        self.vars.retain(|name, _| {
+            !name.starts_with("OS_")
+                || name == "OS_CLIENT_CONFIG_FILE"
+                || name == "OS_CLIENT_SECURE_FILE"
+        });
+        self
+    }
+
     /// A variable's value, if set and not empty.
     pub fn var(&self, name: &str) -> Option<&str> {
         self.vars

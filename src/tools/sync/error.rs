@@ -54,6 +54,9 @@ pub enum SyncError {
     /// A region given on the command line has no image endpoint in the catalog.
     #[error(transparent)]
     Endpoint(#[from] CatalogError),
+    /// The source region has no image endpoint in the source cloud's catalog (`--from-cloud`).
+    #[error("cloud {cloud}: {error}")]
+    CloudEndpoint { cloud: String, error: CatalogError },
     #[error("outbound TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
     /// The source region's image list could not be read.

@@ -12,6 +12,11 @@
 //! 5. Return a [`Summary`]: one result per image × region (copied, skipped, failed).
 //!
 //! Copies are marked with [`SOURCE_IMAGE_ID`], so a second run finds them and skips them.
+//!
+//! Between two clouds ([`run_across`], `--from-cloud`/`--to-cloud`) each cloud is signed in to
+//! with its own credentials and HTTP client; the source endpoint comes from the source cloud's
+//! catalog, the targets from the targets' cloud's, and the bytes are always streamed (step 2
+//! is skipped): a region of one cloud cannot fetch from the other with its token.
 
 mod auth;
 mod cli;
@@ -53,7 +58,7 @@ use crate::http::client_with_tls;
 use crate::pipeline::{Limits, RetryPolicy};
 use crate::tools::apiclient::ImageApi;
 
-use copy::{Ctx, Job, Region};
+use copy::{Ctx, Job, Origin, Region};
 
 /// The namespace of the properties `sync` puts on its copies.
 pub const PROPERTY_PREFIX: &str = crate::claim::PREFIX;
@@ -63,6 +68,11 @@ pub const SOURCE_IMAGE_ID: &str = "glance_download_source_image_id";
 
 /// On a copy: the region it was copied from.
 pub const SOURCE_REGION: &str = "glance_download_source_region";
+
+/// On a copy made from another cloud (`--from-cloud`): that cloud's clouds.yaml entry. Later
+/// runs from that cloud recognize (skip, reuse, prune) only copies carrying its name, and runs
+/// inside one cloud only copies carrying none.
+pub const SOURCE_CLOUD: &str = "glance_download_source_cloud";
 
 /// Copies running at once unless `--concurrency` says otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -144,6 +154,31 @@ impl Options {
         concurrency: usize,
         dry_run: bool,
     ) -> Result<Options, OptionsError> {
+        Options::checked(from, to, ids, filters, concurrency, dry_run, true)
+    }
+
+    /// As [`Options::new`], for targets in another cloud than the source (`--to-cloud`): a
+    /// target region may have the source region's name.
+    pub fn across_clouds(
+        from: &str,
+        to: &[String],
+        ids: &[String],
+        filters: Filters,
+        concurrency: usize,
+        dry_run: bool,
+    ) -> Result<Options, OptionsError> {
+        Options::checked(from, to, ids, filters, concurrency, dry_run, false)
+    }
+
+    fn checked(
+        from: &str,
+        to: &[String],
+        ids: &[String],
+        filters: Filters,
+        concurrency: usize,
+        dry_run: bool,
+        one_cloud: bool,
+    ) -> Result<Options, OptionsError> {
         let from = from.trim();
         if from.is_empty() {
             return Err(OptionsError::NoSource);
@@ -153,7 +188,7 @@ impl Options {
             if region.is_empty() || targets.iter().any(|t| t.eq_ignore_ascii_case(region)) {
                 continue;
             }
-            if region.eq_ignore_ascii_case(from) {
+            if one_cloud && region.eq_ignore_ascii_case(from) {
                 return Err(OptionsError::TargetIsSource(region.to_string()));
             }
             targets.push(region.to_string());
@@ -197,7 +232,16 @@ impl Options {
     }
 }
 
-/// Runs a sync; per-image failures are in the summary, setup failures are errors.
+/// The cloud the images are read from when it is another than the targets' (`--from-cloud`).
+#[derive(Debug, Clone)]
+pub struct SourceCloud {
+    /// Its clouds.yaml entry (recorded on the copies as [`SOURCE_CLOUD`]).
+    pub name: String,
+    pub credentials: Credentials,
+}
+
+/// Runs a sync inside one cloud; per-image failures are in the summary, setup failures are
+/// errors.
 ///
 /// The steps of the module's description: sign in and find the regions, select the images,
 /// plan one job per image × region, copy, sum up.
@@ -206,17 +250,67 @@ pub async fn run(
     credentials: &Credentials,
     observer: Arc<dyn Observer>,
 ) -> Result<Summary, SyncError> {
-    let started = Instant::now();
-    let tuning = options.tuning;
-    let trust = credentials.tls()?;
-    let client = client_with_tls(tuning.connect_timeout, trust);
+    run_with(options, None, credentials, observer).await
+}
+
+/// Runs a sync from `source`'s region `options.from` into `target`'s regions `options.to`: each
+/// cloud signed in to separately, each token sent only to its own cloud, the bytes always
+/// streamed through `sync` (one Keystone cannot vouch for the other's tokens, so no region can
+/// fetch them itself).
+pub async fn run_across(
+    options: &Options,
+    source: &SourceCloud,
+    target: &Credentials,
+    observer: Arc<dyn Observer>,
+) -> Result<Summary, SyncError> {
+    run_with(options, Some(source), target, observer).await
+}
+
+/// Signs in to `credentials`' cloud: its session and the Glance client of its services.
+async fn sign_in(
+    credentials: &Credentials,
+    tuning: &Tuning,
+) -> Result<(Session, Glance), SyncError> {
+    let client = client_with_tls(tuning.connect_timeout, credentials.tls()?);
     let session =
         Session::open(client.clone(), credentials.clone(), tuning.request_timeout).await?;
-    let source = session.image_endpoint(&options.from)?;
-    let regions = target_regions(&session, options).await?;
+    Ok((session, Glance::new(client, tuning.request_timeout)))
+}
 
-    let token = session.token().await?;
-    let api = ImageApi::with_client(&source, token.expose(), client.clone());
+/// Signs in to the source cloud if it is another one.
+async fn origin(
+    source: Option<&SourceCloud>,
+    tuning: &Tuning,
+) -> Result<Option<Origin>, SyncError> {
+    let Some(cloud) = source else {
+        return Ok(None);
+    };
+    let (session, glance) = sign_in(&cloud.credentials, tuning).await?;
+    Ok(Some(Origin {
+        name: cloud.name.clone(),
+        session,
+        glance,
+    }))
+}
+
+pub(super) async fn run_with(
+    options: &Options,
+    source_cloud: Option<&SourceCloud>,
+    credentials: &Credentials,
+    observer: Arc<dyn Observer>,
+) -> Result<Summary, SyncError> {
+    let started = Instant::now();
+    let tuning = options.tuning;
+    let (session, glance) = sign_in(credentials, &tuning).await?;
+    let origin = origin(source_cloud, &tuning).await?;
+    let from = origin.as_ref().map_or(&session, |o| &o.session);
+    let source = from
+        .image_endpoint(&options.from)
+        .map_err(|e| in_cloud(source_cloud, e))?;
+    let regions = target_regions(&session, options, origin.is_some()).await?;
+
+    let token = from.token().await?;
+    let api = ImageApi::with_client(&source, token.expose(), from.client().clone());
     let picks = select_images(&api, options).await?;
     let scope = prune::Scope::of(&options.selection, &picks);
 
@@ -231,8 +325,9 @@ pub async fn run(
     });
 
     let ctx = Arc::new(Ctx {
-        glance: Glance::new(client, tuning.request_timeout),
+        glance,
         session,
+        origin,
         from: options.from.clone(),
         source,
         tuning,
@@ -261,16 +356,32 @@ pub async fn run(
     Ok(summary)
 }
 
-/// The target regions: each one's image endpoint, and how bytes reach it ([`discover`]).
+/// A catalog error, naming the source cloud when it is another one.
+fn in_cloud(cloud: Option<&SourceCloud>, error: crate::keystone::CatalogError) -> SyncError {
+    match cloud {
+        Some(cloud) => SyncError::CloudEndpoint {
+            cloud: cloud.name.clone(),
+            error,
+        },
+        None => SyncError::Endpoint(error),
+    }
+}
+
+/// The target regions: each one's image endpoint, and how bytes reach it ([`discover`]; always
+/// streamed when the source is in another cloud).
 async fn target_regions(
     session: &Session,
     options: &Options,
+    across: bool,
 ) -> Result<Vec<Arc<Region>>, SyncError> {
     let tuning = options.tuning;
     let mut regions = Vec::with_capacity(options.to.len());
     for name in &options.to {
         let endpoint = session.image_endpoint(name)?;
-        let method = discover(session, &endpoint, tuning.request_timeout).await;
+        let method = match across {
+            true => Method::Stream,
+            false => discover(session, &endpoint, tuning.request_timeout).await,
+        };
         tracing::debug!(region = %name, %endpoint, method = method.as_str(), "Target region");
         regions.push(Arc::new(Region {
             name: name.clone(),

@@ -14,7 +14,7 @@
 //!     visibility: public
 //!     properties: {os_distro: ubuntu}
 //! targets:
-//!   cloud: prod            # optional; another cloud than the source's is refused for now
+//!   cloud: prod            # optional: else the source's; another cloud is --to-cloud
 //!   regions: [REGION2, REGION3]
 //! options:
 //!   concurrency: 4
@@ -56,14 +56,10 @@ pub enum PlanError {
     #[error("plan {path}: {reason}")]
     Options { path: String, reason: String },
     #[error(
-        "plan {path}: targets.cloud {target:?} is not the source's cloud ({source_cloud}): two \
-         clouds are not supported yet"
+        "plan {path}: targets.cloud {target:?} needs source.cloud (or --os-cloud, $OS_CLOUD): \
+         the source's cloud must be a clouds.yaml entry too"
     )]
-    TwoClouds {
-        path: String,
-        target: String,
-        source_cloud: String,
-    },
+    UnnamedSource { path: String, target: String },
 }
 
 /// A parsed plan file.
@@ -106,7 +102,8 @@ pub struct PlanFilters {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Targets {
-    /// A clouds.yaml entry; only the source's cloud is supported.
+    /// A clouds.yaml entry; none: the source's. Another cloud than the source's is what
+    /// `--to-cloud` is (copies stream through `sync`).
     pub cloud: Option<String>,
     pub regions: Bounded<Region, MAX_PLAN_ENTRIES>,
 }
@@ -328,24 +325,28 @@ impl PlanFile {
         })
     }
 
-    /// The cloud the run signs in to: the plan's source cloud, else `fallback` (`--os-cloud` or
-    /// `$OS_CLOUD`). Refuses a target cloud that is not that one.
-    pub fn cloud(&self, path: &str, fallback: Option<&str>) -> Result<Option<String>, PlanError> {
+    /// The clouds the run signs in to: the source's (`source.cloud`, else `fallback`:
+    /// `--os-cloud` or `$OS_CLOUD`; none: the `OS_*` variables) and the targets'
+    /// (`targets.cloud`; none: the source's). A targets' cloud other than the source's needs
+    /// the source's named (it is recorded on the copies).
+    pub fn clouds(
+        &self,
+        path: &str,
+        fallback: Option<&str>,
+    ) -> Result<(Option<String>, Option<String>), PlanError> {
         let source = self.source.cloud.as_deref().or(fallback);
-        match (&self.targets.cloud, source) {
-            (Some(target), source) if Some(target.as_str()) != source => {
-                Err(PlanError::TwoClouds {
-                    path: path.to_string(),
-                    target: target.clone(),
-                    source_cloud: source.map_or("the OS_* variables".into(), |s| format!("{s:?}")),
-                })
-            }
-            _ => Ok(source.map(str::to_string)),
+        match (source, &self.targets.cloud) {
+            (None, Some(target)) => Err(PlanError::UnnamedSource {
+                path: path.to_string(),
+                target: target.clone(),
+            }),
+            (source, target) => Ok((source.map(str::to_string), target.clone())),
         }
     }
 
-    /// The options the same run given by flags would have.
-    pub fn options(&self, path: &str, dry_run: bool) -> Result<Options, PlanError> {
+    /// The options the same run given by flags would have; `across`: the targets are in
+    /// another cloud than the source ([`PlanFile::clouds`]).
+    pub fn options(&self, path: &str, dry_run: bool, across: bool) -> Result<Options, PlanError> {
         let filters = &self.source.filters;
         let filters = Filters {
             name: filters.name.as_ref().map(|g| g.0.clone()),
@@ -355,7 +356,11 @@ impl PlanFile {
         };
         let ids: Vec<String> = self.source.images.0.iter().map(|i| i.0.clone()).collect();
         let to: Vec<String> = self.targets.regions.0.iter().map(|r| r.0.clone()).collect();
-        let options = Options::new(
+        let build = match across {
+            true => Options::across_clouds,
+            false => Options::new,
+        };
+        let options = build(
             &self.source.region.0,
             &to,
             &ids,
@@ -455,7 +460,7 @@ options:
     #[test]
     fn a_full_plan_gives_the_options_of_its_flags() {
         let plan = PlanFile::parse(GOOD, "p.yaml").unwrap();
-        let options = plan.options("p.yaml", true).unwrap();
+        let options = plan.options("p.yaml", true, false).unwrap();
         let flags = Options::new(
             "REGION1",
             &["REGION2,REGION3".to_string()],
@@ -597,7 +602,10 @@ options:
     #[test]
     fn cross_key_problems_name_the_keys() {
         let plan = PlanFile::parse(&GOOD.replace("REGION3]", "REGION1]"), "p.yaml").unwrap();
-        let e = plan.options("p.yaml", false).unwrap_err().to_string();
+        let e = plan
+            .options("p.yaml", false, false)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("targets.regions: REGION1 is source.region"),
             "{e}"
@@ -607,26 +615,35 @@ options:
             "  images: [2b4c8f5e-7d4a-4a57-9a55-1d2e3f4a5b6c]\n  filters:",
         );
         let plan = PlanFile::parse(&text, "p.yaml").unwrap();
-        let e = plan.options("p.yaml", false).unwrap_err().to_string();
+        let e = plan
+            .options("p.yaml", false, false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("images or filters, not both"), "{e}");
     }
 
     #[test]
-    fn a_target_cloud_other_than_the_source_is_refused() {
+    fn a_target_cloud_other_than_the_source_is_a_second_cloud() {
         let text = GOOD.replace("  region: REGION1", "  cloud: a\n  region: REGION1");
         let same = text.replace("targets:\n", "targets:\n  cloud: a\n");
         let plan = PlanFile::parse(&same, "p.yaml").unwrap();
-        assert_eq!(
-            plan.cloud("p.yaml", Some("b")).unwrap().as_deref(),
-            Some("a")
-        );
+        let clouds = plan.clouds("p.yaml", Some("b")).unwrap();
+        assert_eq!(clouds, (Some("a".into()), Some("a".into())));
         let other = text.replace("targets:\n", "targets:\n  cloud: b\n");
         let plan = PlanFile::parse(&other, "p.yaml").unwrap();
-        let e = plan.cloud("p.yaml", None).unwrap_err().to_string();
-        assert!(e.contains("two clouds are not supported yet"), "{e}");
+        let clouds = plan.clouds("p.yaml", None).unwrap();
+        assert_eq!(clouds, (Some("a".into()), Some("b".into())));
+        let plan = PlanFile::parse(&text, "p.yaml").unwrap();
+        assert_eq!(
+            plan.clouds("p.yaml", None).unwrap(),
+            (Some("a".into()), None)
+        );
+        // The source must be named: its name is recorded on the copies.
         let plan =
             PlanFile::parse(&GOOD.replace("targets:\n", "targets:\n  cloud: b\n"), "p").unwrap();
-        assert!(plan.cloud("p", None).is_err());
-        assert_eq!(plan.cloud("p", Some("b")).unwrap().as_deref(), Some("b"));
+        let e = plan.clouds("p", None).unwrap_err().to_string();
+        assert!(e.contains("targets.cloud \"b\" needs source.cloud"), "{e}");
+        let clouds = plan.clouds("p", Some("a")).unwrap();
+        assert_eq!(clouds, (Some("a".into()), Some("b".into())));
     }
 }

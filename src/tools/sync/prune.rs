@@ -1,8 +1,9 @@
 //! `--prune`: our copies whose source is no longer selected are deleted (or hidden).
 //!
 //! A copy is ours when it carries [`SOURCE_IMAGE_ID`], its [`SOURCE_REGION`] is the run's source
-//! region and it belongs to the caller's project; nothing else is ever touched. Which of our
-//! copies are pruned depends on how the run selects ([`Scope`]):
+//! region, its [`SOURCE_CLOUD`] is the run's `--from-cloud` (none when both ends are one cloud)
+//! and it belongs to the caller's project (in the targets' cloud); nothing else is ever touched.
+//! Which of our copies are pruned depends on how the run selects ([`Scope`]):
 //!
 //! - filters: a copy whose source is not among the selected images (deleted, no longer
 //!   `active`, hidden, or no longer passing the filters). A run whose filters select nothing
@@ -27,7 +28,7 @@ use super::error::Failure;
 use super::progress::{JobInfo, Observer};
 use super::report::{Action, JobResult};
 use super::select::{encode, next_path, Pick, Selection, SourceProblem, MAX_IMAGES, PAGE_SIZE};
-use super::{SOURCE_IMAGE_ID, SOURCE_REGION};
+use super::{SOURCE_CLOUD, SOURCE_IMAGE_ID, SOURCE_REGION};
 
 /// What `--prune` does to a copy whose source is no longer selected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -221,6 +222,7 @@ async fn copies(
         .into_iter()
         .filter(|i| i.owner() == Some(ctx.session.project_id.as_str()))
         .filter(|i| text(i, SOURCE_REGION) == Some(ctx.from.as_str()))
+        .filter(|i| text(i, SOURCE_CLOUD) == ctx.source_cloud())
         .filter_map(|i| {
             let id = text(&i, "id").and_then(ImageId::parse)?;
             let source = text(&i, SOURCE_IMAGE_ID).and_then(ImageId::parse)?;

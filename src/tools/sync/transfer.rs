@@ -151,12 +151,13 @@ pub(super) async fn stream(
     expected: &Expected,
     done: &Arc<AtomicU64>,
 ) -> Result<(), Failure> {
+    // Each cloud's token goes to its own services only.
     let token = ctx.token().await?;
     let remote = Remote {
-        glance: ctx.glance.clone(),
+        glance: ctx.source_glance().clone(),
         base: ctx.source.clone(),
         id: source_id.clone(),
-        token: token.clone(),
+        token: ctx.source_token().await?,
         size: expected.size,
         compact: crate::config::defaults::COMPACT_TRANSFER,
     };
