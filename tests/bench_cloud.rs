@@ -360,3 +360,79 @@ fn the_small_image_bench_times_each_import_and_deletes_every_image() {
     assert_eq!(world.images("REGION2"), before);
     assert!(world.images("REGION1").is_empty());
 }
+
+/// `bench --passthrough` on the simulated cloud, with the sidecar's own server in front of
+/// REGION2's Glance: every call is measured both ways, the sidecar's way did go through the
+/// sidecar, and every image the bench made is deleted.
+#[test]
+fn the_passthrough_bench_measures_both_ways_and_deletes_every_image() {
+    use glance_download_sidecar::api::{App, Server};
+    use glance_download_sidecar::config::Config;
+    use glance_download_sidecar::tools::bench::cloud::{
+        run_passthrough, Call, PassOptions, Way, WARM_UPS,
+    };
+    use std::sync::atomic::Ordering;
+
+    let world = World::start();
+    let glance = world.cloud.region("REGION2").url();
+    let config = Config {
+        bind: ([127, 0, 0, 1], 0).into(),
+        glance_url: glance.clone(),
+        auth_url: world.cloud.auth_url(),
+        task_journal: None,
+        ..Config::default()
+    };
+    let sidecar = world
+        .rt
+        .block_on(Server::bind(
+            App::new(config).unwrap(),
+            ([127, 0, 0, 1], 0).into(),
+        ))
+        .unwrap();
+    let options = PassOptions::new(Some(&glance), Some(&sidecar.url()), SIZE, 4, 2).unwrap();
+    let mut lines = Vec::new();
+    let report = run_passthrough(
+        &options,
+        &world.credentials(),
+        &mut |line| lines.push(line.to_string()),
+        CancellationToken::new(),
+    )
+    .unwrap();
+    assert_eq!(report.small.len(), 4);
+    for (call, way, values) in &report.small {
+        assert_eq!(values.len(), 4, "{call:?} {way:?}");
+        assert!(values.iter().all(|s| *s > 0.0), "{call:?} {way:?}");
+    }
+    assert_eq!(report.data.len(), 8, "2 runs × 2 ways × PUT and GET");
+    assert!(report.data.iter().all(|s| s.bytes == SIZE));
+    for call in [Call::GetFile, Call::PutFile] {
+        assert!(report.rate_ratio(call).is_some(), "{call:?}");
+    }
+    assert!(report.latency(Call::Show, Way::Sidecar).is_some());
+    // The sidecar's way went through it: 2 uploads, 2 downloads, and the small calls.
+    let proxied = sidecar.app.metrics.proxied_requests.load(Ordering::Relaxed);
+    assert_eq!(proxied as usize, 2 + 2 + 2 * (WARM_UPS + 4));
+    assert!(
+        lines.iter().any(|l| l.contains("PUT /file Sidecar")),
+        "{lines:?}"
+    );
+    assert!(report.leftovers.is_empty(), "{:?}", report.leftovers);
+    assert!(world.images("REGION2").is_empty());
+    let json = report.to_json();
+    assert_eq!(json["goals"].as_array().unwrap().len(), 4);
+    assert!(!json.to_string().contains(PASSWORD));
+    world
+        .rt
+        .block_on(sidecar.shutdown(std::time::Duration::ZERO));
+}
+
+#[test]
+fn the_passthrough_bench_needs_both_urls() {
+    let glance = ["--passthrough", "--target-glance-url", "http://127.0.0.1:9"];
+    let (code, err) = bench_cli(&glance, &[]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("--sidecar-url"), "{err}");
+    let (code, err) = bench_cli(&["--sidecar-url", "http://127.0.0.1:9"], &[]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("--small or --passthrough"), "{err}");
+}

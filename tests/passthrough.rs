@@ -224,3 +224,69 @@ async fn health_and_metrics() {
         .unwrap();
     assert_eq!(proxied.status, 502);
 }
+
+/// An upstream that keeps connections alive and records the peer of every request: one peer
+/// address per TCP connection the sidecar opened to it.
+async fn counting_upstream() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<std::collections::HashSet<std::net::SocketAddr>>>,
+) {
+    use glance_download_sidecar::http::{read_limited, serve, status_response};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let peers = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let seen = peers.clone();
+    let service = move |request: http::Request<hyper::body::Incoming>, peer| {
+        seen.lock().unwrap().insert(peer);
+        async move {
+            match (request.method().as_str(), request.uri().path()) {
+                ("GET", "/big") => http::Response::new(full(vec![7u8; 3 << 20])),
+                ("PUT", "/big") => {
+                    let body = read_limited(request.into_body(), 4 << 20).await.unwrap();
+                    assert_eq!(body.len(), 3 << 20);
+                    status_response(http::StatusCode::NO_CONTENT)
+                }
+                _ => http::Response::new(full(r#"{"images": []}"#)),
+            }
+        }
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(serve(listener, None, service, shutdown));
+    (url, peers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_calls_reuse_one_upstream_connection() {
+    let (upstream, peers) = counting_upstream().await;
+    let config = glance_download_sidecar::config::Config {
+        bind: ([127, 0, 0, 1], 0).into(),
+        glance_url: upstream,
+        auth_url: "http://127.0.0.1:9/v3".into(),
+        task_journal: None,
+        ..glance_download_sidecar::config::Config::default()
+    };
+    let sidecar = glance_download_sidecar::api::Server::bind(
+        glance_download_sidecar::api::App::new(config).unwrap(),
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .unwrap();
+    let api = ImageApi::new(&sidecar.url(), "a-token");
+    for _ in 0..10 {
+        assert_eq!(api.get("/v2/images").await.unwrap().status, 200);
+    }
+    // Large bodies both ways end their exchange too: the connection goes back to the pool.
+    for _ in 0..2 {
+        let down = api.get("/big").await.unwrap();
+        assert_eq!((down.status.as_u16(), down.body.len()), (200, 3 << 20));
+        let body = full(vec![1u8; 3 << 20]);
+        let up = api.call(Method::PUT, "/big", None, body).await.unwrap();
+        assert_eq!(up.status, 204);
+        assert_eq!(api.get("/v2/images").await.unwrap().status, 200);
+    }
+    assert_eq!(
+        peers.lock().unwrap().len(),
+        1,
+        "one connection to the upstream"
+    );
+}

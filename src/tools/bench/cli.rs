@@ -64,9 +64,17 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with_all = ["load", "simulated"])]
     small: bool,
     /// Real cloud, --small: also measure the sidecar already running at this URL in front of
-    /// the target Glance (e.g. another build).
-    #[arg(long, value_name = "URL", requires = "small")]
+    /// the target Glance (e.g. another build). --passthrough: the sidecar measured.
+    #[arg(long, value_name = "URL")]
     sidecar_url: Option<String>,
+    /// Real cloud: measure what the sidecar at --sidecar-url adds to Image API calls, against
+    /// the Glance at --target-glance-url called directly, alternating: small calls (p50, p99,
+    /// mean) and --size GET/PUT /file (MB/s), --runs times each way.
+    #[arg(long, conflicts_with_all = ["load", "simulated", "small", "from", "to", "image"])]
+    passthrough: bool,
+    /// --passthrough: rounds of small calls measured each way [default: 500].
+    #[arg(long, requires = "passthrough")]
+    calls: Option<usize>,
     /// Pipeline frame size [default: the sidecar's chunk_size, 1MiB].
     #[arg(long, value_parser = parse_size)]
     chunk_size: Option<u64>,
@@ -98,6 +106,12 @@ impl BenchArgs {
             }),
             buffer_chunks: self.buffer_chunks.unwrap_or(defaults.limits.buffer_chunks),
         };
+        if self.sidecar_url.is_some() && !(self.small || self.passthrough) {
+            return refuse(&"--sidecar-url goes with --small or --passthrough");
+        }
+        if self.passthrough {
+            return self.run_passthrough();
+        }
         if self.load {
             if self.names_a_cloud() {
                 return refuse(
@@ -168,6 +182,48 @@ impl BenchArgs {
         )
     }
 
+    /// `bench --passthrough`; exits 1 if a call failed or an image could not be deleted.
+    fn run_passthrough(self) -> ExitCode {
+        init_logging("warn");
+        let options = cloud::PassOptions::new(
+            self.target_glance_url.as_deref(),
+            self.sidecar_url.as_deref(),
+            self.size.unwrap_or(Options::default().size),
+            self.calls.unwrap_or(cloud::DEFAULT_CALLS),
+            self.runs,
+        );
+        let (options, credentials) =
+            match with_credentials(options, self.os_cloud.as_deref(), false) {
+                Ok(prepared) => prepared,
+                Err(error) => {
+                    eprintln!("glance-download-sidecar bench: {error}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+        let report = cloud::run_passthrough(
+            &options,
+            &credentials,
+            &mut |line| eprintln!("{line}"),
+            cancel_on_signal(),
+        );
+        if let (Ok(report), true) = (&report, self.json) {
+            // The table still goes to people, on stderr with the progress lines.
+            eprint!("{}", report.table());
+        }
+        let leftovers = report.as_ref().is_ok_and(|r| !r.leftovers.is_empty());
+        let code = print_report(
+            report,
+            self.json,
+            cloud::PassReport::to_json,
+            cloud::PassReport::table,
+        );
+        if leftovers {
+            eprintln!("bench: some images could not be deleted (listed above)");
+            return ExitCode::FAILURE;
+        }
+        code
+    }
+
     /// `bench` against a real cloud; exits 1 if a phase fails or an image could not be deleted.
     fn run_cloud(self, limits: Limits) -> ExitCode {
         init_logging("warn");
@@ -193,18 +249,7 @@ impl BenchArgs {
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
-        let cancel = tokio_util::sync::CancellationToken::new();
-        let on_signal = cancel.clone();
-        // Ctrl-C or SIGTERM stops the phase under way; the bench then deletes what it created.
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            if let Ok(rt) = rt {
-                rt.block_on(shutdown_signal());
-                on_signal.cancel();
-            }
-        });
+        let cancel = cancel_on_signal();
         if self.small {
             let report = cloud::run_small(
                 &options,
@@ -252,6 +297,23 @@ impl BenchArgs {
             }
         }
     }
+}
+
+/// A token cancelled by Ctrl-C or SIGTERM: the phase under way stops, and the bench then
+/// deletes what it created.
+fn cancel_on_signal() -> tokio_util::sync::CancellationToken {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_signal = cancel.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        if let Ok(rt) = rt {
+            rt.block_on(shutdown_signal());
+            on_signal.cancel();
+        }
+    });
+    cancel
 }
 
 /// Prints a bench report as a table, or as JSON with `--json`; exit 1 when the run failed.

@@ -11,13 +11,15 @@
 //! - (e) upstream's own glance-download, asked of the target Glance directly.
 //!
 //! With `--small` it measures instead how quickly one small image is imported, through the
-//! sidecar and by upstream (see [`small`]).
+//! sidecar and by upstream (see [`small`]); with `--passthrough`, what a sidecar in front of a
+//! Glance adds to Image API calls (see [`passthrough`]).
 //!
 //! Because the sidecar runs in this process (threads `gds-sidecar`), its CPU seconds and peak
 //! memory are this process's. Every image the bench creates is deleted at the end, whatever
 //! happened; one it could not delete is named in the report.
 
 mod images;
+mod passthrough;
 mod phases;
 mod report;
 mod small;
@@ -47,6 +49,10 @@ use crate::http::client_with_tls;
 use crate::pipeline::Limits;
 use crate::tools::apiclient::ImageApi;
 use crate::tools::sync::{Credentials, Session};
+pub use passthrough::{
+    run_passthrough, Call, DataSample, Latency, PassOptions, PassReport, Way, DEFAULT_CALLS,
+    GOAL_ADDED_P99_MS, GOAL_RATE_RATIO, WARM_UPS,
+};
 use phases::{Ctx, Sink, SourceImage};
 pub use small::{run_small, SmallReport, SmallSample, TokenUse};
 
