@@ -17,7 +17,7 @@
 #   scripts/bench-wan.sh [SIZE_MIB] [RUNS] [STREAMS] [SEGMENT_MIB] [REORDER_MIB]   (256 2 8 4 16)
 #
 # STREAMS, SEGMENT_MIB and REORDER_MIB are the N-stream sidecars' source_streams, segment_size and
-# reorder_buffer.
+# reorder_buffer (REORDER_MIB 0: the sidecar's default).
 #
 # Environment: GDS_WAN_PHASES ("window-glance window-sidecar capped"); the window link
 # GDS_WAN_RTT_MS (80), GDS_WAN_MBIT (1000), GDS_WAN_WINDOW (4MiB); the capped link GDS_WAN_CAPPED_RTT_MS
