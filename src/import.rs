@@ -215,6 +215,7 @@ impl Importer {
             streams: Streams {
                 streams: config.source_streams,
                 segment_size: config.segment_size,
+                reorder_bytes: config.reorder_buffer,
             },
             compact_transfer: config.compact_transfer,
             total_timeout: config.total_timeout,

@@ -119,3 +119,107 @@ async fn imports_cross_an_emulated_wan_link_with_stalls() {
         "the source was read across the link, in parallel"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_reuse_kept_alive_connections() {
+    use glance_download_sidecar::tools::sim::{LinkSpec, WanLink};
+    let h = harness().await;
+    let upstream: std::net::SocketAddr = h
+        .source()
+        .url()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let link = WanLink::start(
+        upstream,
+        LinkSpec {
+            one_way_delay: Duration::from_millis(2),
+            bandwidth: 400_000_000,
+            window: 256 << 10,
+            stall: None,
+        },
+    )
+    .await
+    .unwrap();
+    for interface in ["public", "internal", "admin"] {
+        h.cloud
+            .keystone
+            .set_endpoint("REGION1", interface, &link.url());
+    }
+    let src = h.source_image(SIZE, 5, json!({}));
+    let dst = h.target_image().await;
+    let task = h.import_and_wait(&dst, &src).await;
+    assert_eq!(task["status"], "success", "{task}");
+    assert!(h.target().image_data(&dst).unwrap() == generated_bytes(5, 0, SIZE as usize));
+    let segments = h
+        .source()
+        .request_log()
+        .iter()
+        .filter(|r| r.path.ends_with("/file") && r.header("range").is_some())
+        .count();
+    assert_eq!(segments, 11, "one request per 1 MiB segment");
+    // 4 streams, each kept alive from segment to segment (and the image record's GET on one of
+    // them): never a connection per segment
+    assert!(
+        link.connections() <= 5,
+        "{} connections for {segments} segments over 4 streams",
+        link.connections()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_behind_the_head_hold_at_most_the_reorder_buffer() {
+    use glance_download_sidecar::glance::{Glance, ImageId};
+    use glance_download_sidecar::keystone::Token;
+    use glance_download_sidecar::pipeline::{ParallelRanges, Remote, RetryPolicy, Source, Streams};
+    const WINDOW: u64 = 1 << 20;
+    let h = harness().await;
+    let src = h.source_image(SIZE, 6, json!({}));
+    let remote = Remote {
+        glance: Glance::new(
+            glance_download_sidecar::http::client(Duration::from_secs(10)),
+            Duration::from_secs(60),
+        ),
+        base: h.source().url(),
+        id: ImageId::parse(&src).unwrap(),
+        token: Token::parse(h.token.as_bytes()).unwrap(),
+        size: SIZE,
+        compact: false,
+    };
+    let policy = RetryPolicy {
+        max_retries: 0,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(10),
+        read_timeout: Duration::from_secs(30),
+    };
+    // 4 streams of 1 MiB segments: unbounded, the 3 behind the head would hold 3 MiB
+    let shape = Streams {
+        streams: 4,
+        segment_size: 1 << 20,
+        reorder_bytes: WINDOW,
+    };
+    let mut ranges = ParallelRanges::new(remote, policy, shape);
+    ranges.connect().await.unwrap();
+    // the head is not read on: the segments behind it fill the window and stop there
+    for _ in 0..200 {
+        if ranges.peak_held() >= WINDOW / 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let peak = ranges.peak_held();
+    assert!(
+        peak > 0 && peak <= WINDOW,
+        "{peak} bytes held behind the head"
+    );
+    let mut data = Vec::new();
+    while let Some(frame) = ranges.next_frame().await {
+        data.extend_from_slice(&frame.unwrap());
+    }
+    assert!(
+        data == generated_bytes(6, 0, SIZE as usize),
+        "in order, byte for byte"
+    );
+    assert!(ranges.peak_held() <= WINDOW, "{}", ranges.peak_held());
+}

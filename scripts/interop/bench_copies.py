@@ -6,11 +6,18 @@ scripts/bench-s3.sh (--mode s3). On the same source image, each contender copies
 target image and the time from the import request to a verified `active` image is taken.
 
 --mode wan: a `glance-download-sidecar wan-link` listens on GDS_WAN_PORT in front of REGION1's Glance
-and is put in Keystone's catalog as region REGION1W; targets in REGION2.
-  upstream      REGION2's own Glance, glance-download from REGION1W (one connection, staged on disk)
-  sidecar-1     a sidecar in front of REGION2's Glance, one source stream
-  sidecar-N     the same with N parallel Range streams (source_streams = N)
-  sidecar-lan   one stream from REGION1 itself (no link): what the link costs
+(or of REGION1C's sidecar, which is in front of that Glance) and is put in Keystone's catalog as
+region REGION1W; targets in REGION2. --contenders picks from:
+  upstream        REGION2's own Glance, glance-download from REGION1W (one connection, staged on disk)
+  sidecar-1       a sidecar in front of REGION2's Glance, one source stream
+  sidecar-N       the same with N parallel Range streams (source_streams = N)
+  sidecar-N-plain sidecar-N with compact_transfer = false (plain bytes even from a source sidecar)
+  sidecar-lan     one stream from REGION1 itself (no link): what the link costs
+--image KIND:MiB (repeatable) picks the source images, each copied by every contender:
+  random   raw, random bytes (incompressible)
+  sparse   raw, 10 % random data in 1 MiB runs, the rest zeros (a mostly empty VM disk)
+  qcow2    qcow2 (qemu-img convert) of random data, every cluster allocated
+  text     raw, log-like text lines (compressible, no zeros)
 
 --mode s3: targets in REGION5, a Glance on an S3 store (do_secure_hash as the cloud was started).
   upstream       REGION5's own Glance, glance-download from REGION1 (staged, then written to S3)
@@ -23,6 +30,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -39,17 +47,54 @@ LINK_REGION = "REGION1W"
 SINK_HEADER = "X-Glance-Download-Sink"
 
 
-def make_source(cloud, size, workdir):
-    path = os.path.join(workdir, "gds-wan-source.raw")
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            n = min(left, 8 << 20)
-            f.write(os.urandom(n))
-            left -= n
+MIB = 1 << 20
+WORDS = ["image", "volume", "glance", "nova", "region", "token", "request", "compute", "host",
+         "store", "upload", "status", "active", "queued", "error", "warning", "info", "debug",
+         "network", "port", "subnet", "router", "instance", "flavor", "keypair", "project"]
+
+
+def text_chunk(rng, size):
+    """`size` bytes of log-like lines: timestamps, words, numbers (compressible, never zero)."""
+    lines, n = [], 0
+    while n < size:
+        line = "2026-%02d-%02d %02d:%02d:%02d.%06d %s[%d]: %s %s %s id=%08x took=%d ms\n" % (
+            rng.randint(1, 12), rng.randint(1, 28), rng.randint(0, 23), rng.randint(0, 59),
+            rng.randint(0, 59), rng.randint(0, 999999), rng.choice(WORDS), rng.randint(100, 99999),
+            rng.choice(WORDS), rng.choice(WORDS), rng.choice(WORDS), rng.getrandbits(32),
+            rng.randint(0, 5000))
+        lines.append(line)
+        n += len(line)
+    return "".join(lines).encode()[:size]
+
+
+def write_source(kind, size, path):
+    """Writes a source image of `kind` at `path`; returns its disk_format."""
+    import random
+    rng = random.Random(size)
+    raw = path + ".raw" if kind == "qcow2" else path
+    with open(raw, "wb") as f:
+        for off in range(0, size, MIB):
+            n = min(MIB, size - off)
+            if kind == "sparse" and (off // MIB) % 10 != 0:
+                f.write(bytes(n))
+            elif kind == "text":
+                f.write(text_chunk(rng, n))
+            else:
+                f.write(os.urandom(n))
+    if kind != "qcow2":
+        return "raw"
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, path], check=True)
+    os.unlink(raw)
+    return "qcow2"
+
+
+def make_source(cloud, kind, size, workdir):
+    path = os.path.join(workdir, "gds-wan-source-%s" % kind)
+    disk_format = write_source(kind, size, path)
     with open(path, "rb") as f:
         r = cloud.http("POST", cloud.region1_glance + "/v2/images", json={
-            "name": "gds-wan-source", "disk_format": "raw", "container_format": "bare"})
+            "name": "gds-wan-source-%s" % kind, "disk_format": disk_format,
+            "container_format": "bare"})
         r.raise_for_status()
         image = r.json()
         r = cloud.http("PUT", "%s/v2/images/%s/file" % (cloud.region1_glance, image["id"]),
@@ -91,7 +136,7 @@ def cloud_pid(cloud, name):
 def copy_once(cloud, url, source, region, target_glance, headers=None):
     """One copy; returns (seconds, the copy as Glance shows it)."""
     r = cloud.http("POST", target_glance + "/v2/images", json={
-        "name": "gds-wan-copy", "disk_format": "raw", "container_format": "bare"})
+        "name": "gds-wan-copy", "disk_format": source["disk_format"], "container_format": "bare"})
     r.raise_for_status()
     target = r.json()["id"]
     try:
@@ -127,13 +172,94 @@ def wait_active(cloud, glance, image_id, timeout=1800):
         time.sleep(0.2)
 
 
+def wan_contenders(cloud, a):
+    """The wan mode's contenders asked for by --contenders, and the extra sidecars they need."""
+    tg = cloud.region2_glance
+    sidecars, contenders = {}, []
+
+    def sidecar(name, options=None):
+        if name not in sidecars:
+            sidecars[name] = Sidecar(cloud.sidecar_bin, name, cloud.state_dir, tg,
+                                     cloud.keystone_url, options)
+        return sidecars[name]
+
+    many = {"source_streams": a.streams, "segment_size": a.segment_mib << 20}
+    if a.reorder_mib:
+        many["reorder_buffer"] = a.reorder_mib << 20
+    for name in a.contenders.split(","):
+        if name == "upstream":
+            contenders.append(("upstream", tg, LINK_REGION, tg, None, None))
+            continue
+        if name == "sidecar-1":
+            sc, region = sidecar("wan-1"), LINK_REGION
+        elif name == "sidecar-N":
+            sc, region = sidecar("wan-%d" % a.streams, many), LINK_REGION
+        elif name == "sidecar-N-plain":
+            sc = sidecar("wan-%d-plain" % a.streams, dict(many, compact_transfer="false"))
+            region = LINK_REGION
+        elif name == "sidecar-lan":
+            sc, region = sidecar("wan-1"), "REGION1"
+        else:
+            raise SystemExit("unknown contender %s" % name)
+        label = name.replace("-N", "-%d" % a.streams)
+        contenders.append((label, sc.url, region, tg, None, sc.proc.pid))
+    return contenders, list(sidecars.values())
+
+
+def run_image(cloud, a, kind, size, contenders):
+    """Copies one source image of `kind` with every contender, `a.runs` times interleaved."""
+    times = {c[0]: [] for c in contenders}
+    written = {c[0]: [] for c in contenders}
+    checksums = {}
+    source = make_source(cloud, kind, size, a.workdir)
+    try:
+        for run in range(a.runs):
+            for name, url, region, target_glance, headers, pid in contenders:
+                before = disk_writes(pid)
+                s, img = copy_once(cloud, url, source, region, target_glance, headers)
+                written[name].append(disk_writes(pid) - before)
+                times[name].append(s)
+                checksums[name] = img.get("checksum")
+                print("%-7s run %d %-16s %7.2f s  %7.1f MB/s" % (
+                    kind, run + 1, name, s, source["size"] / s / 1e6), flush=True)
+    finally:
+        cloud.delete_quietly(source["id"], region="REGION1")
+    med = {name: statistics.median(v) for name, v in times.items()}
+    base = med.get("upstream")
+    return {
+        "kind": kind, "disk_format": source["disk_format"], "size_bytes": source["size"],
+        "copy_checksum": checksums, "median_seconds": med,
+        "mb_per_s": {name: source["size"] / s / 1e6 for name, s in med.items()},
+        "speedup_vs_upstream": {name: base / s for name, s in med.items()} if base else None,
+        "all_seconds": times,
+        # sidecar processes only (upstream is Glance itself): what they wrote to disk per copy
+        # (the task journal's few lines)
+        "sidecar_disk_write_bytes": {k: v for k, v in written.items() if k != "upstream"},
+    }
+
+
+def print_image(r):
+    print()
+    print("%s %s, %d MiB" % (r["kind"], r["disk_format"], r["size_bytes"] >> 20))
+    print("%-16s %10s %10s %12s" % ("contender", "median s", "MB/s", "vs upstream"))
+    for name, s in r["median_seconds"].items():
+        vs = r["speedup_vs_upstream"]
+        print("%-16s %10.2f %10.1f %11s" % (name, s, r["mb_per_s"][name],
+                                          "%.2fx" % vs[name] if vs else "-"))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mode", choices=("wan", "s3"), default="wan")
-    p.add_argument("--size-mib", type=int, default=256)
+    p.add_argument("--size-mib", type=int, default=256, help="(s3; wan without --image) image size")
+    p.add_argument("--image", action="append", metavar="KIND:MiB",
+                   help="wan: a source image (random, sparse, qcow2, text); default random:SIZE")
+    p.add_argument("--contenders", default="upstream,sidecar-1,sidecar-N,sidecar-lan")
     p.add_argument("--runs", type=int, default=2)
     p.add_argument("--streams", type=int, default=4)
     p.add_argument("--segment-mib", type=int, default=8, help="segment_size of the N-stream sidecar")
+    p.add_argument("--reorder-mib", type=int, default=0,
+                   help="reorder_buffer of the N-stream sidecar (0: its default)")
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--workdir", default="/tmp")
     a = p.parse_args()
@@ -144,78 +270,49 @@ def main():
         wan_port = int(os.environ["GDS_WAN_PORT"])
         cleanups.append(cloud.add_image_region(LINK_REGION, "http://127.0.0.1:%d" % wan_port))
         cloud.token(fresh=True)
-        one = Sidecar(cloud.sidecar_bin, "wan-1", cloud.state_dir, cloud.region2_glance,
-                      cloud.keystone_url)
-        many = Sidecar(cloud.sidecar_bin, "wan-%d" % a.streams, cloud.state_dir, cloud.region2_glance,
-                       cloud.keystone_url, {"source_streams": a.streams,
-                                            "segment_size": a.segment_mib << 20})
-        extra = [one, many]
-        tg = cloud.region2_glance
-        # (name, url, source region, target Glance, headers, pid of the sidecar or None)
-        contenders = [
-            ("upstream", cloud.region2_glance, LINK_REGION, tg, None, None),
-            ("sidecar-1", one.url, LINK_REGION, tg, None, one.proc.pid),
-            ("sidecar-%d" % a.streams, many.url, LINK_REGION, tg, None, many.proc.pid),
-            ("sidecar-lan", one.url, "REGION1", tg, None, one.proc.pid),
-        ]
-    else:
-        tg = os.environ["GDS_S3_GLANCE_URL"]
-        url = os.environ["GDS_S3_IMAGE_URL"]
-        pid = cloud_pid(cloud, "sidecar-REGION5")
-        contenders = [
-            ("upstream", tg, "REGION1", tg, None, None),
-            ("sidecar-s3", url, "REGION1", tg, None, pid),
-            ("sidecar-upload", url, "REGION1", tg, {SINK_HEADER: "glance-upload"}, pid),
-        ]
-    source = None
-    times = {c[0]: [] for c in contenders}
-    written = {c[0]: [] for c in contenders}
-    checksums = {}
     try:
-        source = make_source(cloud, a.size_mib << 20, a.workdir)
-        for run in range(a.runs):
-            for name, url, region, target_glance, headers, pid in contenders:
-                before = disk_writes(pid)
-                s, img = copy_once(cloud, url, source, region, target_glance, headers)
-                written[name].append(disk_writes(pid) - before)
-                times[name].append(s)
-                checksums[name] = img.get("checksum")
-                print("run %d %-14s %7.2f s  %7.1f MB/s" % (run + 1, name, s, source["size"] / s / 1e6),
-                      flush=True)
+        if a.mode == "wan":
+            contenders, extra = wan_contenders(cloud, a)
+        else:
+            tg = os.environ["GDS_S3_GLANCE_URL"]
+            url = os.environ["GDS_S3_IMAGE_URL"]
+            pid = cloud_pid(cloud, "sidecar-REGION5")
+            contenders = [
+                ("upstream", tg, "REGION1", tg, None, None),
+                ("sidecar-s3", url, "REGION1", tg, None, pid),
+                ("sidecar-upload", url, "REGION1", tg, {SINK_HEADER: "glance-upload"}, pid),
+            ]
+        images = []
+        for spec in a.image or ["random:%d" % a.size_mib]:
+            kind, mib = spec.split(":")
+            images.append(run_image(cloud, a, kind, int(mib) << 20, contenders))
         rss = {c[0]: peak_rss_kib(c[5]) for c in contenders if c[5]}
     finally:
         for sc in extra:
             sc.stop()
         for undo in cleanups:
             undo()
-        if source:
-            cloud.delete_quietly(source["id"], region="REGION1")
 
-    size = source["size"]
-    med = {name: statistics.median(v) for name, v in times.items()}
-    rate = {name: size / s / 1e6 for name, s in med.items()}
-    base = med["upstream"]
+    first = images[0]
     result = {
-        "mode": a.mode, "size_bytes": size, "runs": a.runs, "streams": a.streams,
-        "segment_bytes": a.segment_mib << 20,
+        "mode": a.mode, "runs": a.runs, "streams": a.streams,
+        "segment_bytes": a.segment_mib << 20, "reorder_bytes": a.reorder_mib << 20 or None,
         "s3_do_secure_hash": os.environ.get("GDS_S3_SECURE_HASH") if a.mode == "s3" else None,
-        "copy_checksum": checksums,
         "link": {"rtt_ms": int(os.environ.get("GDS_WAN_RTT_MS", "80")),
                  "mbit_per_sec": int(os.environ.get("GDS_WAN_MBIT", "1000")),
-                 "window": os.environ.get("GDS_WAN_WINDOW", "4MiB")} if a.mode == "wan" else None,
-        "median_seconds": med, "mb_per_s": rate,
-        "speedup_vs_upstream": {name: base / s for name, s in med.items()},
-        "all_seconds": times,
-        # sidecar processes only (upstream is Glance itself): what they wrote to disk per copy
-        # (the task journal's few lines) and their peak resident memory
-        "sidecar_disk_write_bytes": {k: v for k, v in written.items() if k != "upstream"},
+                 "window": os.environ.get("GDS_WAN_WINDOW", "4MiB"),
+                 "in_front_of": os.environ.get("GDS_WAN_TARGET", "glance")}
+        if a.mode == "wan" else None,
+        # the first image's figures at the top level, as before --image
+        "size_bytes": first["size_bytes"], "median_seconds": first["median_seconds"],
+        "mb_per_s": first["mb_per_s"], "speedup_vs_upstream": first["speedup_vs_upstream"],
+        "images": images,
+        # the sidecar processes' peak resident memory over all the images
         "sidecar_peak_rss_kib": rss,
     }
-    print()
-    print("%-14s %10s %10s %12s" % ("contender", "median s", "MB/s", "vs upstream"))
-    for name in times:
-        print("%-14s %10.2f %10.1f %11.2fx" % (name, med[name], rate[name], base / med[name]))
-    print("sidecar bytes written to disk per copy: %s" % {k: v for k, v in written.items() if k != "upstream"})
+    for r in images:
+        print_image(r)
+        print("sidecar bytes written to disk per copy: %s" % r["sidecar_disk_write_bytes"])
     print("sidecar peak RSS (KiB): %s" % rss)
     if a.json:
         with open(a.json, "w") as f:

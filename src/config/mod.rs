@@ -53,6 +53,8 @@ pub mod defaults {
     pub const COMPACT_TRANSFER: bool = true;
     /// Bytes per `Range` request when `source_streams` > 1.
     pub const SEGMENT_SIZE: u64 = 8 * 1024 * 1024;
+    /// Bytes the `Range` segments behind the one being handed on may hold, per import.
+    pub const REORDER_BUFFER: u64 = 32 * 1024 * 1024;
     /// Seconds one import's data copy may take in all.
     pub const TOTAL_TIMEOUT_SECS: u64 = 86_400;
     /// The task journal (JSON lines); an empty value disables it.
@@ -136,6 +138,8 @@ pub struct Config {
     pub source_streams: usize,
     /// `[DEFAULT] segment_size`: bytes, 1 MiB to 256 MiB.
     pub segment_size: u64,
+    /// `[DEFAULT] reorder_buffer`: bytes, 1 MiB to 1 GiB.
+    pub reorder_buffer: u64,
     /// `[DEFAULT] compact_transfer`: `true`/`false` (also `yes`/`no`, `on`/`off`, `1`/`0`).
     pub compact_transfer: bool,
     /// `[DEFAULT] source_retries`: 0 to 100.
@@ -233,6 +237,7 @@ impl Default for Config {
             read_timeout: Duration::from_secs(defaults::READ_TIMEOUT_SECS),
             source_streams: defaults::SOURCE_STREAMS,
             segment_size: defaults::SEGMENT_SIZE,
+            reorder_buffer: defaults::REORDER_BUFFER,
             compact_transfer: defaults::COMPACT_TRANSFER,
             source_retries: defaults::SOURCE_RETRIES,
             retry_delay: Duration::from_millis(defaults::RETRY_DELAY_MS),
@@ -407,6 +412,9 @@ impl Config {
             "source_streams" => self.source_streams = int("source_streams", value, 1, 16)?,
             "segment_size" => {
                 self.segment_size = int("segment_size", value, 1 << 20, 256 << 20)? as u64
+            }
+            "reorder_buffer" => {
+                self.reorder_buffer = int("reorder_buffer", value, 1 << 20, 1 << 30)? as u64
             }
             "max_finished_tasks" => {
                 self.max_finished_tasks = int("max_finished_tasks", value, 1, 100_000)?
