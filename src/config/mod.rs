@@ -29,8 +29,9 @@ pub mod defaults {
     pub const MAX_CONNECTIONS: usize = 1024;
     /// Largest frame handed through the pipeline (larger ones are split without copying).
     pub const CHUNK_SIZE: usize = 1024 * 1024;
-    /// Frames buffered between each pipeline stage (per hasher, and before the sink).
-    pub const BUFFER_CHUNKS: usize = 8;
+    /// Bytes an import's pipeline holds between the source and the slowest of its two hashers
+    /// and its store (frames read and not yet both hashed and taken by the store).
+    pub const BUFFER_BYTES: usize = 4 * 1024 * 1024;
     /// Seconds allowed to open a TCP connection to Keystone or Glance.
     pub const CONNECT_TIMEOUT_SECS: u64 = 10;
     /// Seconds allowed for a JSON call to Keystone or Glance, headers and body.
@@ -120,8 +121,8 @@ pub struct Config {
     pub max_connections: usize,
     /// `[DEFAULT] chunk_size`: bytes, 4 KiB to 64 MiB.
     pub chunk_size: usize,
-    /// `[DEFAULT] buffer_chunks`: frames, 1 to 1024.
-    pub buffer_chunks: usize,
+    /// `[DEFAULT] buffer_bytes`: bytes, 64 KiB to 1 GiB (at least two chunks are always allowed).
+    pub buffer_bytes: usize,
     /// `[DEFAULT] connect_timeout`: seconds, 1 to 3600.
     pub connect_timeout: Duration,
     /// `[DEFAULT] request_timeout`: seconds, 1 to 3600.
@@ -225,7 +226,7 @@ impl Default for Config {
             max_imports_per_project: defaults::MAX_IMPORTS_PER_PROJECT,
             max_connections: defaults::MAX_CONNECTIONS,
             chunk_size: defaults::CHUNK_SIZE,
-            buffer_chunks: defaults::BUFFER_CHUNKS,
+            buffer_bytes: defaults::BUFFER_BYTES,
             connect_timeout: Duration::from_secs(defaults::CONNECT_TIMEOUT_SECS),
             request_timeout: Duration::from_secs(defaults::REQUEST_TIMEOUT_SECS),
             client_timeout: Duration::from_secs(defaults::CLIENT_TIMEOUT_SECS),
@@ -403,7 +404,7 @@ impl Config {
             }
             "max_connections" => self.max_connections = int("max_connections", value, 1, 65_536)?,
             "chunk_size" => self.chunk_size = int("chunk_size", value, 4096, 64 * 1024 * 1024)?,
-            "buffer_chunks" => self.buffer_chunks = int("buffer_chunks", value, 1, 1024)?,
+            "buffer_bytes" => self.buffer_bytes = int("buffer_bytes", value, 64 << 10, 1 << 30)?,
             "source_streams" => self.source_streams = int("source_streams", value, 1, 16)?,
             "segment_size" => {
                 self.segment_size = int("segment_size", value, 1 << 20, 256 << 20)? as u64
