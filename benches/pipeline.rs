@@ -164,6 +164,7 @@ fn pipeline_vs_ceiling(c: &mut Criterion) {
     for (name, ends, buffer) in [
         ("smooth", smooth, BUFFER),
         ("jitter", jittery, 2 * MIB),
+        ("jitter", jittery, 4 * MIB),
         ("jitter", jittery, BUFFER),
         ("jitter", jittery, 32 * MIB),
     ] {

@@ -31,7 +31,7 @@ pub mod defaults {
     pub const CHUNK_SIZE: usize = 1024 * 1024;
     /// Bytes an import's pipeline holds between the source and the slowest of its two hashers
     /// and its store (frames read and not yet both hashed and taken by the store).
-    pub const BUFFER_BYTES: usize = 4 * 1024 * 1024;
+    pub const BUFFER_BYTES: usize = 8 * 1024 * 1024;
     /// Seconds allowed to open a TCP connection to Keystone or Glance.
     pub const CONNECT_TIMEOUT_SECS: u64 = 10;
     /// Seconds allowed for a JSON call to Keystone or Glance, headers and body.

@@ -71,7 +71,7 @@ pub struct BenchArgs {
     #[arg(long, value_parser = parse_size)]
     chunk_size: Option<u64>,
     /// Bytes the pipeline holds between source and hashers/sink [default: the sidecar's
-    /// buffer_bytes, 4MiB].
+    /// buffer_bytes, 8MiB].
     #[arg(long, value_parser = parse_size)]
     buffer_bytes: Option<u64>,
 }
