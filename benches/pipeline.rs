@@ -1,6 +1,6 @@
 //! The pipeline between an in-memory source and a null sink, next to the hash-only ceiling (the
 //! same frames through two hasher threads, nothing around them), so `pipeline / ceiling` reads
-//! off one run. Sweeps the chunk size and the frames buffered per stage, and runs the pipeline
+//! off one run. Sweeps the chunk size and the bytes buffered (`buffer_bytes`), and runs the pipeline
 //! with slow ends (seeded pauses at the source and at the sink).
 //!
 //! `pipeline_cpu/*` repeats the pipeline and the ceiling in process CPU time (see `support`):
@@ -32,7 +32,7 @@ const SIZE: usize = 64 << 20;
 const SOURCE_FRAME: usize = 4 << 20;
 /// The sidecar's defaults.
 const CHUNK: usize = 1 << 20;
-const BUFFER: usize = 8;
+const BUFFER: usize = 8 << 20;
 
 const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;
@@ -60,7 +60,7 @@ const SMOOTH: Ends = Ends {
 impl Fixture {
     fn new() -> Fixture {
         let data = generated_bytes(21, 0, SIZE);
-        let digests = hash_two_threads(slices(&data, CHUNK), HashAlgo::Sha512, BUFFER).unwrap();
+        let digests = hash_two_threads(slices(&data, CHUNK), HashAlgo::Sha512, 8).unwrap();
         let expected = Expected {
             size: SIZE as u64,
             checksum: Some(digests.md5),
@@ -127,23 +127,23 @@ fn pipeline_vs_ceiling(c: &mut Criterion) {
     for chunk in [64 * KIB, 256 * KIB, MIB, 4 * MIB] {
         let label = format!("chunk={}", size_label(chunk));
         group.bench_function(BenchmarkId::new("ceiling", &label), |b| {
-            b.iter(|| fx.ceiling(chunk, BUFFER))
+            b.iter(|| fx.ceiling(chunk, BUFFER / chunk))
         });
         let limits = Limits {
             chunk_size: chunk,
-            buffer_chunks: BUFFER,
+            buffer_bytes: BUFFER,
         };
         group.bench_function(BenchmarkId::new("pipeline", &label), |b| {
             b.iter(|| fx.pipeline(limits, SMOOTH))
         });
     }
-    // buffer=8 at 1 MiB is `pipeline/chunk=1MiB` above.
-    for buffer in [1, 4, 32] {
+    // buffer=8MiB at 1 MiB is `pipeline/chunk=1MiB` above.
+    for buffer in [2 * MIB, 4 * MIB, 32 * MIB] {
         let limits = Limits {
             chunk_size: CHUNK,
-            buffer_chunks: buffer,
+            buffer_bytes: buffer,
         };
-        let id = BenchmarkId::new("pipeline", format!("buffer={buffer}"));
+        let id = BenchmarkId::new("pipeline", format!("buffer={}", size_label(buffer)));
         group.bench_function(id, |b| b.iter(|| fx.pipeline(limits, SMOOTH)));
     }
     group.finish();
@@ -163,15 +163,16 @@ fn pipeline_vs_ceiling(c: &mut Criterion) {
     };
     for (name, ends, buffer) in [
         ("smooth", smooth, BUFFER),
-        ("jitter", jittery, 1),
+        ("jitter", jittery, 2 * MIB),
+        ("jitter", jittery, 4 * MIB),
         ("jitter", jittery, BUFFER),
-        ("jitter", jittery, 32),
+        ("jitter", jittery, 32 * MIB),
     ] {
         let limits = Limits {
             chunk_size: CHUNK,
-            buffer_chunks: buffer,
+            buffer_bytes: buffer,
         };
-        let id = BenchmarkId::new(name, format!("buffer={buffer}"));
+        let id = BenchmarkId::new(name, format!("buffer={}", size_label(buffer)));
         group.bench_function(id, |b| b.iter(|| fx.pipeline(limits, ends)));
     }
     group.finish();
@@ -185,11 +186,11 @@ fn pipeline_cpu(c: &mut Criterion<support::ProcessCpu>) {
     for chunk in [64 * KIB, MIB] {
         let label = format!("chunk={}", size_label(chunk));
         group.bench_function(BenchmarkId::new("ceiling", &label), |b| {
-            b.iter(|| fx.ceiling(chunk, BUFFER))
+            b.iter(|| fx.ceiling(chunk, BUFFER / chunk))
         });
         let limits = Limits {
             chunk_size: chunk,
-            buffer_chunks: BUFFER,
+            buffer_bytes: BUFFER,
         };
         group.bench_function(BenchmarkId::new("pipeline", &label), |b| {
             b.iter(|| fx.pipeline(limits, SMOOTH))

@@ -112,6 +112,7 @@ for lib in $(objdump -p "$bin" | awk '$1 == "NEEDED" { print $2 }'); do
     case "$lib" in
         libc.so.6 | libm.so.6 | libpthread.so.0 | libdl.so.2 | librt.so.1 | ld-linux*) ;;
         libgcc_s.so.1) depends="$depends, libgcc-s1" ;;
+        libssl.so.3 | libcrypto.so.3) [[ $depends == *libssl3* ]] || depends="$depends, libssl3" ;;
         *) die "the binary links $lib: add its package to Depends" ;;
     esac
 done

@@ -14,6 +14,13 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n=== %s (%s)\n' "$*" "$(date +%H:%M:%S)"; }
 
+# Building links the system libcrypto (src/hash.rs): its headers, found through pkg-config.
+if ! pkg-config --exists openssl 2>/dev/null; then
+    step "installing libssl-dev and pkg-config (Debian packages)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev pkg-config
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -204,7 +204,7 @@ impl Importer {
             inject_ignore_roles: config.inject_ignore_roles.clone(),
             limits: Limits {
                 chunk_size: config.chunk_size,
-                buffer_chunks: config.buffer_chunks,
+                buffer_bytes: config.buffer_bytes,
             },
             retry: RetryPolicy {
                 max_retries: config.source_retries,

@@ -61,7 +61,7 @@ impl World {
         let size = image.is_none().then_some(SIZE);
         let limits = Limits {
             chunk_size: 256 << 10,
-            buffer_chunks: 4,
+            buffer_bytes: 1 << 20,
         };
         let target = self.cloud.region("REGION2").url();
         let mut options = CloudOptions::from_flags(
@@ -235,7 +235,7 @@ fn an_unreachable_cloud_is_a_clear_error() {
         1,
         Limits {
             chunk_size: 1 << 20,
-            buffer_chunks: 8,
+            buffer_bytes: 8 << 20,
         },
     )
     .unwrap();

@@ -43,8 +43,8 @@ fn bad_flags_and_config_are_refused_before_binding() {
     let dir = std::env::temp_dir().join(format!("gds-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("bad.conf");
-    std::fs::write(&file, "[DEFAULT]\nbuffer_chunks = 0\n").unwrap();
-    refused(&["--config", file.to_str().unwrap()], "buffer_chunks");
+    std::fs::write(&file, "[DEFAULT]\nbuffer_bytes = 0\n").unwrap();
+    refused(&["--config", file.to_str().unwrap()], "buffer_bytes");
     std::fs::write(&file, "[DEFAULT]\nno_such_option = 1\n").unwrap();
     refused(&["--config", file.to_str().unwrap()], "no_such_option");
     refused(

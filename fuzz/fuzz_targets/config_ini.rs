@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!((1..=1024).contains(&config.max_concurrent_imports));
     assert!((4096..=64 * 1024 * 1024).contains(&config.chunk_size));
-    assert!((1..=1024).contains(&config.buffer_chunks));
+    assert!((64 << 10..=1 << 30).contains(&config.buffer_bytes));
     for timeout in [
         config.connect_timeout,
         config.request_timeout,

@@ -29,8 +29,9 @@ pub mod defaults {
     pub const MAX_CONNECTIONS: usize = 1024;
     /// Largest frame handed through the pipeline (larger ones are split without copying).
     pub const CHUNK_SIZE: usize = 1024 * 1024;
-    /// Frames buffered between each pipeline stage (per hasher, and before the sink).
-    pub const BUFFER_CHUNKS: usize = 8;
+    /// Bytes an import's pipeline holds between the source and the slowest of its two hashers
+    /// and its store (frames read and not yet both hashed and taken by the store).
+    pub const BUFFER_BYTES: usize = 8 * 1024 * 1024;
     /// Seconds allowed to open a TCP connection to Keystone or Glance.
     pub const CONNECT_TIMEOUT_SECS: u64 = 10;
     /// Seconds allowed for a JSON call to Keystone or Glance, headers and body.
@@ -122,8 +123,8 @@ pub struct Config {
     pub max_connections: usize,
     /// `[DEFAULT] chunk_size`: bytes, 4 KiB to 64 MiB.
     pub chunk_size: usize,
-    /// `[DEFAULT] buffer_chunks`: frames, 1 to 1024.
-    pub buffer_chunks: usize,
+    /// `[DEFAULT] buffer_bytes`: bytes, 64 KiB to 1 GiB (at least two chunks are always allowed).
+    pub buffer_bytes: usize,
     /// `[DEFAULT] connect_timeout`: seconds, 1 to 3600.
     pub connect_timeout: Duration,
     /// `[DEFAULT] request_timeout`: seconds, 1 to 3600.
@@ -229,7 +230,7 @@ impl Default for Config {
             max_imports_per_project: defaults::MAX_IMPORTS_PER_PROJECT,
             max_connections: defaults::MAX_CONNECTIONS,
             chunk_size: defaults::CHUNK_SIZE,
-            buffer_chunks: defaults::BUFFER_CHUNKS,
+            buffer_bytes: defaults::BUFFER_BYTES,
             connect_timeout: Duration::from_secs(defaults::CONNECT_TIMEOUT_SECS),
             request_timeout: Duration::from_secs(defaults::REQUEST_TIMEOUT_SECS),
             client_timeout: Duration::from_secs(defaults::CLIENT_TIMEOUT_SECS),
@@ -281,6 +282,7 @@ impl Config {
         let mut creds = CredentialParts::default();
         let mut s3 = s3::S3Parts::default();
         let (mut tls_cert, mut tls_key) = (None, None);
+        let (mut buffer_chunks, mut buffer_bytes_set) = (None, false);
         for entry in ini::parse(text)? {
             let path = || (!entry.value.is_empty()).then(|| PathBuf::from(&entry.value));
             if entry.section == "service_credentials" {
@@ -291,9 +293,15 @@ impl Config {
                 tls_cert = path();
             } else if entry.section == "DEFAULT" && entry.key == "tls_key_file" {
                 tls_key = path();
+            } else if entry.section == "DEFAULT" && entry.key == BUFFER_CHUNKS {
+                buffer_chunks = Some(int(BUFFER_CHUNKS, &entry.value, 1, 1024)?);
             } else {
+                buffer_bytes_set |= entry.section == "DEFAULT" && entry.key == "buffer_bytes";
                 config.set(&entry.section, &entry.key, &entry.value)?;
             }
+        }
+        if let (Some(chunks), false) = (buffer_chunks, buffer_bytes_set) {
+            config.buffer_bytes = buffer_of_chunks(chunks, config.chunk_size);
         }
         config.service_credentials = creds.finish()?;
         config.s3 = s3.finish()?;
@@ -408,7 +416,7 @@ impl Config {
             }
             "max_connections" => self.max_connections = int("max_connections", value, 1, 65_536)?,
             "chunk_size" => self.chunk_size = int("chunk_size", value, 4096, 64 * 1024 * 1024)?,
-            "buffer_chunks" => self.buffer_chunks = int("buffer_chunks", value, 1, 1024)?,
+            "buffer_bytes" => self.buffer_bytes = int("buffer_bytes", value, 64 << 10, 1 << 30)?,
             "source_streams" => self.source_streams = int("source_streams", value, 1, 16)?,
             "segment_size" => {
                 self.segment_size = int("segment_size", value, 1 << 20, 256 << 20)? as u64
@@ -590,6 +598,14 @@ impl CredentialParts {
         };
         Ok(Some(ServiceCredentials { method }))
     }
+}
+
+/// The option `buffer_bytes` replaced: a number of frames, still read from existing files.
+const BUFFER_CHUNKS: &str = "buffer_chunks";
+
+/// `buffer_chunks` frames of `chunk_size` as a `buffer_bytes` budget, within its range.
+fn buffer_of_chunks(chunks: usize, chunk_size: usize) -> usize {
+    chunks.saturating_mul(chunk_size).clamp(64 << 10, 1 << 30)
 }
 
 fn read_file(path: &Path) -> Result<String, ConfigError> {

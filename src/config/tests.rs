@@ -206,3 +206,22 @@ fn service_credentials_take_an_application_credential_and_name_what_is_missing()
     let error = load("[service_credentials]\nauth_type = token\n").unwrap_err();
     assert!(error.to_string().contains("bare token"), "{error}");
 }
+
+#[test]
+fn buffer_chunks_of_earlier_files_is_read_as_bytes_unless_buffer_bytes_is_set() {
+    let parse = |text: &str| Config::from_ini(text, &Overrides::default());
+    // Frames of chunk_size, whichever line comes first.
+    let config = parse("[DEFAULT]\nbuffer_chunks = 8\nchunk_size = 65536\n").unwrap();
+    assert_eq!(config.buffer_bytes, 8 * 65536);
+    // Within buffer_bytes' own range.
+    let config = parse("[DEFAULT]\nbuffer_chunks = 1\nchunk_size = 4096\n").unwrap();
+    assert_eq!(config.buffer_bytes, 64 << 10);
+    let config = parse("[DEFAULT]\nbuffer_chunks = 1024\nchunk_size = 67108864\n").unwrap();
+    assert_eq!(config.buffer_bytes, 1 << 30);
+    // buffer_bytes wins wherever it stands.
+    let config = parse("[DEFAULT]\nbuffer_bytes = 2097152\nbuffer_chunks = 8\n").unwrap();
+    assert_eq!(config.buffer_bytes, 2 << 20);
+    // Its old range still applies.
+    let error = parse("[DEFAULT]\nbuffer_chunks = 0\n").unwrap_err();
+    assert!(error.to_string().contains("buffer_chunks"), "{error}");
+}

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::sync::mpsc;
 
+use super::budget::Charged;
 use super::Verified;
 
 /// Why the sink body stopped before its end: the upload must be aborted.
@@ -18,7 +19,7 @@ pub struct Aborted(pub String);
 /// Frames from the pipeline, in order. Its end-of-stream is the commit signal: a sink treats
 /// anything but a clean end after exactly `size` bytes as an abort.
 pub struct SinkBody {
-    rx: mpsc::Receiver<Result<Bytes, Aborted>>,
+    rx: mpsc::Receiver<Result<Charged, Aborted>>,
     remaining: u64,
     failed: bool,
     verdict: Arc<OnceLock<Verified>>,
@@ -26,7 +27,7 @@ pub struct SinkBody {
 
 impl SinkBody {
     pub(super) fn new(
-        rx: mpsc::Receiver<Result<Bytes, Aborted>>,
+        rx: mpsc::Receiver<Result<Charged, Aborted>>,
         size: u64,
         verdict: Arc<OnceLock<Verified>>,
     ) -> Self {
@@ -62,6 +63,8 @@ impl http_body::Body for SinkBody {
         }
         match std::task::ready!(self.rx.poll_recv(cx)) {
             Some(Ok(chunk)) => {
+                // Taken: the frame leaves the pipeline's byte budget once both hashers have it.
+                let chunk = chunk.into_data();
                 self.remaining = self.remaining.saturating_sub(chunk.len() as u64);
                 Poll::Ready(Some(Ok(Frame::data(chunk))))
             }

@@ -2,11 +2,13 @@
 //!
 //! MD5 and the `os_hash_algo` hash each cost about 2 CPU-seconds per GB on this class of machine:
 //! run one after the other on one core they halve the throughput. Each runs on an OS thread of its
-//! own (outside tokio's blocking pool), fed `Bytes` clones (a reference-count increment, never a copy) through a channel of a
-//! few frames, so the slower hasher paces the source.
+//! own (outside tokio's blocking pool), fed clones of the pipeline's frames (a reference-count
+//! increment, never a copy) through a channel; a frame keeps its share of the pipeline's byte
+//! budget until it is hashed, so the slower hasher paces the source.
 
-use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
+
+use super::budget::Charged;
 
 use crate::hash::{to_hex, HashAlgo};
 
@@ -16,7 +18,7 @@ const HASHER_STACK: usize = 256 * 1024;
 /// The feeding end of a hasher thread.
 pub struct HasherThread {
     algo: HashAlgo,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Charged>,
     done: oneshot::Receiver<String>,
 }
 
@@ -28,7 +30,7 @@ pub struct HasherGone(pub HashAlgo);
 impl HasherThread {
     /// Starts a hasher for `algo` that buffers at most `depth` frames.
     pub fn spawn(algo: HashAlgo, depth: usize) -> HasherThread {
-        let (tx, mut rx) = mpsc::channel::<Bytes>(depth.max(1));
+        let (tx, mut rx) = mpsc::channel::<Charged>(depth.max(1));
         let (done_tx, done) = oneshot::channel();
         // A thread of its own, not tokio's blocking pool: hashers live as long as their import,
         // and `max_concurrent_imports` × 2 of them must never keep the pool's short jobs (the
@@ -40,7 +42,7 @@ impl HasherThread {
             .spawn(move || {
                 let mut hasher = algo.hasher();
                 while let Some(chunk) = rx.blocking_recv() {
-                    hasher.update(&chunk);
+                    hasher.update(chunk.data());
                 }
                 let _ = done_tx.send(to_hex(&hasher.finalize()));
             });
@@ -51,7 +53,7 @@ impl HasherThread {
     }
 
     /// Queues `chunk`, waiting while the hasher is `depth` frames behind.
-    pub async fn feed(&self, chunk: Bytes) -> Result<(), HasherGone> {
+    pub async fn feed(&self, chunk: Charged) -> Result<(), HasherGone> {
         self.tx.send(chunk).await.map_err(|_| HasherGone(self.algo))
     }
 
@@ -80,8 +82,10 @@ mod tests {
             let hashers: Vec<_> = (0..6)
                 .map(|_| HasherThread::spawn(HashAlgo::Md5, 1))
                 .collect();
+            let budget = super::super::budget::Budget::new(1 << 20, 4096);
             for hasher in &hashers {
-                hasher.feed(Bytes::from_static(b"abc")).await.unwrap();
+                let abc = budget.charge(bytes::Bytes::from_static(b"abc")).await;
+                hasher.feed(abc).await.unwrap();
             }
             // A hang guard, not a timing check: with hashers on the pool this never completes.
             let fsync = tokio::task::spawn_blocking(|| 7);

@@ -2,13 +2,16 @@
 //! every stage and fail-closed.
 //!
 //! A pump task reads the source frame by frame. Each frame goes, as a `Bytes` clone, to both
-//! hashers and then to the sink's channel; every channel holds a few frames, so the slowest stage
-//! paces the source (backpressure) and memory stays flat whatever the image size. The pump always
+//! hashers and then to the sink's channel. Every frame holds its share of one byte budget
+//! ([`Limits::buffer_bytes`]) until both hashers have hashed it and the sink has taken it, and the
+//! pump reads on only while the budget has room: the slowest stage paces the source
+//! (backpressure) and memory stays flat whatever the image size and however the source frames it. The pump always
 //! holds back the most recent frame: only when the source has ended cleanly, the byte count is the
 //! source's size and both digests equal the source's does it release that last frame and close the
 //! sink body. On any mismatch or error the sink body fails instead, and the sink aborts its upload.
 
 mod body;
+mod budget;
 mod hasher;
 mod ranged;
 mod source;
@@ -17,10 +20,10 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
 
 pub use body::{Aborted, SinkBody};
+pub use budget::{Charged, MIN_FRAME_CHARGE};
 pub use hasher::{HasherGone, HasherThread};
 pub use ranged::{ParallelRanges, RemoteSource, Streams};
 pub use source::{BodySource, Remote, Resuming, RetryPolicy, Source, SourceError};
@@ -29,13 +32,16 @@ pub use crate::verify::{Expected, Verified};
 
 use crate::hash::HashAlgo;
 
+use budget::Budget;
+
 /// Bounds of the pipeline.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Largest frame handed on; larger source frames are split (without copying).
     pub chunk_size: usize,
-    /// Frames buffered per stage.
-    pub buffer_chunks: usize,
+    /// Bytes held between the source and the slowest of the hashers and the sink (at least two
+    /// frames of `chunk_size`; a frame counts as at least [`MIN_FRAME_CHARGE`] bytes).
+    pub buffer_bytes: usize,
 }
 
 /// Why the data could not be delivered verified.
@@ -85,10 +91,11 @@ pub fn start<S>(
 where
     S: Source + 'static,
 {
-    let (tx, rx) = mpsc::channel(limits.buffer_chunks.max(1));
+    let budget = Budget::new(limits.buffer_bytes, limits.chunk_size);
+    let (tx, rx) = mpsc::channel(budget.max_frames());
     let verdict = Arc::new(std::sync::OnceLock::new());
     let body = SinkBody::new(rx, expected.size, verdict.clone());
-    let pump = pump(source, expected, limits, progress, tx, verdict);
+    let pump = pump(source, expected, limits, budget, progress, tx, verdict);
     (body, pump)
 }
 
@@ -126,8 +133,9 @@ async fn pump<S: Source>(
     mut source: S,
     expected: Expected,
     limits: Limits,
+    budget: Budget,
     progress: Arc<AtomicU64>,
-    tx: mpsc::Sender<Result<Bytes, Aborted>>,
+    tx: mpsc::Sender<Result<Charged, Aborted>>,
     published: Arc<std::sync::OnceLock<Verified>>,
 ) -> Result<Verified, PipelineError> {
     let algo = expected
@@ -135,9 +143,15 @@ async fn pump<S: Source>(
         .as_ref()
         .map(|(a, _)| *a)
         .unwrap_or(HashAlgo::Sha512);
-    let md5 = HasherThread::spawn(HashAlgo::Md5, limits.buffer_chunks);
-    let other = HasherThread::spawn(algo, limits.buffer_chunks);
-    let result = run(&mut source, &expected, limits, &progress, &md5, &other, &tx).await;
+    let md5 = HasherThread::spawn(HashAlgo::Md5, budget.max_frames());
+    let other = HasherThread::spawn(algo, budget.max_frames());
+    let stages = Stages {
+        budget: &budget,
+        md5: &md5,
+        other: &other,
+        tx: &tx,
+    };
+    let result = run(&mut source, &expected, limits, &progress, stages).await;
     let held = match result {
         Ok(held) => held,
         Err(error) => {
@@ -165,17 +179,29 @@ async fn pump<S: Source>(
     }
 }
 
+/// Where the pump sends each frame, and the budget it charges first.
+#[derive(Clone, Copy)]
+struct Stages<'a> {
+    budget: &'a Budget,
+    md5: &'a HasherThread,
+    other: &'a HasherThread,
+    tx: &'a mpsc::Sender<Result<Charged, Aborted>>,
+}
+
 /// Moves every frame but the last through hashers and sink; returns the held-back last frame.
 async fn run<S: Source>(
     source: &mut S,
     expected: &Expected,
     limits: Limits,
     progress: &AtomicU64,
-    md5: &HasherThread,
-    other: &HasherThread,
-    tx: &mpsc::Sender<Result<Bytes, Aborted>>,
-) -> Result<Option<Bytes>, PipelineError> {
-    let mut held: Option<Bytes> = None;
+    Stages {
+        budget,
+        md5,
+        other,
+        tx,
+    }: Stages<'_>,
+) -> Result<Option<Charged>, PipelineError> {
+    let mut held: Option<Charged> = None;
     let mut seen: u64 = 0;
     loop {
         let mut data = match source.next_frame().await {
@@ -190,6 +216,7 @@ async fn run<S: Source>(
         }
         while !data.is_empty() {
             let chunk = data.split_to(data.len().min(limits.chunk_size));
+            let chunk = budget.charge(chunk).await;
             md5.feed(chunk.clone()).await?;
             other.feed(chunk.clone()).await?;
             if let Some(previous) = held.replace(chunk) {

@@ -2,6 +2,7 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http_body::Frame;
 use http_body_util::BodyExt;
 
@@ -70,9 +71,11 @@ fn frames_of(bytes: &Bytes, frame: usize) -> Vec<Result<Bytes, std::io::Error>> 
         .collect()
 }
 
+/// Two frames of the budget's least charge ([`MIN_FRAME_CHARGE`]): the 1000-byte frames of the
+/// tests below fit two at a time.
 const LIMITS: Limits = Limits {
     chunk_size: 1000,
-    buffer_chunks: 2,
+    buffer_bytes: 2 * MIN_FRAME_CHARGE,
 };
 
 fn src(body: Scripted) -> BodySource<Scripted> {
@@ -196,13 +199,13 @@ async fn a_stalled_sink_stops_the_source() {
         progress,
     );
     let pump = tokio::spawn(pump);
-    // Nobody reads `body`: the pump may fill the sink channel, the held frame and the one frame
-    // it is trying to send, then it must wait.
+    // Nobody reads `body`: the pump may fill the byte budget (two frames: the held one and one
+    // in the sink's channel) and take one more frame from the source, then it must wait.
     for _ in 0..50 {
         tokio::task::yield_now().await;
     }
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let bound = (LIMITS.buffer_chunks + 2) as u64;
+    let bound = (LIMITS.buffer_bytes / MIN_FRAME_CHARGE + 1) as u64;
     assert!(
         taken.load(Ordering::SeqCst) <= bound,
         "took {} frames with a stalled sink",
@@ -211,6 +214,55 @@ async fn a_stalled_sink_stops_the_source() {
     drop(body);
     let result = pump.await.unwrap();
     assert!(matches!(result, Err(PipelineError::SinkGone)));
+}
+
+/// Waits (a hang guard, not a timing check) until the source has given at least `bytes`, then
+/// lets the pump run on a little so that it would overshoot if it could.
+async fn taken_reaches(taken: &AtomicU64, frame: usize, bytes: usize) -> usize {
+    let reached = async {
+        while (taken.load(Ordering::SeqCst) as usize) * frame < bytes {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), reached)
+        .await
+        .expect("the pump stopped below its byte budget");
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    taken.load(Ordering::SeqCst) as usize * frame
+}
+
+/// The buffer is bounded in bytes whatever size the source's frames are: with a stalled store the
+/// pump fills the budget (small frames by the hundred, large ones a few) and takes at most one
+/// frame more; each frame the store then takes lets exactly that many bytes more in.
+#[tokio::test]
+async fn a_slow_store_holds_the_pipeline_to_its_byte_budget() {
+    let limits = Limits {
+        chunk_size: 1 << 20,
+        buffer_bytes: 2 << 20,
+    };
+    for frame in [16 << 10, 256 << 10, 1 << 20] {
+        let bytes = data(8 << 20);
+        let (source, taken) = Scripted::new(frames_of(&bytes, frame));
+        let expected = expected_for(&bytes, HashAlgo::Sha512);
+        let (mut body, pump) = start(src(source), expected, limits, Arc::default());
+        let pump = tokio::spawn(pump);
+        let budget = limits.buffer_bytes;
+        let held = taken_reaches(&taken, frame, budget).await;
+        assert!(
+            held <= budget + frame,
+            "{held} bytes with {frame}-byte frames"
+        );
+        for _ in 0..3 {
+            body.frame().await.unwrap().unwrap();
+        }
+        let held = taken_reaches(&taken, frame, budget + 3 * frame).await;
+        assert!(held <= budget + 4 * frame, "{held} bytes after 3 taken");
+        drop(body);
+        assert!(matches!(pump.await.unwrap(), Err(PipelineError::SinkGone)));
+    }
 }
 
 #[tokio::test]

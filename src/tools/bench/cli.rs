@@ -78,9 +78,10 @@ pub struct BenchArgs {
     /// Pipeline frame size [default: the sidecar's chunk_size, 1MiB].
     #[arg(long, value_parser = parse_size)]
     chunk_size: Option<u64>,
-    /// Frames buffered per pipeline stage [default: the sidecar's buffer_chunks, 8].
-    #[arg(long)]
-    buffer_chunks: Option<usize>,
+    /// Bytes the pipeline holds between source and hashers/sink [default: the sidecar's
+    /// buffer_bytes, 8MiB].
+    #[arg(long, value_parser = parse_size)]
+    buffer_bytes: Option<u64>,
 }
 
 impl BenchArgs {
@@ -104,7 +105,9 @@ impl BenchArgs {
             chunk_size: self.chunk_size.map_or(defaults.limits.chunk_size, |c| {
                 usize::try_from(c).unwrap_or(usize::MAX)
             }),
-            buffer_chunks: self.buffer_chunks.unwrap_or(defaults.limits.buffer_chunks),
+            buffer_bytes: self.buffer_bytes.map_or(defaults.limits.buffer_bytes, |b| {
+                usize::try_from(b).unwrap_or(usize::MAX)
+            }),
         };
         if self.sidecar_url.is_some() && !(self.small || self.passthrough) {
             return refuse(&"--sidecar-url goes with --small or --passthrough");

@@ -75,7 +75,7 @@ impl Default for Options {
             runs: 3,
             limits: Limits {
                 chunk_size: defaults::CHUNK_SIZE,
-                buffer_chunks: defaults::BUFFER_CHUNKS,
+                buffer_bytes: defaults::BUFFER_BYTES,
             },
         }
     }
@@ -94,8 +94,8 @@ impl Options {
         if !(4 << 10..=64 << 20).contains(&self.limits.chunk_size) {
             return refuse("--chunk-size must be 4KiB to 64MiB".into());
         }
-        if !(1..=1024).contains(&self.limits.buffer_chunks) {
-            return refuse("--buffer-chunks must be 1 to 1024".into());
+        if !(64 << 10..=1 << 30).contains(&self.limits.buffer_bytes) {
+            return refuse("--buffer-bytes must be 64KiB to 1GiB".into());
         }
         Ok(())
     }
@@ -196,7 +196,9 @@ fn metered_ceiling(
 ) -> Result<(Sample, ceiling::Ceiling), BenchError> {
     let meter = Meter::start();
     let frames = generated_frames(SEED, size, limits.chunk_size);
-    let measured = hash_two_threads_measured(frames, algo, limits.buffer_chunks)?;
+    // The same bytes in flight as the pipeline's budget, in frames of the chunk size.
+    let depth = (limits.buffer_bytes / limits.chunk_size.max(1)).max(1);
+    let measured = hash_two_threads_measured(frames, algo, depth)?;
     let mut sample = meter.stop(size);
     if let (Some(md5), Some(other)) = (measured.md5_cpu, measured.other_cpu) {
         let other_name = format!("gds-hash-{}", algo.name());

@@ -65,7 +65,7 @@ pub struct Report {
     pub size: u64,
     pub runs: usize,
     pub chunk_size: usize,
-    pub buffer_chunks: usize,
+    pub buffer_bytes: usize,
     pub os_hash_algo: &'static str,
     pub machine: Machine,
     pub phases: Vec<PhaseSummary>,
@@ -133,7 +133,7 @@ impl Report {
             size: options.size,
             runs: runs.len(),
             chunk_size: options.limits.chunk_size,
-            buffer_chunks: options.limits.buffer_chunks,
+            buffer_bytes: options.limits.buffer_bytes,
             os_hash_algo: algo.name(),
             machine,
             phases,
@@ -168,11 +168,11 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "bench --simulated: {} image, {} run(s), chunk {}, buffer {} frames, os_hash {}",
+            "bench --simulated: {} image, {} run(s), chunk {}, buffer {}, os_hash {}",
             bytes(self.size),
             self.runs,
             bytes(self.chunk_size as u64),
-            self.buffer_chunks,
+            bytes(self.buffer_bytes as u64),
             self.os_hash_algo
         );
         let m = &self.machine;

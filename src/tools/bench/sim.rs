@@ -96,7 +96,7 @@ impl SimRig {
             glance_url: target.url(),
             auth_url: cloud.auth_url(),
             chunk_size: limits.chunk_size,
-            buffer_chunks: limits.buffer_chunks,
+            buffer_bytes: limits.buffer_bytes,
             ..Config::default()
         };
         let app = App::new(config.clone()).map_err(|e| BenchError::Check(e.to_string()))?;

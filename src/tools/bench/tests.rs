@@ -81,7 +81,7 @@ async fn jittery_ends_still_deliver_verified_bytes() {
     );
     let limits = pipeline::Limits {
         chunk_size: 64 << 10,
-        buffer_chunks: 2,
+        buffer_bytes: 128 << 10,
     };
     let (body, pump) = pipeline::start(source, expected, limits, Arc::new(AtomicU64::new(0)));
     let (drained, verified) = tokio::join!(drain(body, jitter(2)), pump);
@@ -107,7 +107,7 @@ fn options_are_checked() {
         Options {
             limits: pipeline::Limits {
                 chunk_size: 100,
-                buffer_chunks: 8,
+                buffer_bytes: 8 << 20,
             },
             ..Options::default()
         },

@@ -113,7 +113,7 @@ impl Default for Tuning {
             page_size: select::PAGE_SIZE,
             limits: Limits {
                 chunk_size: defaults::CHUNK_SIZE,
-                buffer_chunks: defaults::BUFFER_CHUNKS,
+                buffer_bytes: defaults::BUFFER_BYTES,
             },
             retry: RetryPolicy {
                 max_retries: defaults::SOURCE_RETRIES,

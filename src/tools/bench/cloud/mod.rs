@@ -418,7 +418,7 @@ async fn start_sidecars(
         ca_file: credentials.cacert.clone(),
         store_sink: sink,
         chunk_size: options.limits.chunk_size,
-        buffer_chunks: options.limits.buffer_chunks,
+        buffer_bytes: options.limits.buffer_bytes,
         task_journal: None,
         ..Config::default()
     };

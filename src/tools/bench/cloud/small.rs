@@ -183,7 +183,7 @@ async fn start_sidecar(
         ca_file: credentials.cacert.clone(),
         store_sink: SinkKind::GlanceUpload,
         chunk_size: options.limits.chunk_size,
-        buffer_chunks: options.limits.buffer_chunks,
+        buffer_bytes: options.limits.buffer_bytes,
         task_journal: Some(journal.to_path_buf()),
         ..Config::default()
     };

@@ -9,7 +9,7 @@ const GIB: u64 = 1 << 30;
 fn limits() -> Limits {
     Limits {
         chunk_size: 1 << 20,
-        buffer_chunks: 8,
+        buffer_bytes: 8 << 20,
     }
 }
 
