@@ -38,6 +38,11 @@ pub const JSON_PATCH: &str = "application/openstack-images-v2.1-json-patch";
 /// Request-id header Glance and Keystone send back on every response.
 pub const REQUEST_ID: &str = "x-openstack-request-id";
 
+/// How long an idle outbound connection is kept for reuse: shorter than the keep-alive timeouts
+/// of the servers in front of Glance and Keystone (Apache's default is 5 s), so a connection the
+/// server is about to close is not picked for a request that would then fail.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// Builds the pooled outbound client trusting the platform's roots.
 pub fn client(connect_timeout: Duration) -> HttpClient {
     client_with_tls(connect_timeout, crate::tls::system_roots())
@@ -55,7 +60,7 @@ pub fn client_with_tls(connect_timeout: Duration, tls: Arc<rustls::ClientConfig>
         .enable_http1()
         .wrap_connector(connector);
     Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .pool_max_idle_per_host(16)
         .build(connector)
 }
