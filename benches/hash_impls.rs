@@ -12,11 +12,9 @@
 
 mod support;
 
-use std::time::Duration;
-
 use criterion::measurement::Measurement;
 use criterion::{
-    black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
+    black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion,
 };
 use digest::Digest;
 use glance_download_sidecar::hash::{to_hex, HashAlgo};
@@ -94,12 +92,7 @@ fn contenders() -> Vec<(&'static str, Vec<(&'static str, Contender)>)> {
 }
 
 fn run<M: Measurement>(group: &mut BenchmarkGroup<'_, M>, data: &[u8]) {
-    group
-        .throughput(Throughput::Bytes(SIZE as u64))
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    support::flat_group(group, SIZE as u64, 3);
     for (algo, list) in contenders() {
         let want = list[0].1(data);
         for (name, hash) in list {

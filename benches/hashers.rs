@@ -9,12 +9,10 @@
 
 mod support;
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use criterion::measurement::Measurement;
 use criterion::{
-    black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
+    black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion,
 };
 use glance_download_sidecar::hash::{to_hex, HashAlgo};
 use glance_download_sidecar::tools::bench::{hash_one_thread, hash_two_threads, slices};
@@ -36,12 +34,7 @@ fn hash(algo: HashAlgo, data: &[u8]) -> String {
 }
 
 fn configure<M: Measurement>(group: &mut BenchmarkGroup<'_, M>) {
-    group
-        .throughput(Throughput::Bytes(SIZE as u64))
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    support::flat_group(group, SIZE as u64, 3);
 }
 
 /// MD5, SHA-512 and SHA-256, each alone on the bench thread.

@@ -17,8 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::measurement::Measurement;
 use criterion::{
-    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
-    Throughput,
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion,
 };
 use glance_download_sidecar::hash::HashAlgo;
 use glance_download_sidecar::pipeline::{self, BodySource, Expected, Limits};
@@ -104,12 +103,7 @@ impl Fixture {
 }
 
 fn configure<M: Measurement>(group: &mut BenchmarkGroup<'_, M>) {
-    group
-        .throughput(Throughput::Bytes(SIZE as u64))
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4));
+    support::flat_group(group, SIZE as u64, 4);
 }
 
 fn size_label(bytes: usize) -> String {

@@ -15,28 +15,11 @@ set -euo pipefail
 
 SIZE=${1:-1GiB}
 RUNS=${2:-3}
-REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/bench-cloud-lib.sh" bench-cloud
 STATE=${GDS_BENCH_STATE:-/tmp/gds-bench-cloud}
 OUT=${GDS_BENCH_OUT:-$REPO_ROOT/target/bench-cloud-$SIZE.json}
-BIN=$REPO_ROOT/target/release/glance-download-sidecar
 
-log() { printf '[bench-cloud %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-
-cd "$REPO_ROOT"
-log "building the release binary"
-cargo build --release --quiet
-
-stop_cloud() {
-    log "stopping the cloud"
-    scripts/cloud.sh stop "$STATE" >/dev/null 2>&1 || log "WARNING: scripts/cloud.sh stop $STATE failed"
-}
-trap stop_cloud EXIT
-trap 'exit 130' INT TERM
-
-log "bringing the cloud up in $STATE"
-scripts/cloud.sh up "$STATE" >/dev/null
-# shellcheck disable=SC1091
-source "$STATE/env"
+bench_cloud_up "$STATE"
 
 mkdir -p "$(dirname "$OUT")"
 log "bench: $SIZE x $RUNS runs, REGION1 -> REGION2 ($GDS_REGION2_GLANCE_URL); JSON into $OUT"

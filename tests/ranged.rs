@@ -84,16 +84,10 @@ async fn corruption_in_any_segment_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imports_cross_an_emulated_wan_link_with_stalls() {
-    use glance_download_sidecar::tools::sim::{LinkSpec, WanLink};
+    use glance_download_sidecar::tools::sim::LinkSpec;
     let h = harness().await;
-    let upstream: std::net::SocketAddr = h
-        .source()
-        .url()
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap();
-    let link = WanLink::start(
-        upstream,
+    let link = link_before_the_source(
+        &h,
         LinkSpec {
             one_way_delay: Duration::from_millis(5),
             bandwidth: 200_000_000,
@@ -101,13 +95,7 @@ async fn imports_cross_an_emulated_wan_link_with_stalls() {
             stall: Some((3 << 20, Duration::from_millis(50))),
         },
     )
-    .await
-    .unwrap();
-    for interface in ["public", "internal", "admin"] {
-        h.cloud
-            .keystone
-            .set_endpoint("REGION1", interface, &link.url());
-    }
+    .await;
     let src = h.source_image(SIZE, 4, json!({"hw_a": "1"}));
     let dst = h.target_image().await;
     let task = h.import_and_wait(&dst, &src).await;
@@ -122,16 +110,10 @@ async fn imports_cross_an_emulated_wan_link_with_stalls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_reuse_kept_alive_connections() {
-    use glance_download_sidecar::tools::sim::{LinkSpec, WanLink};
+    use glance_download_sidecar::tools::sim::LinkSpec;
     let h = harness().await;
-    let upstream: std::net::SocketAddr = h
-        .source()
-        .url()
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap();
-    let link = WanLink::start(
-        upstream,
+    let link = link_before_the_source(
+        &h,
         LinkSpec {
             one_way_delay: Duration::from_millis(2),
             bandwidth: 400_000_000,
@@ -139,13 +121,7 @@ async fn segments_reuse_kept_alive_connections() {
             stall: None,
         },
     )
-    .await
-    .unwrap();
-    for interface in ["public", "internal", "admin"] {
-        h.cloud
-            .keystone
-            .set_endpoint("REGION1", interface, &link.url());
-    }
+    .await;
     let src = h.source_image(SIZE, 5, json!({}));
     let dst = h.target_image().await;
     let task = h.import_and_wait(&dst, &src).await;
@@ -222,4 +198,26 @@ async fn segments_behind_the_head_hold_at_most_the_reorder_buffer() {
         "in order, byte for byte"
     );
     assert!(ranges.peak_held() <= WINDOW, "{}", ranges.peak_held());
+}
+
+/// An emulated link in front of the source Glance, which the catalog then names in every interface.
+async fn link_before_the_source(
+    h: &Harness,
+    spec: glance_download_sidecar::tools::sim::LinkSpec,
+) -> glance_download_sidecar::tools::sim::WanLink {
+    let upstream: std::net::SocketAddr = h
+        .source()
+        .url()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let link = glance_download_sidecar::tools::sim::WanLink::start(upstream, spec)
+        .await
+        .unwrap();
+    for interface in ["public", "internal", "admin"] {
+        h.cloud
+            .keystone
+            .set_endpoint("REGION1", interface, &link.url());
+    }
+    link
 }

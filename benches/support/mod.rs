@@ -10,6 +10,7 @@
 #![allow(dead_code)] // each bench file uses a part
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{BenchmarkGroup, SamplingMode, Throughput};
 
 /// Nanoseconds the calling thread has spent on a CPU (`/proc/thread-self/schedstat`, field 1).
 fn thread_cpu_ns() -> u64 {
@@ -82,3 +83,14 @@ macro_rules! cpu_measurement {
 
 cpu_measurement!(ThreadCpu, thread_cpu_ns);
 cpu_measurement!(ProcessCpu, process_cpu_ns);
+
+/// The settings of every throughput group here: `bytes` per iteration, flat sampling (each
+/// iteration is long), 10 samples, 1 s of warm-up and `seconds` measured.
+pub fn flat_group<M: Measurement>(group: &mut BenchmarkGroup<'_, M>, bytes: u64, seconds: u64) {
+    group
+        .throughput(Throughput::Bytes(bytes))
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(seconds));
+}

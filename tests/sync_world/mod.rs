@@ -64,3 +64,19 @@ impl Captured {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
+
+/// Asserts the copy is active with the source's name, size, digests and formats.
+pub fn assert_same_data(copy: &serde_json::Value, source: &serde_json::Value) {
+    assert_eq!(copy["status"], "active", "{copy}");
+    for key in [
+        "size",
+        "checksum",
+        "os_hash_algo",
+        "os_hash_value",
+        "disk_format",
+        "container_format",
+        "name",
+    ] {
+        assert_eq!(copy[key], source[key], "{key}");
+    }
+}

@@ -195,14 +195,10 @@ impl BenchArgs {
             self.calls.unwrap_or(cloud::DEFAULT_CALLS),
             self.runs,
         );
-        let (options, credentials) =
-            match with_credentials(options, self.os_cloud.as_deref(), false) {
-                Ok(prepared) => prepared,
-                Err(error) => {
-                    eprintln!("glance-download-sidecar bench: {error}");
-                    return ExitCode::from(EXIT_USAGE);
-                }
-            };
+        let (options, credentials) = match prepared(options, self.os_cloud.as_deref()) {
+            Ok(prepared) => prepared,
+            Err(code) => return code,
+        };
         let report = cloud::run_passthrough(
             &options,
             &credentials,
@@ -243,15 +239,10 @@ impl BenchArgs {
             self.runs,
             limits,
         );
-        // The bench starts a sidecar that always verifies TLS: no --insecure-skip-tls-verify.
-        let (options, credentials) =
-            match with_credentials(options, self.os_cloud.as_deref(), false) {
-                Ok(prepared) => prepared,
-                Err(error) => {
-                    eprintln!("glance-download-sidecar bench: {error}");
-                    return ExitCode::from(EXIT_USAGE);
-                }
-            };
+        let (options, credentials) = match prepared(options, self.os_cloud.as_deref()) {
+            Ok(prepared) => prepared,
+            Err(code) => return code,
+        };
         let cancel = cancel_on_signal();
         if self.small {
             let report = cloud::run_small(
@@ -340,4 +331,16 @@ fn print_report<R, E: std::fmt::Display>(
             ExitCode::FAILURE
         }
     }
+}
+
+/// Checked options with the caller's credentials, or the usage exit with the problem said. The
+/// bench starts sidecars that always verify TLS: no `--insecure-skip-tls-verify`.
+fn prepared<T, E: std::fmt::Display>(
+    options: Result<T, E>,
+    os_cloud: Option<&str>,
+) -> Result<(T, crate::tools::sync::Credentials), ExitCode> {
+    with_credentials(options, os_cloud, false).map_err(|error| {
+        eprintln!("glance-download-sidecar bench: {error}");
+        ExitCode::from(EXIT_USAGE)
+    })
 }
