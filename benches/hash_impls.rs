@@ -13,9 +13,7 @@
 mod support;
 
 use criterion::measurement::Measurement;
-use criterion::{
-    black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion,
-};
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use digest::Digest;
 use glance_download_sidecar::hash::{to_hex, HashAlgo};
 

@@ -11,9 +11,7 @@ mod support;
 
 use bytes::Bytes;
 use criterion::measurement::Measurement;
-use criterion::{
-    black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion,
-};
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use glance_download_sidecar::hash::{to_hex, HashAlgo};
 use glance_download_sidecar::tools::bench::{hash_one_thread, hash_two_threads, slices};
 use glance_download_sidecar::tools::sim::generated_bytes;

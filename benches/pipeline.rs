@@ -16,9 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::measurement::Measurement;
-use criterion::{
-    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion,
-};
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion};
 use glance_download_sidecar::hash::HashAlgo;
 use glance_download_sidecar::pipeline::{self, BodySource, Expected, Limits};
 use glance_download_sidecar::tools::bench::{drain, hash_two_threads, slices, FramesBody, Jitter};
