@@ -213,18 +213,18 @@ impl SyncArgs {
         let prepared = self.options().and_then(|(options, clouds)| match clouds {
             Clouds::One(cloud) => {
                 with_credentials::<_, String>(Ok(options), cloud.as_deref(), skip_tls_verify)
-                    .map(|(options, target)| (options, None, target))
+                    .map(|(options, target)| (options, None, target, None))
             }
             Clouds::Two { from, to } => {
                 let source = SourceCloud {
                     credentials: cloud_credentials(&from, skip_tls_verify)?,
-                    name: from,
+                    name: from.clone(),
                 };
                 let target = cloud_credentials(&to, skip_tls_verify)?;
-                Ok((options, Some(source), target))
+                Ok((options, Some(source), target, Some((from, to))))
             }
         });
-        let (options, source_cloud, credentials) = match prepared {
+        let (options, source_cloud, credentials, clouds) = match prepared {
             Ok(prepared) => prepared,
             Err(error) => {
                 eprintln!("glance-download-sidecar sync: {error}");
@@ -247,7 +247,8 @@ impl SyncArgs {
             })
         });
         match result {
-            Ok(summary) => {
+            Ok(mut summary) => {
+                summary.clouds = clouds;
                 if json {
                     println!("{}", super::json_text(&summary.to_json(), true));
                 }

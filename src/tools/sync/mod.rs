@@ -348,6 +348,7 @@ pub(super) async fn run_with(
     let summary = Summary {
         from: options.from.clone(),
         to: options.to.clone(),
+        clouds: None,
         dry_run: options.dry_run,
         results,
         seconds: started.elapsed().as_secs_f64(),

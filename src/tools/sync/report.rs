@@ -101,6 +101,9 @@ impl JobResult {
 pub struct Summary {
     pub from: String,
     pub to: Vec<String>,
+    /// The source and target clouds' clouds.yaml entries, when copying between two
+    /// (`--from-cloud`, `--to-cloud`, or a plan's two clouds).
+    pub clouds: Option<(String, String)>,
     pub dry_run: bool,
     /// In job order.
     pub results: Vec<JobResult>,
@@ -125,7 +128,7 @@ impl Summary {
 
     /// The `--json` document.
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut document = json!({
             "from": self.from,
             "to": self.to,
             "dry_run": self.dry_run,
@@ -142,7 +145,12 @@ impl Summary {
                 "seconds": round3(self.seconds),
             },
             "results": self.results.iter().map(JobResult::to_json).collect::<Vec<_>>(),
-        })
+        });
+        if let (Some((from, to)), Some(fields)) = (&self.clouds, document.as_object_mut()) {
+            fields.insert("from_cloud".into(), json!(from));
+            fields.insert("to_cloud".into(), json!(to));
+        }
+        document
     }
 
     /// One line for humans: the counts, bytes and time.

@@ -523,6 +523,7 @@ fn summary_counts_and_line() {
     let summary = Summary {
         from: "R1".into(),
         to: vec!["R2".into()],
+        clouds: None,
         dry_run: false,
         results: vec![
             result(1, Action::Copied, 2048),
@@ -541,6 +542,19 @@ fn summary_counts_and_line() {
     assert_eq!(doc["totals"]["failed"], 1);
     assert_eq!(doc["results"][0]["method"], "stream");
     assert_eq!(doc["results"][1]["action"], "skipped");
+    assert!(
+        doc.get("from_cloud").is_none() && doc.get("to_cloud").is_none(),
+        "{doc}"
+    );
+    let across = Summary {
+        clouds: Some(("prod".into(), "dr".into())),
+        ..summary
+    };
+    let doc = across.to_json();
+    assert_eq!(
+        (&doc["from_cloud"], &doc["to_cloud"]),
+        (&json!("prod"), &json!("dr"))
+    );
 }
 
 #[test]
