@@ -369,6 +369,10 @@ async fn the_binary_syncs_between_two_clouds_yaml_entries() {
     let doc: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(doc["totals"]["copied"], 1, "{doc}");
     assert_eq!(doc["results"][0]["method"], "stream", "{doc}");
+    assert_eq!(
+        (&doc["from_cloud"], &doc["to_cloud"]),
+        (&json!(A_NAME), &json!("cloud-b"))
+    );
     assert_eq!(w.b_copies(&src).await[0][SOURCE_CLOUD], A_NAME);
 
     let out = run(args(&["--dry-run"])).await;
@@ -387,6 +391,10 @@ async fn the_binary_syncs_between_two_clouds_yaml_entries() {
         .await;
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["totals"]["skipped"], 1, "{doc}");
+    assert_eq!(
+        (&doc["from_cloud"], &doc["to_cloud"]),
+        (&json!(A_NAME), &json!("cloud-b"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
