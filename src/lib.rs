@@ -16,6 +16,7 @@
 //! | what a copy must equal, and whether a stored image is it | [`verify`] |
 //! | putting the target back after a failure (revert, deactivate) | `import::undo` |
 //! | `Range` resume of a broken source stream | `pipeline::source` (`Resuming`); parallel ranges in `pipeline::ranged` |
+//! | the bytes an import may hold: its pipeline buffer, its parallel ranges' reorder window | `pipeline::budget` (`buffer_bytes`); `pipeline::ranged` (`reorder_buffer`) |
 //! | the compact coding between sidecars (zero runs, zstd) | [`compact`] |
 //! | the bounded token cache | `keystone::cache` (`TokenCache`) |
 //! | the one Keystone login (service user and tools) | `keystone::login` |
