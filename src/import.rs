@@ -1,9 +1,12 @@
 //! One glance-download import, from the accepted request to a verified `active` image or a
 //! reverted `queued` one. This is the asynchronous part: the checks that answer the client were
-//! done before the 202 (see `api::import`).
+//! done before the 202 (see `api::import_request`).
 //!
 //! 1. Find the source region's image endpoint in the caller's catalog (never in the request).
-//! 2. Read the source image: it must be `active`, with a size and at least one digest.
+//! 2. Read the source image: it must be `active`, with a size and at least one digest. Meanwhile
+//!    claim the target where every instance looks (`claim`) and read it back: the claim must name
+//!    this task (else another instance won the image in the same moment and this task ends there,
+//!    leaving the image alone) and the image must still be `queued`.
 //! 3. Sync `disk_format`, `container_format` and the prefixed properties in one JSON patch.
 //! 4. Stream the source's data through the hashers into the store sink; the sink commits only
 //!    after size, MD5 and `os_hash_value` equal the source's.
@@ -24,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -34,7 +37,7 @@ use crate::backoff::Backoff;
 use crate::claim;
 use crate::config::Config;
 use crate::config::SinkKind;
-use crate::glance::{Glance, GlanceError, GlanceStatus, Image, ImageId};
+use crate::glance::{Glance, GlanceError, GlanceStatus, Image, ImageId, PatchOp};
 use crate::http::HttpClient;
 use crate::journal::{Entry, Journal, Revert};
 use crate::keystone::{CatalogError, Identity, Keystone, ServiceCredentials, Token};
@@ -51,8 +54,8 @@ use crate::verify::{self, Unverifiable};
 
 use undo::Undo;
 
-/// Writing the task's summary on the image: one retry after a transient Glance failure (e.g. its
-/// database briefly locked).
+/// Writing the task's claim or summary on the image: one retry after a transient Glance failure
+/// (e.g. its database briefly locked).
 const PUBLISH_BACKOFF: Backoff = Backoff::new(2, Duration::from_millis(250));
 
 /// Longest pause between two attempts to reach the source.
@@ -103,6 +106,9 @@ pub enum ImportError {
     ServiceCredentials(#[source] crate::keystone::KeystoneError),
     #[error("the target image is {0}, not queued, so it can no longer be imported into")]
     TargetNotQueued(String),
+    /// Another instance claimed the image at the same moment and won (its task id).
+    #[error("Image has active task: import {0} claimed the image at the same moment (on another sidecar instance); this one did not start")]
+    ClaimedElsewhere(String),
     #[error("data verification failed: {0}")]
     Pipeline(#[from] PipelineError),
     #[error("{0}")]
@@ -111,6 +117,14 @@ pub enum ImportError {
     ShuttingDown,
     #[error("after upload the target image {0}")]
     PostCheck(String),
+}
+
+/// What a running import holds on its image, read by its heartbeat.
+struct Hold {
+    /// The target Glance is changing the image's status: nothing is patched onto it meanwhile.
+    quiet: AtomicBool,
+    /// The image's claim names this task: its summary may be written there.
+    claimed: Arc<AtomicBool>,
 }
 
 /// A verified import, and what became of each requested store.
@@ -252,15 +266,19 @@ impl Importer {
         let in_flight = Metrics::hold(&self.metrics.in_flight);
         info!(task_id = %task.id, image_id = %request.image_id, remote_image_id = %request.remote_image_id, region = %request.region, "Import started");
         let mut undo = Undo::default();
+        let claimed = Arc::new(AtomicBool::new(false));
         match self
             .clone()
-            .import_beating(&request, &task, &mut undo)
+            .import_beating(&request, &task, &mut undo, &claimed)
             .await
         {
             Ok(imported) => self.succeeded(&task, &request, imported, started_at),
             Err(error) => self.failed(&task, &request, error, &undo).await,
         }
-        self.publish(&task, &request).await;
+        // An image this task did not claim is another import's: its summary is left alone.
+        if claimed.load(Ordering::Acquire) {
+            self.publish(&task, &request).await;
+        }
         let finished = Entry::finished(task.to_record());
         if let Err(error) = self.journal(&finished).await {
             warn!(task_id = %task.id, %error, "Failed to journal the end of a task");
@@ -276,17 +294,21 @@ impl Importer {
         request: &ImportRequest,
         task: &Arc<Task>,
         undo: &mut Undo,
+        claimed: &Arc<AtomicBool>,
     ) -> Result<Imported, ImportError> {
         let beating = CancellationToken::new();
-        let quiet = Arc::new(AtomicBool::new(false));
+        let hold = Arc::new(Hold {
+            quiet: AtomicBool::new(false),
+            claimed: claimed.clone(),
+        });
         let heart = tokio::spawn(self.clone().heartbeat(
             task.clone(),
             request.clone(),
-            quiet.clone(),
+            hold.clone(),
             beating.clone(),
         ));
         let result = tokio::select! {
-            result = self.import(request, task, undo, &quiet) => result,
+            result = self.import(request, task, undo, &hold) => result,
             _ = self.abort.cancelled() => Err(ImportError::ShuttingDown),
         };
         beating.cancel();
@@ -360,21 +382,22 @@ impl Importer {
         task.fail(message);
     }
 
-    /// Refreshes the task's summary on the image every [`claim::HEARTBEAT`] until `stop`.
-    /// Skips its beat while `quiet` (the target Glance is changing the image's status, see
-    /// `StoreSink::glance_changes_status`); that status keeps other imports out meanwhile.
+    /// Refreshes the task's summary on the image every [`claim::HEARTBEAT`] until `stop`,
+    /// once the image is claimed. Skips its beat while `quiet` (the target Glance is changing
+    /// the image's status, see `StoreSink::glance_changes_status`); that status keeps other
+    /// imports out meanwhile.
     async fn heartbeat(
         self: Arc<Self>,
         task: Arc<Task>,
         request: ImportRequest,
-        quiet: Arc<AtomicBool>,
+        hold: Arc<Hold>,
         stop: CancellationToken,
     ) {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(claim::HEARTBEAT) => {
-                    if !quiet.load(Ordering::Acquire) {
+                    if hold.claimed.load(Ordering::Acquire) && !hold.quiet.load(Ordering::Acquire) {
                         self.publish(&task, &request).await;
                     }
                 }
@@ -387,19 +410,7 @@ impl Importer {
     async fn publish(&self, task: &Task, request: &ImportRequest) {
         let ops = claim::summary_ops(task);
         let url = &self.glance_url;
-        let mut attempts = PUBLISH_BACKOFF.start();
-        let mut result = loop {
-            let result = self
-                .glance
-                .patch_image(url, &request.image_id, &request.token, &ops)
-                .await;
-            let transient =
-                matches!(&result, Err(e) if e.status().is_none_or(|s| s.is_server_error()));
-            match attempts.failed() {
-                Some(pause) if transient => tokio::time::sleep(pause).await,
-                _ => break result,
-            }
-        };
+        let mut result = self.patch_summary(request, &ops).await;
         if matches!(&result, Err(e) if e.is_unauthorized()) {
             if let Some((keystone, creds)) = &self.service {
                 if let Ok(token) = keystone.service_token(creds).await {
@@ -418,6 +429,28 @@ impl Importer {
         }
     }
 
+    /// Writes `ops` of the claim's namespace on the image with the caller's token, once more
+    /// after a transient Glance failure (e.g. its database briefly locked).
+    async fn patch_summary(
+        &self,
+        request: &ImportRequest,
+        ops: &[PatchOp],
+    ) -> Result<Image, GlanceError> {
+        let mut attempts = PUBLISH_BACKOFF.start();
+        loop {
+            let result = self
+                .glance
+                .patch_image(&self.glance_url, &request.image_id, &request.token, ops)
+                .await;
+            let transient =
+                matches!(&result, Err(e) if e.status().is_none_or(|s| s.is_server_error()));
+            match attempts.failed() {
+                Some(pause) if transient => tokio::time::sleep(pause).await,
+                _ => return result,
+            }
+        }
+    }
+
     async fn journal(&self, entry: &Entry) -> Result<(), crate::journal::JournalError> {
         match &self.journal {
             Some(journal) => journal.append(entry).await,
@@ -431,30 +464,39 @@ impl Importer {
         request: &ImportRequest,
         task: &Task,
         undo: &mut Undo,
-        quiet: &AtomicBool,
+        hold: &Hold,
     ) -> Result<Imported, ImportError> {
         let remote = request
             .identity
             .catalog
             .image_endpoint(&request.region, &request.interface)?;
-        // Both images are read at once; a failure of the source's read is reported first.
+        // The source is read while the target is claimed. A lost claim is reported first (the
+        // image is another import's), then a failure of the source's read.
         let (source, target) = tokio::join!(
             self.read_source(request, &remote, task),
-            self.queued_target(request)
+            self.claimed_target(request, task, &hold.claimed)
         );
+        if let Err(lost @ ImportError::ClaimedElsewhere(_)) = target {
+            return Err(lost);
+        }
         let (source, expected) = source?;
         let target = target?;
         let sink = self.sinks.pick(request.sink);
-        self.sync_metadata(request, task, undo, &source, &target, sink.keeps_bytes())
-            .await?;
-
+        // The source's data is opened while the metadata is synced (the first bytes are a round
+        // trip away); a failed sync is reported first, and the store is touched only after both.
+        let (synced, source) = tokio::join!(
+            self.sync_metadata(request, task, undo, &source, &target, sink.keeps_bytes()),
+            self.open_source(request, remote, &expected)
+        );
+        synced?;
+        let source = source?;
         task.note("Copying data");
-        let source = self.open_source(request, remote, &expected).await?;
         if sink.keeps_bytes() {
             undo.sent = Some(expected.clone());
         }
         // From here until the import ends, Glance may be changing the image's status.
-        quiet.store(sink.glance_changes_status(), Ordering::Release);
+        hold.quiet
+            .store(sink.glance_changes_status(), Ordering::Release);
         let verified = self
             .stream_data(request, task, source, &expected, sink)
             .await?;
@@ -497,9 +539,30 @@ impl Importer {
         Ok((source, expected))
     }
 
-    /// The target image, which must still be `queued`.
-    async fn queued_target(&self, request: &ImportRequest) -> Result<Image, ImportError> {
+    /// Step 2: the target claimed for this task where every instance looks, then read back. It
+    /// must name this task (an instance that claimed it at the same moment and wrote last has
+    /// won, and the image is left to it) and still be `queued`.
+    ///
+    /// This runs after the `202`: a claim already on the image answered 409 then; only two
+    /// instances accepting an import of one image within the same moment end here, one as a
+    /// failed task.
+    async fn claimed_target(
+        &self,
+        request: &ImportRequest,
+        task: &Task,
+        claimed: &AtomicBool,
+    ) -> Result<Image, ImportError> {
+        self.patch_summary(request, &claim::claim_ops(task))
+            .await
+            .map_err(target_error)?;
         let target = self.target_image(request).await?;
+        match target.0.get(claim::TASK_ID).and_then(Value::as_str) {
+            Some(id) if id == task.id => claimed.store(true, Ordering::Release),
+            other => {
+                let other = other.map_or_else(|| "(none)".into(), crate::tasks::bounded_text);
+                return Err(ImportError::ClaimedElsewhere(other));
+            }
+        }
         match target.status() {
             Some("queued") => Ok(target),
             other => Err(ImportError::TargetNotQueued(

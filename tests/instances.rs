@@ -11,6 +11,37 @@ use glance_download_sidecar::tools::sim::Fault;
 use serde_json::json;
 use support::*;
 
+/// The task `api` shows for `image` with this request id once `done` holds for it (within 10 s).
+async fn task_with_request_id(
+    api: &ImageApi,
+    image: &str,
+    request_id: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let seen = api
+            .get(&format!("/v2/images/{image}/tasks"))
+            .await
+            .unwrap()
+            .json();
+        let task = seen["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["request_id"] == request_id)
+            .cloned();
+        match task {
+            Some(task) if done(&task) => return task,
+            other => assert!(
+                tokio::time::Instant::now() < deadline,
+                "no such task within 10 s: {other:?} in {seen}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 async fn second_instance(h: &Harness) -> (Server, ImageApi) {
     let server = Server::bind(App::new(h.config.clone()).unwrap(), h.config.bind)
         .await
@@ -33,20 +64,14 @@ async fn a_task_on_one_instance_is_seen_and_respected_by_another() {
     let dst = h.target_image().await;
     let accepted = h.import(&dst, &src).await;
     assert_eq!(accepted.status, 202);
+    let request_id = accepted.header("x-openstack-request-id").unwrap();
 
-    let seen = b
-        .get(&format!("/v2/images/{dst}/tasks"))
-        .await
-        .unwrap()
-        .json();
-    let task = seen["tasks"].as_array().unwrap().last().unwrap().clone();
+    // The task claims the image as its first step, right after the 202: the other instance
+    // sees it from then on.
+    let task = task_with_request_id(&b, &dst, request_id, |_| true).await;
     assert!(
         matches!(task["status"].as_str(), Some("pending" | "processing")),
         "{task}"
-    );
-    assert_eq!(
-        task["request_id"],
-        accepted.header("x-openstack-request-id").unwrap()
     );
 
     let collide = b
@@ -110,4 +135,48 @@ async fn a_dead_instances_claim_can_be_taken_over() {
     h.target().set_property(&dst2, claim::UPDATED, Some(&now));
     let refused = h.import(&dst2, &src).await;
     assert_eq!(refused.status, 409);
+}
+
+/// Two instances accept imports of one image in the same moment (neither saw the other's claim):
+/// the claim written last wins. The other import fails as a task naming the winner, and touches
+/// the image no further: no sync, no summary over the winner's claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_overwritten_in_the_same_moment_fails_the_task_and_leaves_the_image_alone() {
+    let h = Harness::start().await;
+    let src = h.source_image(1 << 20, 3, json!({"hw_a": "1"}));
+    let dst = h.target_image().await;
+    let before = h.target_state(&dst);
+    let winner = "0c0c0c0c-0000-4000-8000-000000000000";
+    let now = glance_download_sidecar::tasks::timestamp(time::OffsetDateTime::now_utc());
+    h.target().overwrite_after_next_patch(
+        &dst,
+        &[
+            (claim::TASK_ID, winner),
+            (claim::STATUS, "processing"),
+            (claim::UPDATED, &now),
+        ],
+    );
+    let accepted = h.import(&dst, &src).await;
+    assert_eq!(accepted.status, 202);
+    let request_id = accepted.header("x-openstack-request-id").unwrap();
+
+    let ended = |t: &serde_json::Value| matches!(t["status"].as_str(), Some("success" | "failure"));
+    let task = task_with_request_id(&h.api, &dst, request_id, ended).await;
+    assert_failed_with(&task, "Image has active task");
+    assert_failed_with(&task, winner);
+    // A stray summary write would come right after the task's end: give it time to land.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let image = h.target_state(&dst);
+    assert_eq!(image[claim::TASK_ID], winner, "{image}");
+    assert_eq!(image[claim::STATUS], "processing", "{image}");
+    assert_eq!(image["status"], "queued", "{image}");
+    assert!(image.get("hw_a").is_none(), "nothing was synced: {image}");
+    assert_eq!(image["disk_format"], before["disk_format"], "{image}");
+    let patches = h
+        .target()
+        .request_log()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path == format!("/v2/images/{dst}"))
+        .count();
+    assert_eq!(patches, 1, "the claim only");
 }

@@ -184,11 +184,13 @@ pub fn check_fields(body: &Map<String, Value>) -> Result<Fields, ApiError> {
 /// 7. no import running for this image (409);
 /// 8. the stores to write (400, 409);
 /// 9. the project's bound on running imports, then the node's (429);
-/// 10. the task recorded (409 if one is running) and the image claimed where every instance
-///     looks (409 if another instance won);
+/// 10. the task recorded here (409 if one is running here);
 ///
 /// then `202 Accepted` while the import runs as a task. The target image and its stores (for
-/// checks 4 and 8) are read while Keystone validates the token (check 2).
+/// checks 4 and 8) are read while Keystone validates the token (check 2). Nothing else remote is
+/// awaited (DESIGN §2): the task claims the image where every instance looks as its first step
+/// (`Importer::claimed_target`), so a claim another instance already holds answers 409 here
+/// (check 7), and one made at the same moment fails this task instead.
 pub(super) async fn handle(
     app: &Arc<App>,
     request: Request<Incoming>,
@@ -248,7 +250,10 @@ pub(super) async fn handle(
             "backend": stores.backend(),
         }),
     };
-    let lock = begin_task(app, new_task, &token).await?;
+    let lock = app
+        .tasks
+        .begin(new_task)
+        .map_err(|_| ApiError::Conflict("Image has active task".into()))?;
     Metrics::inc(&app.metrics.imports_started);
     let import = ImportRequest {
         sink,
@@ -358,21 +363,6 @@ fn admit(app: &App, owner: &str) -> Result<(ProjectSlot, OwnedSemaphorePermit), 
     Ok((project_slot, slot))
 }
 
-/// Step 10: the task recorded here, then the image claimed for it where every instance looks;
-/// a task that loses either race is forgotten and answers 409.
-async fn begin_task(app: &App, new_task: NewTask, token: &Token) -> Result<ImportLock, ApiError> {
-    let image_id = new_task.image_id.clone();
-    let lock = app
-        .tasks
-        .begin(new_task)
-        .map_err(|_| ApiError::Conflict("Image has active task".into()))?;
-    if let Err(error) = claim(app, &image_id, token, &lock).await {
-        app.tasks.forget(lock);
-        return Err(error);
-    }
-    Ok(lock)
-}
-
 /// Runs the import as a task in its own span; the slots are released when it ends.
 fn spawn_import(
     app: &App,
@@ -444,31 +434,6 @@ fn resolve_stores(
             ApiError::BadRequest(e.to_string())
         }
     })
-}
-
-/// Marks the image as being imported by this task, where every instance looks; a claim that
-/// reads back another task's id lost a race and answers 409.
-async fn claim(
-    app: &App,
-    image_id: &ImageId,
-    token: &Token,
-    lock: &ImportLock,
-) -> Result<(), ApiError> {
-    let url = &app.config.glance_url;
-    let not_found = || ApiError::NotFound(format!("No image found with ID {image_id}"));
-    app.glance
-        .patch_image(url, image_id, token, &claim::claim_ops(&lock.task))
-        .await
-        .map_err(|e| target_error(e, not_found))?;
-    let image = app
-        .glance
-        .get_image(url, image_id, token)
-        .await
-        .map_err(|e| target_error(e, not_found))?;
-    match image.0.get(claim::TASK_ID).and_then(Value::as_str) {
-        Some(id) if id == lock.task.id => Ok(()),
-        _ => Err(ApiError::Conflict("Image has active task".into())),
-    }
 }
 
 /// Status and formats of the target, as upstream checks them (409).

@@ -42,6 +42,9 @@ pub(crate) struct Inner {
     /// Image PATCHes still to be answered 500, as Glance does when its database refuses a write
     /// ("database is locked" on SQLite): a transient failure of the API itself.
     pub(crate) failing_patches: u32,
+    /// Properties another client writes onto an image right after the next PATCH of it (another
+    /// sidecar instance claiming the image at the same moment, whose write lands last).
+    pub(crate) overwrite_after_patch: Option<(String, Vec<(String, String)>)>,
     /// `glance-direct` import tasks end `failure` (as when an import plugin fails).
     pub(crate) failing_direct_imports: bool,
     /// Every answer carries a fresh `x-openstack-request-id` (as a proxy in front that sets its
@@ -121,6 +124,7 @@ impl FakeGlance {
                 upload_faults: HashMap::new(),
                 body_reading: BodyReading::Strict,
                 failing_patches: 0,
+                overwrite_after_patch: None,
                 failing_direct_imports: false,
                 rewrite_request_ids: false,
                 newer_task: None,
@@ -306,6 +310,16 @@ impl FakeGlance {
     /// momentarily locked.
     pub fn fail_next_patches(&self, n: u32) {
         self.state.lock().failing_patches = n;
+    }
+
+    /// After the next PATCH of image `id`, another client writes `properties` onto it at once:
+    /// a second sidecar instance claiming the image in the same moment, whose write lands last.
+    pub fn overwrite_after_next_patch(&self, id: &str, properties: &[(&str, &str)]) {
+        let properties = properties
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.state.lock().overwrite_after_patch = Some((id.to_owned(), properties));
     }
 
     /// Makes `glance-direct` import tasks end `failure`, as when an import plugin fails.

@@ -322,6 +322,17 @@ pub(crate) async fn update(
         image.touch();
     }
     let view = image.to_json();
+    if inner
+        .overwrite_after_patch
+        .as_ref()
+        .is_some_and(|(i, _)| i == id)
+    {
+        if let Some((_, properties)) = inner.overwrite_after_patch.take() {
+            for (key, value) in properties {
+                image.properties.insert(key, Value::String(value));
+            }
+        }
+    }
     inner.images.insert(id.to_owned(), image);
     json_response(StatusCode::OK, &view)
 }
