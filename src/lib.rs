@@ -64,8 +64,6 @@ pub mod import;
 pub mod journal;
 /// Token validation, the bounded token cache, catalog lookup, service credentials.
 pub mod keystone;
-/// The allocator's hold on freed buffers: large blocks go back to the kernel.
-pub mod memory;
 /// Which properties are synced, and the JSON patches that apply and undo the sync.
 pub mod metadata;
 /// Counters and histograms for `/metrics`.

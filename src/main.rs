@@ -41,7 +41,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    glance_download_sidecar::memory::return_large_blocks();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),

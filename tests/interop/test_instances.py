@@ -11,7 +11,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import FAULT_REGION, LOG, assert_imported_like
-from netproxy import Fault, RoundRobinProxy
+from netproxy import Fault, RoundRobinProxy, wait_until
 
 MIB = 1 << 20
 
@@ -49,12 +49,20 @@ def test_import_through_one_instance_is_seen_and_locked_on_the_other(cloud, pair
         request_id = r.headers["x-openstack-request-id"]
         first = lb.routed_to("POST", tgt["id"])[0]
 
-        # the next connection goes to the other instance: it lists the running task
+        # the next connection goes to the other instance: it lists the running task once the
+        # import has claimed the image, its first step after the 202
         r = cloud.http("GET", "%s/v2/images/%s/tasks" % (lb.url, tgt["id"]), token=token)
         assert r.status_code == 200, r.text
         assert lb.routed_to("GET", tgt["id"] + "/tasks")[-1] != first
-        mine = [t for t in r.json()["tasks"] if t.get("request_id") == request_id]
-        assert mine, "the other instance does not list the task: %s" % r.json()
+        other = b if first == 0 else a
+
+        def listed():
+            r = requests.get("%s/v2/images/%s/tasks" % (other.url, tgt["id"]),
+                             headers={"X-Auth-Token": token}, timeout=30)
+            assert r.status_code == 200, r.text
+            return [t for t in r.json()["tasks"] if t.get("request_id") == request_id]
+
+        mine = wait_until(listed, 10, "the other instance to list the task")
         assert mine[0]["status"] in ("pending", "processing"), mine[0]
 
         # and a second import, sent so that it reaches the other instance, collides: 409
