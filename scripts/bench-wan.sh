@@ -22,8 +22,11 @@
 # Environment: GDS_WAN_PHASES ("window-glance window-sidecar capped"); the window link
 # GDS_WAN_RTT_MS (80), GDS_WAN_MBIT (1000), GDS_WAN_WINDOW (4MiB); the capped link GDS_WAN_CAPPED_RTT_MS
 # (40), GDS_WAN_CAPPED_MBIT (100), its images GDS_WAN_CAPPED_IMAGES ("sparse:512 qcow2:128 text:128");
-# GDS_BENCH_STATE_DIR (/tmp/gds-cloud-bench-wan). Needs qemu-img for the qcow2 image. Builds the
-# release binary, brings the cloud up, stops it at the end. Writes $STATE_DIR/bench-wan-PHASE.json
+# GDS_BENCH_STATE_DIR (/tmp/gds-cloud-bench-wan); GDS_WAN_GLANCE_CONTENDERS, the window-glance
+# phase's contenders (upstream,sidecar-1,sidecar-N,sidecar-lan); GDS_WAN_REUSE_CLOUD=1 to use the
+# cloud already up in the state directory and leave it up (for several invocations in a row).
+# Needs qemu-img for the qcow2 image. Builds the release binary, brings the cloud up, stops it at
+# the end. Writes $STATE_DIR/bench-wan-PHASE.json
 # per phase and $STATE_DIR/bench-wan.json (every phase, the load, the link's connection counts and
 # the goals' ratios).
 set -euo pipefail
@@ -51,12 +54,13 @@ stop_link() { # stops the link (it then logs "wan-link: N connections carried")
     wait "$LINK_PID" 2>/dev/null || true
     LINK_PID=""
 }
+REUSE=${GDS_WAN_REUSE_CLOUD:-0}
 cleanup() {
     stop_link
-    scripts/cloud.sh stop "$STATE_DIR" || true
+    [ "$REUSE" = 1 ] || scripts/cloud.sh stop "$STATE_DIR" || true
 }
 trap cleanup EXIT
-scripts/cloud.sh up "$STATE_DIR" >/dev/null
+[ "$REUSE" = 1 ] || scripts/cloud.sh up "$STATE_DIR" >/dev/null
 eval "$(scripts/cloud.sh env "$STATE_DIR")"
 [ -n "${GDS_REGION1C_IMAGE_URL:-}" ] || { echo "bench-wan: the cloud has no REGION1C sidecar" >&2; exit 1; }
 SIDECAR1C_PORT=${GDS_REGION1C_IMAGE_URL##*:}
@@ -76,7 +80,8 @@ start_link() { # upstream-port rtt-ms mbit
 for phase in $PHASES; do
     case $phase in
         window-glance) port=$GDS_REGION1_GLANCE_PORT target=glance rtt=$WINDOW_RTT mbit=$WINDOW_MBIT
-            args=(--image "random:$SIZE_MIB" --contenders upstream,sidecar-1,sidecar-N,sidecar-lan) ;;
+            args=(--image "random:$SIZE_MIB"
+                --contenders "${GDS_WAN_GLANCE_CONTENDERS:-upstream,sidecar-1,sidecar-N,sidecar-lan}") ;;
         window-sidecar) port=$SIDECAR1C_PORT target=sidecar rtt=$WINDOW_RTT mbit=$WINDOW_MBIT
             args=(--image "random:$SIZE_MIB" --contenders upstream,sidecar-N) ;;
         capped) port=$SIDECAR1C_PORT target=sidecar rtt=$CAPPED_RTT mbit=$CAPPED_MBIT args=()
