@@ -50,6 +50,30 @@ pub fn client(connect_timeout: Duration) -> HttpClient {
 
 /// Builds the pooled outbound client (http and https) with a bounded connect timeout.
 pub fn client_with_tls(connect_timeout: Duration, tls: Arc<rustls::ClientConfig>) -> HttpClient {
+    builder(connect_timeout, tls, None)
+}
+
+/// hyper's read buffer bound (`max_buf_size`) for the connections reading an import's source.
+///
+/// By default hyper grows a connection's read buffer, and so the frames it reads, to ~500 KiB;
+/// with this bound they settle at ~250 KiB (the buffer's capacity doubles as it grows, so a read
+/// may fill up to twice the bound). With several `Range` segments read at once, glibc keeps freed
+/// buffers of that size in the heap, beyond what the reorder window bounds: an 8-stream copy over
+/// the emulated 80 ms link peaked at 52–63 instead of 59–75 MiB, at the same CPU per byte in
+/// `bench --simulated` (BENCHMARKS.md §8.2).
+pub const SOURCE_READ_BUFFER: usize = 128 * 1024;
+
+/// The client an import reads its source's data with: hyper's read buffer bounded by
+/// [`SOURCE_READ_BUFFER`].
+pub fn source_client(connect_timeout: Duration, tls: Arc<rustls::ClientConfig>) -> HttpClient {
+    builder(connect_timeout, tls, Some(SOURCE_READ_BUFFER))
+}
+
+fn builder(
+    connect_timeout: Duration,
+    tls: Arc<rustls::ClientConfig>,
+    max_read_buffer: Option<usize>,
+) -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(connect_timeout));
     connector.set_nodelay(true);
@@ -59,10 +83,14 @@ pub fn client_with_tls(connect_timeout: Duration, tls: Arc<rustls::ClientConfig>
         .https_or_http()
         .enable_http1()
         .wrap_connector(connector);
-    Client::builder(TokioExecutor::new())
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_max_idle_per_host(16)
-        .build(connector)
+        .pool_max_idle_per_host(16);
+    if let Some(max) = max_read_buffer {
+        builder.http1_max_buf_size(max);
+    }
+    builder.build(connector)
 }
 
 /// An empty body.
@@ -583,5 +611,50 @@ impl http_body::Body for StallBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The largest frame a client hands on for a 4 MiB body sent in one write, over loopback.
+    async fn largest_frame(client: HttpClient) -> usize {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let body = vec![7u8; 4 << 20];
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = [0u8; 4096];
+            let _ = socket.read(&mut head).await.unwrap();
+            let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+            socket.write_all(answer.as_bytes()).await.unwrap();
+            socket.write_all(&body).await.unwrap();
+        });
+        let request = Request::get(format!("http://{addr}/"))
+            .body(empty())
+            .unwrap();
+        let mut body = client.request(request).await.unwrap().into_body();
+        let (mut largest, mut total) = (0, 0);
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.unwrap().into_data() {
+                largest = largest.max(data.len());
+                total += data.len();
+            }
+        }
+        assert_eq!(total, 4 << 20);
+        largest
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn source_reads_use_a_bounded_read_buffer() {
+        let tls = crate::tls::system_roots();
+        let source = largest_frame(source_client(Duration::from_secs(5), tls.clone())).await;
+        let plain = largest_frame(client_with_tls(Duration::from_secs(5), tls)).await;
+        // A read may fill the buffer's whole capacity, which grows by doubling up to the bound.
+        assert!(source <= 2 * SOURCE_READ_BUFFER, "{source}");
+        assert!(plain > 2 * SOURCE_READ_BUFFER, "{plain}");
     }
 }

@@ -157,6 +157,8 @@ impl ImportError {
 /// Runs imports against the fronted Glance with one store sink.
 pub struct Importer {
     pub glance: Glance,
+    /// The client of the source's data reads (smaller reads: `http::SOURCE_READ_BUFFER`).
+    pub sources: Glance,
     pub glance_url: String,
     /// The store sinks, and which one serves requests that do not choose.
     pub sinks: Sinks,
@@ -186,12 +188,14 @@ pub struct Importer {
 // === impl Importer ===
 
 impl Importer {
-    /// The importer `config` describes, writing through `glance` (and S3 when configured),
-    /// counting into `metrics` and journaling into `journal` when there is one.
+    /// The importer `config` describes, reading source data through `sources`, writing through
+    /// `glance` (and S3 when configured), counting into `metrics` and journaling into `journal`
+    /// when there is one.
     pub fn new(
         config: &Config,
         client: &HttpClient,
         glance: &Glance,
+        sources: &Glance,
         keystone: &Keystone,
         metrics: Arc<Metrics>,
         journal: Option<Journal>,
@@ -212,6 +216,7 @@ impl Importer {
         });
         Importer {
             glance: glance.clone(),
+            sources: sources.clone(),
             glance_url: config.glance_url.clone(),
             sinks: Sinks::new(glance.clone(), &config.glance_url, config.store_sink).with_s3(s3),
             inject: config.inject.clone(),
@@ -628,7 +633,7 @@ impl Importer {
         expected: &Expected,
     ) -> Result<RemoteSource, ImportError> {
         let remote = Remote {
-            glance: self.glance.clone(),
+            glance: self.sources.clone(),
             base,
             id: request.remote_image_id.clone(),
             token: request.token.clone(),

@@ -68,7 +68,7 @@ impl App {
     /// Builds the shared state; fails if the task journal or the TLS files cannot be used.
     pub fn new(config: Config) -> Result<Arc<App>, StartError> {
         let trust = crate::tls::client_config(config.ca_file.as_deref())?;
-        let client = client_with_tls(config.connect_timeout, trust);
+        let client = client_with_tls(config.connect_timeout, trust.clone());
         let tls = match &config.tls {
             Some((cert, key)) => Some(crate::tls::server_config(cert, key)?),
             None => None,
@@ -97,10 +97,16 @@ impl App {
             )?),
             None => None,
         };
+        let sources = Glance::new(
+            crate::http::source_client(config.connect_timeout, trust),
+            config.request_timeout,
+        )
+        .with_metrics(metrics.clone());
         let importer = Arc::new(Importer::new(
             &config,
             &client,
             &glance,
+            &sources,
             &keystone,
             metrics.clone(),
             journal,
