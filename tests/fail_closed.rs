@@ -175,9 +175,6 @@ async fn nothing_is_patched_onto_the_image_while_glance_holds_it() {
     assert_eq!(task["status"], "success", "{task}");
     let patches = h
         .target()
-        .request_log()
-        .into_iter()
-        .filter(|r| r.method == "PATCH" && r.path == format!("/v2/images/{dst}"))
-        .count();
+        .requests_to("PATCH", &format!("/v2/images/{dst}"));
     assert_eq!(patches, 3, "claim, sync and final summary only");
 }

@@ -174,9 +174,42 @@ async fn a_claim_overwritten_in_the_same_moment_fails_the_task_and_leaves_the_im
     assert_eq!(image["disk_format"], before["disk_format"], "{image}");
     let patches = h
         .target()
-        .request_log()
-        .into_iter()
-        .filter(|r| r.method == "PATCH" && r.path == format!("/v2/images/{dst}"))
-        .count();
+        .requests_to("PATCH", &format!("/v2/images/{dst}"));
     assert_eq!(patches, 1, "the claim only");
+}
+
+/// Right after the `202`, before the import's claim has replaced an older one on the image, the
+/// instance running it lists its task last (the newest), after the older claim's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_task_is_listed_last_before_its_claim_lands() {
+    let h = Harness::start().await;
+    let src = h.source_image(100_000, 4, json!({}));
+    let dst = h.target_image().await;
+    let older = "0d0d0d0d-0000-4000-8000-000000000000";
+    for (key, value) in [
+        (claim::TASK_ID, older),
+        (claim::STATUS, "failure"),
+        (claim::UPDATED, "2020-01-01T00:00:00.000000"),
+    ] {
+        h.target().set_property(&dst, key, Some(value));
+    }
+    // The claim's PATCH is answered 500 and retried 250 ms later: the older claim stays meanwhile.
+    h.target().fail_next_patches(1);
+    let accepted = h.import(&dst, &src).await;
+    assert_eq!(accepted.status, 202);
+    let request_id = accepted.header("x-openstack-request-id").unwrap();
+
+    let seen = h
+        .api
+        .get(&format!("/v2/images/{dst}/tasks"))
+        .await
+        .unwrap()
+        .json();
+    let tasks = seen["tasks"].as_array().unwrap();
+    assert!(tasks.iter().any(|t| t["id"] == older), "{seen}");
+    assert_eq!(tasks.last().unwrap()["request_id"], request_id, "{seen}");
+
+    let done = h.api.wait_for_import(&dst, TASK_WAIT).await.unwrap();
+    assert_eq!(done["status"], "success", "{done}");
+    assert_eq!(h.target_state(&dst)[claim::TASK_ID], done["id"]);
 }

@@ -44,7 +44,16 @@ pub(super) async fn list(
     {
         if let Some(task) = claim::task_from_image(&image) {
             if !ours.iter().any(|t| t["id"] == task["id"]) {
-                ours.push(task);
+                // While an import of the image runs here, a claim of another task on the image
+                // is the one it is about to replace (its claim is its first step after the
+                // `202`) or, rarely, one it lost to in the same moment: listed first, so that
+                // the task this instance is running is the last one listed, as the newest is in
+                // Glance's own list.
+                if app.tasks.is_running(&image_id) {
+                    ours.insert(0, task);
+                } else {
+                    ours.push(task);
+                }
             }
         }
     }

@@ -362,6 +362,16 @@ impl FakeGlance {
         self.state.lock().log.clone()
     }
 
+    /// How many requests with this method and path were received so far.
+    pub fn requests_to(&self, method: &str, path: &str) -> usize {
+        let inner = self.state.lock();
+        inner
+            .log
+            .iter()
+            .filter(|r| r.method == method && r.path == path)
+            .count()
+    }
+
     /// Forgets the requests logged so far.
     pub fn clear_request_log(&self) {
         self.state.lock().log.clear();
