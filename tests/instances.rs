@@ -106,13 +106,7 @@ async fn a_dead_instances_claim_can_be_taken_over() {
     ] {
         h.target().set_property(&dst, key, Some(value));
     }
-    let seen = h
-        .api
-        .get(&format!("/v2/images/{dst}/tasks"))
-        .await
-        .unwrap()
-        .json();
-    let stale = seen["tasks"].as_array().unwrap().last().unwrap().clone();
+    let stale = h.last_task(&dst).await;
     assert_eq!(
         stale["status"], "failure",
         "a silent claim is reported as failed: {stale}"
@@ -199,12 +193,7 @@ async fn the_running_task_is_listed_last_before_its_claim_lands() {
     assert_eq!(accepted.status, 202);
     let request_id = accepted.header("x-openstack-request-id").unwrap();
 
-    let seen = h
-        .api
-        .get(&format!("/v2/images/{dst}/tasks"))
-        .await
-        .unwrap()
-        .json();
+    let seen = h.tasks(&dst).await;
     let tasks = seen["tasks"].as_array().unwrap();
     assert!(tasks.iter().any(|t| t["id"] == older), "{seen}");
     assert_eq!(tasks.last().unwrap()["request_id"], request_id, "{seen}");

@@ -180,14 +180,18 @@ impl Harness {
         (first, second, refused)
     }
 
-    /// The newest task the sidecar lists for image `id`.
-    pub async fn last_task(&self, id: &str) -> Value {
-        let tasks = self
-            .api
+    /// The sidecar's answer to `GET /v2/images/{id}/tasks`.
+    pub async fn tasks(&self, id: &str) -> Value {
+        self.api
             .get(&format!("/v2/images/{id}/tasks"))
             .await
             .unwrap()
-            .json();
+            .json()
+    }
+
+    /// The newest task the sidecar lists for image `id`.
+    pub async fn last_task(&self, id: &str) -> Value {
+        let tasks = self.tasks(id).await;
         tasks["tasks"].as_array().unwrap().last().unwrap().clone()
     }
 
