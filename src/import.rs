@@ -4,9 +4,9 @@
 //!
 //! 1. Find the source region's image endpoint in the caller's catalog (never in the request).
 //! 2. Read the source image: it must be `active`, with a size and at least one digest. Meanwhile
-//!    claim the target where every instance looks (`claim`) and read it back: the claim must name
-//!    this task (else another instance won the image in the same moment and this task ends there,
-//!    leaving the image alone) and the image must still be `queued`.
+//!    (from step 1 on) claim the target where every instance looks (`claim`) and read it back:
+//!    the claim must name this task (else another instance won the image in the same moment and
+//!    this task ends there, leaving the image alone) and the image must still be `queued`.
 //! 3. Sync `disk_format`, `container_format` and the prefixed properties in one JSON patch.
 //! 4. Stream the source's data through the hashers into the store sink; the sink commits only
 //!    after size, MD5 and `os_hash_value` equal the source's.
@@ -471,20 +471,23 @@ impl Importer {
         undo: &mut Undo,
         hold: &Hold,
     ) -> Result<Imported, ImportError> {
-        let remote = request
-            .identity
-            .catalog
-            .image_endpoint(&request.region, &request.interface)?;
-        // The source is read while the target is claimed. A lost claim is reported first (the
-        // image is another import's), then a failure of the source's read.
-        let (source, target) = tokio::join!(
-            self.read_source(request, &remote, task),
-            self.claimed_target(request, task, &hold.claimed)
-        );
+        // The source is found and read while the target is claimed, so that even an import
+        // that fails at once has claimed the image and ends there as every instance sees. A lost
+        // claim is reported first (the image is another import's), then a failure at the source.
+        let source = async {
+            let remote = request
+                .identity
+                .catalog
+                .image_endpoint(&request.region, &request.interface)?;
+            let read = self.read_source(request, &remote, task).await?;
+            Ok::<_, ImportError>((remote, read))
+        };
+        let (source, target) =
+            tokio::join!(source, self.claimed_target(request, task, &hold.claimed));
         if let Err(lost @ ImportError::ClaimedElsewhere(_)) = target {
             return Err(lost);
         }
-        let (source, expected) = source?;
+        let (remote, (source, expected)) = source?;
         let target = target?;
         let sink = self.sinks.pick(request.sink);
         // The source's data is opened while the metadata is synced (the first bytes are a round

@@ -202,3 +202,23 @@ async fn the_running_task_is_listed_last_before_its_claim_lands() {
     assert_eq!(done["status"], "success", "{done}");
     assert_eq!(h.target_state(&dst)[claim::TASK_ID], done["id"]);
 }
+
+/// An import that fails at once (its source region is not in the caller's catalog) has still
+/// claimed the image first, so another instance lists it as failed, with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_that_fails_at_once_is_seen_failed_by_another_instance() {
+    let h = Harness::start().await;
+    let (_b, b) = second_instance(&h).await;
+    let src = h.source_image(100_000, 5, json!({}));
+    let dst = h.target_image().await;
+    let accepted = h
+        .api
+        .import_glance_download(&dst, "NOWHERE", &src)
+        .await
+        .unwrap();
+    assert_eq!(accepted.status, 202);
+    let request_id = accepted.header("x-openstack-request-id").unwrap();
+    let ended = |t: &serde_json::Value| matches!(t["status"].as_str(), Some("success" | "failure"));
+    let task = task_with_request_id(&b, &dst, request_id, ended).await;
+    assert_failed_with(&task, "NOWHERE");
+}
