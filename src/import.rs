@@ -119,12 +119,13 @@ pub enum ImportError {
     PostCheck(String),
 }
 
-/// What a running import holds on its image, read by its heartbeat.
+/// What a running import holds on its image, read by its heartbeat and by its end.
+#[derive(Default)]
 struct Hold {
     /// The target Glance is changing the image's status: nothing is patched onto it meanwhile.
     quiet: AtomicBool,
     /// The image's claim names this task: its summary may be written there.
-    claimed: Arc<AtomicBool>,
+    claimed: AtomicBool,
 }
 
 /// A verified import, and what became of each requested store.
@@ -271,17 +272,17 @@ impl Importer {
         let in_flight = Metrics::hold(&self.metrics.in_flight);
         info!(task_id = %task.id, image_id = %request.image_id, remote_image_id = %request.remote_image_id, region = %request.region, "Import started");
         let mut undo = Undo::default();
-        let claimed = Arc::new(AtomicBool::new(false));
+        let hold = Arc::new(Hold::default());
         match self
             .clone()
-            .import_beating(&request, &task, &mut undo, &claimed)
+            .import_beating(&request, &task, &mut undo, &hold)
             .await
         {
             Ok(imported) => self.succeeded(&task, &request, imported, started_at),
             Err(error) => self.failed(&task, &request, error, &undo).await,
         }
         // An image this task did not claim is another import's: its summary is left alone.
-        if claimed.load(Ordering::Acquire) {
+        if hold.claimed.load(Ordering::Acquire) {
             self.publish(&task, &request).await;
         }
         let finished = Entry::finished(task.to_record());
@@ -299,13 +300,9 @@ impl Importer {
         request: &ImportRequest,
         task: &Arc<Task>,
         undo: &mut Undo,
-        claimed: &Arc<AtomicBool>,
+        hold: &Arc<Hold>,
     ) -> Result<Imported, ImportError> {
         let beating = CancellationToken::new();
-        let hold = Arc::new(Hold {
-            quiet: AtomicBool::new(false),
-            claimed: claimed.clone(),
-        });
         let heart = tokio::spawn(self.clone().heartbeat(
             task.clone(),
             request.clone(),
@@ -313,7 +310,7 @@ impl Importer {
             beating.clone(),
         ));
         let result = tokio::select! {
-            result = self.import(request, task, undo, &hold) => result,
+            result = self.import(request, task, undo, hold) => result,
             _ = self.abort.cancelled() => Err(ImportError::ShuttingDown),
         };
         beating.cancel();
