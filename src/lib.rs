@@ -78,6 +78,8 @@ pub mod s3;
 pub mod serve;
 /// Store sinks: where verified bytes go (`glance-upload`, `glance-stage`, `s3`).
 pub mod sink;
+/// A command's output on stdout, quiet when its reader stops early (`| head`).
+pub mod stdout;
 /// Multi-store targets: which stores an import writes, and what became of each.
 pub mod stores;
 /// Task records, progress, and the per-image import lock.

@@ -50,12 +50,9 @@ fn main() -> ExitCode {
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut command = Cli::command();
-            clap_complete::generate(
-                shell,
-                &mut command,
-                "glance-download-sidecar",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "glance-download-sidecar", &mut script);
+            glance_download_sidecar::stdout::write(script);
             ExitCode::SUCCESS
         }
         #[cfg(feature = "tools")]

@@ -9,6 +9,10 @@
 
 use serde_json::{Map, Value};
 
+pub mod cache;
+
+pub use cache::StoresCache;
+
 /// One store as `GET /v2/info/stores` describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreInfo {

@@ -260,3 +260,21 @@ fn skipping_tls_verification_takes_the_flag_that_says_it() {
         assert!(!err.contains("gAAAAAB-token"), "{err}");
     }
 }
+
+/// A reader that stops early (`completions bash | head`, `tasks … | head`) ends the output
+/// quietly: no panic, success.
+#[test]
+fn output_into_a_closed_pipe_is_not_a_panic() {
+    let mut child = bin()
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes before anything is written: every write fails with EPIPE.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -157,6 +157,19 @@ async fn no_store_named_means_the_default_store_and_no_copy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_list_is_read_once_for_several_imports() {
+    let h = multi_store(SinkKind::GlanceUpload).await;
+    let src = h.source_image(1 << 20, 4, json!({}));
+    for _ in 0..3 {
+        let dst = h.target_image().await;
+        let task = h.import_and_wait(&dst, &src).await;
+        assert_eq!(task["status"], "success", "{task}");
+        assert_eq!(h.target_state(&dst)["stores"], "local");
+    }
+    assert_eq!(h.target().requests_to("GET", "/v2/info/stores"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_or_conflicting_stores_are_refused_before_anything_happens() {
     let h = multi_store(SinkKind::GlanceUpload).await;
     let src = h.source_image(1 << 20, 4, json!({}));

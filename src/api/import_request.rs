@@ -187,7 +187,8 @@ pub fn check_fields(body: &Map<String, Value>) -> Result<Fields, ApiError> {
 /// 10. the task recorded here (409 if one is running here);
 ///
 /// then `202 Accepted` while the import runs as a task. The target image and its stores (for
-/// checks 4 and 8) are read while Keystone validates the token (check 2). Nothing else remote is
+/// checks 4 and 8; the stores list as read within `stores::cache::TTL`, since it is the same for
+/// every caller) are read while Keystone validates the token (check 2). Nothing else remote is
 /// awaited (DESIGN §2): the task claims the image where every instance looks as its first step
 /// (`Importer::claimed_target`), so a claim another instance already holds answers 409 here
 /// (check 7), and one made at the same moment fails this task instead.
@@ -213,7 +214,8 @@ pub(super) async fn handle(
     let reads = async {
         Ok(tokio::join!(
             target_image(app, image_id, &token),
-            app.glance.stores(&app.config.glance_url, &token),
+            app.stores
+                .get_or_read(app.glance.stores(&app.config.glance_url, &token)),
         ))
     };
     let (identity, (target, known_stores)) = tokio::try_join!(validate(app, &token), reads)?;

@@ -62,6 +62,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Imports running per project (`max_imports_per_project`).
     pub project_slots: Arc<ProjectSlots>,
+    /// The fronted Glance's store list, read at most once per `stores::cache::TTL`.
+    pub stores: crate::stores::StoresCache,
 }
 
 impl App {
@@ -122,6 +124,7 @@ impl App {
             importer,
             metrics,
             project_slots,
+            stores: Default::default(),
         }))
     }
 }

@@ -250,37 +250,48 @@ impl DemoArgs {
 
 /// Prints the demo's report on stdout.
 fn print_report(report: &Report) {
+    use std::fmt::Write;
+    let mut out = String::new();
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-    println!("glance-download demo: REGION1 -> REGION2 through the sidecar");
-    println!(
+    let _ = writeln!(
+        out,
+        "glance-download demo: REGION1 -> REGION2 through the sidecar"
+    );
+    let _ = writeln!(
+        out,
         "  image size        {} bytes ({:.1} MiB)",
         report.size,
         mib(report.size)
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  import time       {:.2} s (202 to verified active)",
         report.elapsed.as_secs_f64()
     );
-    println!("  throughput        {:.1} MB/s", report.mb_per_s());
-    println!(
+    let _ = writeln!(out, "  throughput        {:.1} MB/s", report.mb_per_s());
+    let _ = writeln!(
+        out,
         "  checksum (md5)    {}  verified: source = stream = target",
         report.checksum
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  {:<17} {}  verified: source = stream = target",
         format!("os_hash ({})", report.os_hash_algo),
         report.os_hash_value
     );
-    println!("  synced properties {}", report.synced.join(", "));
-    println!("  not synced        {}", report.not_synced.join(", "));
-    match report.peak_rss {
-        Some(rss) => println!(
+    let _ = writeln!(out, "  synced properties {}", report.synced.join(", "));
+    let _ = writeln!(out, "  not synced        {}", report.not_synced.join(", "));
+    let _ = match report.peak_rss {
+        Some(rss) => writeln!(
+            out,
             "  peak memory       {:.1} MiB resident (whole process: fake cloud + sidecar)",
             mib(rss)
         ),
-        None => println!("  peak memory       not reported by this platform"),
-    }
-    println!("result: OK");
+        None => writeln!(out, "  peak memory       not reported by this platform"),
+    };
+    let _ = writeln!(out, "result: OK");
+    crate::stdout::write(out);
 }
 
 #[cfg(test)]

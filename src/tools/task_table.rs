@@ -188,11 +188,11 @@ impl TasksArgs {
         match listed {
             Ok(tasks) if self.json => {
                 let tasks = Value::Array(tasks);
-                println!("{}", crate::tools::sync::json_text(&tasks, false));
+                crate::stdout::write(crate::tools::sync::json_text(&tasks, false) + "\n");
                 ExitCode::SUCCESS
             }
             Ok(tasks) => {
-                print!("{}", render(&tasks));
+                crate::stdout::write(render(&tasks));
                 ExitCode::SUCCESS
             }
             Err(error) => {

@@ -75,10 +75,10 @@ impl WanLinkArgs {
                 return ExitCode::FAILURE;
             }
         };
-        println!(
-            "wan-link: {} -> {} (rtt {} ms, {} Mbit/s, window {} bytes)",
+        crate::stdout::write(format!(
+            "wan-link: {} -> {} (rtt {} ms, {} Mbit/s, window {} bytes)\n",
             link.addr, self.upstream, self.rtt_ms, self.mbit_per_sec, spec.window
-        );
+        ));
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 Ok(s) => s,

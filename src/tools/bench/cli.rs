@@ -273,10 +273,10 @@ impl BenchArgs {
             Ok(report) => {
                 if self.json {
                     // The table still goes to people, on stderr with the progress lines.
-                    println!("{:#}", report.to_json());
+                    crate::stdout::write(format!("{:#}\n", report.to_json()));
                     eprint!("{}", report.table());
                 } else {
-                    print!("{}", report.table());
+                    crate::stdout::write(report.table());
                 }
                 if report.leftovers.is_empty() {
                     ExitCode::SUCCESS
@@ -319,11 +319,11 @@ fn print_report<R, E: std::fmt::Display>(
 ) -> ExitCode {
     match result {
         Ok(report) if json => {
-            println!("{:#}", to_json(&report));
+            crate::stdout::write(format!("{:#}\n", to_json(&report)));
             ExitCode::SUCCESS
         }
         Ok(report) => {
-            print!("{}", table(&report));
+            crate::stdout::write(table(&report));
             ExitCode::SUCCESS
         }
         Err(error) => {

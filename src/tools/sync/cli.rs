@@ -250,7 +250,7 @@ impl SyncArgs {
             Ok(mut summary) => {
                 summary.clouds = clouds;
                 if json {
-                    println!("{}", super::json_text(&summary.to_json(), true));
+                    crate::stdout::write(super::json_text(&summary.to_json(), true) + "\n");
                 }
                 if summary.succeeded() {
                     ExitCode::SUCCESS
