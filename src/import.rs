@@ -3,10 +3,11 @@
 //! done before the 202 (see `api::import_request`).
 //!
 //! 1. Find the source region's image endpoint in the caller's catalog (never in the request).
-//! 2. Read the source image: it must be `active`, with a size and at least one digest. Meanwhile
-//!    (from step 1 on) claim the target where every instance looks (`claim`) and read it back:
-//!    the claim must name this task (else another instance won the image in the same moment and
-//!    this task ends there, leaving the image alone) and the image must still be `queued`.
+//! 2. Read the source image: it must be `active`, with a size and at least one digest; then open
+//!    its data (the first bytes answered, nothing taken further). Meanwhile (from step 1 on)
+//!    claim the target where every instance looks (`claim`) and read it back: the claim must name
+//!    this task (else another instance won the image in the same moment and this task ends
+//!    there, leaving the image alone) and the image must still be `queued`.
 //! 3. Sync `disk_format`, `container_format` and the prefixed properties in one JSON patch.
 //! 4. Stream the source's data through the hashers into the store sink; the sink commits only
 //!    after size, MD5 and `os_hash_value` equal the source's.
@@ -468,33 +469,31 @@ impl Importer {
         undo: &mut Undo,
         hold: &Hold,
     ) -> Result<Imported, ImportError> {
-        // The source is found and read while the target is claimed, so that even an import
-        // that fails at once has claimed the image and ends there as every instance sees. A lost
-        // claim is reported first (the image is another import's), then a failure at the source.
+        // The source is found, read and its data opened while the target is claimed (each is a
+        // round trip or two away, over a long link too), so that even an import that fails at
+        // once has claimed the image and ends there as every instance sees. A lost claim is
+        // reported first (the image is another import's; the opened source is dropped unread),
+        // then a failure at the source. Nothing reaches the target before both are done.
         let source = async {
             let remote = request
                 .identity
                 .catalog
                 .image_endpoint(&request.region, &request.interface)?;
-            let read = self.read_source(request, &remote, task).await?;
-            Ok::<_, ImportError>((remote, read))
+            let (image, expected) = self.read_source(request, &remote, task).await?;
+            let data = self.open_source(request, remote, &expected).await?;
+            Ok::<_, ImportError>((image, expected, data))
         };
         let (source, target) =
             tokio::join!(source, self.claimed_target(request, task, &hold.claimed));
         if let Err(lost @ ImportError::ClaimedElsewhere(_)) = target {
             return Err(lost);
         }
-        let (remote, (source, expected)) = source?;
+        let (source, expected, data) = source?;
         let target = target?;
         let sink = self.sinks.pick(request.sink);
-        // The source's data is opened while the metadata is synced (the first bytes are a round
-        // trip away); a failed sync is reported first, and the store is touched only after both.
-        let (synced, source) = tokio::join!(
-            self.sync_metadata(request, task, undo, &source, &target, sink.keeps_bytes()),
-            self.open_source(request, remote, &expected)
-        );
-        synced?;
-        let source = source?;
+        self.sync_metadata(request, task, undo, &source, &target, sink.keeps_bytes())
+            .await?;
+        let source = data;
         task.note("Copying data");
         if sink.keeps_bytes() {
             undo.sent = Some(expected.clone());
@@ -624,7 +623,7 @@ impl Importer {
         Ok(())
     }
 
-    /// Step 4, before the store is touched: the source's data, opened (retrying transient
+    /// Step 2, before anything reaches the target: the source's data, opened (retrying transient
     /// failures).
     async fn open_source(
         &self,

@@ -222,3 +222,33 @@ async fn an_import_that_fails_at_once_is_seen_failed_by_another_instance() {
     let task = task_with_request_id(&b, &dst, request_id, ended).await;
     assert_failed_with(&task, "NOWHERE");
 }
+
+/// The source's data is opened while the target is claimed (a round trip saved per import, one
+/// RTT of the region link): with the claim's `PATCH` answered 500 and retried 250 ms later, the
+/// source's `GET /file` arrives while the claim is not yet on the image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_source_is_opened_while_the_target_is_claimed() {
+    let h = Harness::start().await;
+    let src = h.source_image(1 << 20, 8, json!({}));
+    let dst = h.target_image().await;
+    h.target().fail_next_patches(1);
+    let accepted = h.import(&dst, &src).await;
+    assert_eq!(accepted.status, 202);
+    let file = format!("/v2/images/{src}/file");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while h.source().requests_to("GET", &file) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the source never opened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert!(
+        h.target_state(&dst).get(claim::TASK_ID).is_none(),
+        "the source was opened only after the claim: {}",
+        h.target_state(&dst)
+    );
+    let done = h.api.wait_for_import(&dst, TASK_WAIT).await.unwrap();
+    assert_eq!(done["status"], "success", "{done}");
+    assert_eq!(h.target_state(&dst)[claim::TASK_ID], done["id"]);
+}
