@@ -27,6 +27,9 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
+step "RUSTDOCFLAGS=\"-D warnings\" cargo doc --no-deps"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
+
 step "the server alone: clippy and unit tests without the tools feature"
 cargo clippy --no-default-features --all-targets -- -D warnings
 cargo test --no-default-features --lib

@@ -2,6 +2,9 @@
 //! further one (exponential, optionally capped and jittered). Every retry loop (source resume,
 //! S3 parts, the task summary on the image, `sync`'s jobs and import requests) counts its
 //! attempts with an [`Attempts`] from its own [`Backoff`].
+//!
+//! [`Attempts`]: crate::backoff::Attempts
+//! [`Backoff`]: crate::backoff::Backoff
 
 use std::time::Duration;
 

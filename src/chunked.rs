@@ -8,6 +8,8 @@
 //! alike, whatever the application does. [`Chunked`] makes hyper send a body
 //! that way: it never reports an exact length, so hyper frames it as chunks and, when the body
 //! fails, closes the connection without the terminating zero-length chunk.
+//!
+//! [`Chunked`]: crate::chunked::Chunked
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

@@ -9,6 +9,8 @@
 //! a write followed by a read-back; two instances claiming within the same few milliseconds can
 //! both win. A claim whose heartbeat is older than [`STALE_AFTER`] is dead (its instance
 //! stopped) and may be taken over, as is one dated more than [`STALE_AFTER`] in the future. Property values are at most 255 characters (Glance's limit).
+//!
+//! [`STALE_AFTER`]: crate::claim::STALE_AFTER
 
 use std::time::Duration;
 

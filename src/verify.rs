@@ -6,6 +6,10 @@
 //! ([`Expected::from_source`]); the pipeline releases the last byte only when size, MD5 and
 //! `os_hash_value` match (`pipeline`); the stored image is then re-read and must be `active` with
 //! the source's size and digests ([`check_stored`]).
+//!
+//! [`Expected::from_source`]: crate::verify::Expected::from_source
+//! [`Verified`]: crate::verify::Verified
+//! [`check_stored`]: crate::verify::check_stored
 
 use crate::glance::Image;
 use crate::hash::{HashAlgo, UnknownAlgo};

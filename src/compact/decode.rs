@@ -46,7 +46,7 @@ pub enum DecodeError {
 pub enum Piece {
     /// Decoded bytes (at most [`MAX_FRAME`]).
     Data(Bytes),
-    /// A compressed frame: [`Compressed::inflate`] it (CPU work: off the async workers).
+    /// A compressed frame: `Compressed::inflate` it (CPU work: off the async workers).
     Compressed(Compressed),
 }
 

@@ -59,6 +59,11 @@
 //! channels (backpressure unchanged). Compression and decompression run in `spawn_blocking`, one
 //! short job per frame (≤ [`MAX_FRAME`] bytes, a millisecond or two), never on the async
 //! workers; zero runs and raw frames are only sliced.
+//!
+//! [`CODING`]: crate::compact::CODING
+//! [`MAX_FRAME`]: crate::compact::MAX_FRAME
+//! [`DecodeError`]: crate::compact::DecodeError
+//! [`ENCODE_FRAME`]: crate::compact::ENCODE_FRAME
 
 mod decode;
 mod encode;

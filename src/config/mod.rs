@@ -1,6 +1,9 @@
 //! Configuration: an oslo.config-style INI file and command-line flags meet here, once, and become
 //! one typed [`Config`]. Every option has its default in the `defaults` module and a doc line on its
 //! field; a bad value is reported as a [`ConfigError`] naming the key and the reason.
+//!
+//! [`Config`]: crate::config::Config
+//! [`ConfigError`]: crate::config::ConfigError
 
 pub mod ini;
 mod s3;

@@ -8,6 +8,10 @@
 //! - `error`: [`GlanceError`] and the one reading of an answer's status ([`GlanceStatus`]);
 //! - `images`: the typed Image API calls;
 //! - `task`: Glance's tasks, typed, and [`follow_task`].
+//!
+//! [`GlanceError`]: crate::glance::GlanceError
+//! [`GlanceStatus`]: crate::glance::GlanceStatus
+//! [`follow_task`]: crate::glance::follow_task
 
 mod call;
 mod error;

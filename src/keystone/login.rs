@@ -194,7 +194,7 @@ pub enum LoginError {
     /// A success without `X-Subject-Token`.
     #[error("no X-Subject-Token header")]
     NoToken,
-    /// The answer's body could not be read (within [`MAX_TOKEN_BODY`]).
+    /// The answer's body could not be read (within `MAX_TOKEN_BODY`).
     #[error(transparent)]
     Body(ReadError),
     /// The answer's body is not a token document.

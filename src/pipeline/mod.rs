@@ -9,6 +9,8 @@
 //! holds back the most recent frame: only when the source has ended cleanly, the byte count is the
 //! source's size and both digests equal the source's does it release that last frame and close the
 //! sink body. On any mismatch or error the sink body fails instead, and the sink aborts its upload.
+//!
+//! [`Limits::buffer_bytes`]: crate::pipeline::Limits::buffer_bytes
 
 mod body;
 mod budget;

@@ -4,6 +4,8 @@
 //! reads: it begins the upload for `size` bytes, writes the frames as they come, and commits only
 //! when the body ends cleanly (which the pipeline allows only after verification). When the body
 //! fails, the sink aborts so that the store never holds the image as complete.
+//!
+//! [`SinkBody`]: crate::pipeline::SinkBody
 
 mod glance_stage;
 mod glance_upload;

@@ -11,6 +11,17 @@
 //! - `task`: one running task ([`Task`]), its status and progress;
 //! - `retention`: which finished records are kept ([`Retained`]);
 //! - `store`: every task of this sidecar ([`Tasks`]) and the per-image [`ImportLock`].
+//!
+//! [`TASK_TTL`]: crate::tasks::TASK_TTL
+//! [`Limits::per_image`]: crate::tasks::Limits::per_image
+//! [`Limits::per_project`]: crate::tasks::Limits::per_project
+//! [`Limits::total`]: crate::tasks::Limits::total
+//! [`MAX_TEXT`]: crate::tasks::MAX_TEXT
+//! [`TaskRecord`]: crate::tasks::TaskRecord
+//! [`Task`]: crate::tasks::Task
+//! [`Retained`]: crate::tasks::Retained
+//! [`Tasks`]: crate::tasks::Tasks
+//! [`ImportLock`]: crate::tasks::ImportLock
 
 mod record;
 mod retention;

@@ -1,5 +1,7 @@
 //! The `wan-link` command: the emulated link of [`WanLink`] in front of a TCP service, until
 //! SIGINT or SIGTERM.
+//!
+//! [`WanLink`]: crate::tools::sim::WanLink
 
 use std::net::SocketAddr;
 use std::process::ExitCode;

@@ -17,6 +17,11 @@
 //! Reported: requests/s, p50/p99 per call class through the sidecar and direct, the added
 //! latency, answers by status, the sidecar's peak RSS, its journal's size and the tasks it
 //! retains. Every call is loopback only; every wait is bounded.
+//!
+//! [`UPLOAD_STREAMS`]: crate::tools::bench::load::UPLOAD_STREAMS
+//! [`IMPORT_STREAMS`]: crate::tools::bench::load::IMPORT_STREAMS
+//! [`FLOOD_STREAMS`]: crate::tools::bench::load::FLOOD_STREAMS
+//! [`FLOOD_PER_IMAGE`]: crate::tools::bench::load::FLOOD_PER_IMAGE
 
 use std::io::BufRead;
 use std::path::PathBuf;

@@ -55,7 +55,7 @@ impl Sample {
     }
 
     /// Names CPU time that threads spent before exiting (measured by those threads themselves),
-    /// taking it out of the anonymous [`EXITED`] group; what remains there stays if significant.
+    /// taking it out of the anonymous `EXITED` group; what remains there stays if significant.
     pub fn attribute_exited(&mut self, named: &[(&str, f64)]) {
         let mut exited = 0.0;
         self.cpu_by_thread.retain(|(name, cpu)| {

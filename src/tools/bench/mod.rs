@@ -15,6 +15,10 @@
 //! (c)/(a) per run. Against a real cloud (`--os-cloud`/`OS_*`, `--from`, `--to`), [`cloud`]
 //! measures Glance's own `PUT /file`, both sinks and upstream's glance-download side by side.
 //! `bench --load` ([`load`]) measures the sidecar under many clients and a flood of failing imports.
+//!
+//! [`hash_two_threads`]: crate::tools::bench::hash_two_threads
+//! [`cloud`]: crate::tools::bench::cloud
+//! [`load`]: crate::tools::bench::load
 
 mod bodies;
 mod ceiling;

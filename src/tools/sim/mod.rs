@@ -25,6 +25,8 @@
 //! nothing), has no members,
 //! does not inspect disk formats, and answers errors as webob does: an HTML page, or its JSON shape when the client
 //! accepts JSON.
+//!
+//! [`FakeGlance::enable_stores`]: crate::tools::sim::FakeGlance::enable_stores
 
 mod data;
 mod faults;

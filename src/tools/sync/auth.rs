@@ -112,7 +112,7 @@ impl Session {
         })
     }
 
-    /// A token valid for at least [`RENEW_BEFORE`]: renewed with the password or application
+    /// A token valid for at least `RENEW_BEFORE`: renewed with the password or application
     /// credential if needed; with a bare token, an error naming its expiry instead.
     pub async fn token(&self) -> Result<Token, AuthError> {
         self.token_for(RENEW_BEFORE).await
@@ -120,7 +120,7 @@ impl Session {
 
     /// A token for work that cannot survive the token expiring mid-way and may take `needed`: a
     /// password or application credential renews it whenever needed ([`Session::token`]); a
-    /// bare token must still be valid for `needed` (and at least [`RENEW_BEFORE`]), else the
+    /// bare token must still be valid for `needed` (and at least `RENEW_BEFORE`), else the
     /// work is refused before it starts, naming the expiry.
     pub async fn token_for(&self, needed: Duration) -> Result<Token, AuthError> {
         let renews = self.credentials.method.renews();

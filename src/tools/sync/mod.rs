@@ -17,6 +17,13 @@
 //! with its own credentials and HTTP client; the source endpoint comes from the source cloud's
 //! catalog, the targets from the targets' cloud's, and the bytes are always streamed (step 2
 //! is skipped): a region of one cloud cannot fetch from the other with its token.
+//!
+//! [`Credentials`]: crate::tools::sync::Credentials
+//! [`Options::concurrency`]: crate::tools::sync::Options::concurrency
+//! [`Observer`]: crate::tools::sync::Observer
+//! [`Summary`]: crate::tools::sync::Summary
+//! [`SOURCE_IMAGE_ID`]: crate::tools::sync::SOURCE_IMAGE_ID
+//! [`run_across`]: crate::tools::sync::run_across
 
 mod auth;
 mod cli;

@@ -199,7 +199,7 @@ fn plan_line(plan: &Plan) -> String {
 // === impl Lines ===
 
 /// Plain one-line messages: the plan, each copy as it starts and ends, a progress line every
-/// [`LINE_INTERVAL`] while copies run, and the totals.
+/// `LINE_INTERVAL` while copies run, and the totals.
 pub struct Lines {
     out: Mutex<Box<dyn Write + Send>>,
     tally: Mutex<Tally>,
@@ -212,7 +212,7 @@ impl Lines {
         Lines::with_interval(out, LINE_INTERVAL)
     }
 
-    /// Prints progress lines every `interval` instead of [`LINE_INTERVAL`].
+    /// Prints progress lines every `interval` instead of `LINE_INTERVAL`.
     pub fn with_interval(out: Box<dyn Write + Send>, interval: Duration) -> Self {
         Lines {
             out: Mutex::new(out),

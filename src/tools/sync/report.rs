@@ -235,7 +235,7 @@ fn unsafe_on_terminal(c: char) -> bool {
 }
 
 /// Text from a remote service (image names, ids, task messages) made safe to print on a
-/// terminal: every character [`unsafe_on_terminal`] becomes its `\u{..}` escape, so an image
+/// terminal: every character `unsafe_on_terminal` becomes its `\u{..}` escape, so an image
 /// named `"\u{1b}[2J"` shows as `\u{1b}[2J` instead of clearing the screen.
 pub fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -250,7 +250,7 @@ pub fn printable(text: &str) -> String {
 }
 
 /// `value` as JSON text (`pretty`: indented) that is also safe on a terminal: the same JSON value,
-/// with DEL, C1 and the other characters [`unsafe_on_terminal`] written as `\uXXXX` escapes
+/// with DEL, C1 and the other characters `unsafe_on_terminal` written as `\uXXXX` escapes
 /// (`serde_json` escapes only C0).
 pub fn json_text(value: &Value, pretty: bool) -> String {
     let text = if pretty {

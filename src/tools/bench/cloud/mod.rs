@@ -11,12 +11,14 @@
 //! - (e) upstream's own glance-download, asked of the target Glance directly.
 //!
 //! With `--small` it measures instead how quickly one small image is imported, through the
-//! sidecar and by upstream (see [`small`]); with `--passthrough`, what a sidecar in front of a
-//! Glance adds to Image API calls (see [`passthrough`]).
+//! sidecar and by upstream (see `small`); with `--passthrough`, what a sidecar in front of a
+//! Glance adds to Image API calls (see `passthrough`).
 //!
 //! Because the sidecar runs in this process (threads `gds-sidecar`), its CPU seconds and peak
 //! memory are this process's. Every image the bench creates is deleted at the end, whatever
 //! happened; one it could not delete is named in the report.
+//!
+//! [`super::hash_two_threads_measured`]: crate::tools::bench::hash_two_threads_measured
 
 mod images;
 mod passthrough;
