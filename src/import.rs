@@ -28,6 +28,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::Response;
+use hyper::body::Incoming;
 use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -45,7 +47,7 @@ use crate::keystone::{CatalogError, Identity, Keystone, ServiceCredentials, Toke
 use crate::metadata;
 use crate::metrics::Metrics;
 use crate::pipeline::{
-    self, early_range, Early, Expected, Limits, PipelineError, Remote, RemoteSource, RetryPolicy,
+    self, early_range, Expected, Limits, PipelineError, Remote, RemoteSource, RetryPolicy,
     SourceError, Streams, TransferError, Verified,
 };
 use crate::sink::{S3Sink, SinkError, Sinks, StoreSink, Target};
@@ -628,9 +630,10 @@ impl Importer {
     }
 
     /// Step 2, beside the source image read: its data asked for before its size is known
-    /// ([`early_range`]), a round trip of the region link sooner. What it gets is used only once
-    /// the image has passed its checks, as the first attempt to open the source.
-    async fn early_open(&self, request: &ImportRequest, base: &str) -> Early {
+    /// ([`early_range`]), a round trip of the region link sooner. Only an answer is kept, and
+    /// only used once the image has passed its checks; a failure is left to the ordinary open
+    /// after them to meet and report.
+    async fn early_open(&self, request: &ImportRequest, base: &str) -> Option<Response<Incoming>> {
         self.sources
             .open_file(
                 base,
@@ -640,17 +643,17 @@ impl Importer {
                 self.compact_transfer.then_some(crate::compact::CODING),
             )
             .await
-            .map_err(|e| SourceError::opening(e, 0))
+            .ok()
     }
 
-    /// Step 2, before anything reaches the target: the source's data, opened with what the
-    /// `early` request got as the first attempt (retrying transient failures).
+    /// Step 2, before anything reaches the target: the source's data, opened with the `early`
+    /// answer where it is the one asked for, else anew (retrying transient failures).
     async fn open_source(
         &self,
         request: &ImportRequest,
         base: String,
         expected: &Expected,
-        early: Early,
+        early: Option<Response<Incoming>>,
     ) -> Result<RemoteSource, ImportError> {
         let remote = Remote {
             glance: self.sources.clone(),
@@ -661,7 +664,10 @@ impl Importer {
             compact: self.compact_transfer,
         };
         let mut source = RemoteSource::new(remote, self.retry, self.streams);
-        match source.connect_with(Some(early)).await {
+        if let Some(response) = early {
+            source.adopt_first(response);
+        }
+        match source.connect().await {
             Ok(()) => Ok(source),
             Err(error) => Err(self.pipeline_error(error.into(), request)),
         }

@@ -37,14 +37,11 @@ pub struct Streams {
 }
 
 /// The bytes to ask for before the image's size is known, so that the answer can open the
-/// source once it is ([`RemoteSource::connect_with`]): with one stream the whole image (no
+/// source once it is ([`RemoteSource::adopt_first`]): with one stream the whole image (no
 /// `Range`), with several the first segment's. As `Glance::open_file` takes a range.
 pub fn early_range(shape: Streams) -> Option<(u64, Option<u64>)> {
     (shape.streams > 1).then(|| (0, Some(shape.segment_size.max(1) - 1)))
 }
-
-/// What an early request for the source's data got ([`early_range`]).
-pub type Early = Result<Response<Incoming>, SourceError>;
 
 /// A frame in a segment's channel, with its share of the reorder window while it waits there.
 struct Held {
@@ -77,8 +74,8 @@ pub struct ParallelRanges {
     head: watch::Sender<u64>,
     started: u64,
     peeked: Option<Result<Bytes, SourceError>>,
-    /// What the request for the first segment made before the size was known got.
-    first: Option<Early>,
+    /// An answer for the first segment, asked for before the size was known.
+    first: Option<Response<Incoming>>,
     /// Reconnections made by all segments.
     pub retries: Arc<AtomicU64>,
 }
@@ -241,16 +238,12 @@ impl Place {
 /// the first error or when nobody listens.
 async fn fetch(
     mut reader: Resuming,
-    first: Option<Early>,
+    first: Option<Response<Incoming>>,
     tx: mpsc::Sender<Held>,
     mut place: Place,
 ) {
-    if let Some(early) = first {
-        if let Err(fatal) = reader.open_with(early).await {
-            let held = place.hold(Err(fatal)).await;
-            let _ = tx.send(held).await;
-            return;
-        }
+    if let Some(response) = first {
+        adopt_or_reopen(&mut reader, response);
     }
     while let Some(frame) = reader.next_frame().await {
         let failed = frame.is_err();
@@ -277,6 +270,16 @@ impl RemoteSource {
         }
     }
 
+    /// Opens the source (its first segment, with several streams) with `response`, the answer to
+    /// a request for [`early_range`] made before the image's size was known, if it is what that
+    /// request must be answered with; else the source opens as usual.
+    pub fn adopt_first(&mut self, response: Response<Incoming>) {
+        match self {
+            RemoteSource::One(r) => adopt_or_reopen(r, response),
+            RemoteSource::Many(p) => p.first = Some(response),
+        }
+    }
+
     /// Reconnections made so far.
     pub fn retries(&self) -> Arc<AtomicU64> {
         match self {
@@ -287,24 +290,9 @@ impl RemoteSource {
 
     /// Waits until the source has answered, before anything is written to the store.
     pub async fn connect(&mut self) -> Result<(), SourceError> {
-        self.connect_with(None).await
-    }
-
-    /// [`RemoteSource::connect`], the source (its first segment, with several streams) opened
-    /// with `early`: what a request for [`early_range`] made before the image's size was known
-    /// got, counted as the first attempt to open it ([`Resuming::open_with`]).
-    pub async fn connect_with(&mut self, early: Option<Early>) -> Result<(), SourceError> {
         match self {
-            RemoteSource::One(r) => {
-                if let Some(early) = early {
-                    r.open_with(early).await?;
-                }
-                r.connect().await
-            }
-            RemoteSource::Many(p) => {
-                p.first = early;
-                p.connect().await
-            }
+            RemoteSource::One(r) => r.connect().await,
+            RemoteSource::Many(p) => p.connect().await,
         }
     }
 }
@@ -315,5 +303,13 @@ impl Source for RemoteSource {
             RemoteSource::One(r) => r.next_frame().await,
             RemoteSource::Many(p) => p.next_frame().await,
         }
+    }
+}
+
+/// `reader` opened with `response`; an answer it cannot take is dropped (the reader opens on its
+/// own, and reports what is wrong if the server answers so again).
+fn adopt_or_reopen(reader: &mut Resuming, response: Response<Incoming>) {
+    if let Err(error) = reader.adopt(response) {
+        tracing::debug!(%error, "The early answer of the source was not used");
     }
 }

@@ -68,18 +68,6 @@ impl SourceError {
         }
     }
 
-    /// Why a request for the source's data (from byte `offset` on) was not answered with it.
-    pub fn opening(error: GlanceError, offset: u64) -> Self {
-        match error {
-            GlanceError::Status { status, message } => SourceError::Status { status, message },
-            GlanceError::Timeout(d) => SourceError::Stalled(d),
-            other => SourceError::Broken {
-                after: offset,
-                reason: other.to_string(),
-            },
-        }
-    }
-
     /// The HTTP status behind this error, if the source answered one.
     pub fn status(&self) -> Option<StatusCode> {
         match self {
@@ -254,27 +242,15 @@ impl Resuming {
                 self.remote.compact.then_some(CODING),
             )
             .await
-            .map_err(|e| SourceError::opening(e, self.offset))?;
+            .map_err(|e| match e {
+                GlanceError::Status { status, message } => SourceError::Status { status, message },
+                GlanceError::Timeout(d) => SourceError::Stalled(d),
+                other => SourceError::Broken {
+                    after: self.offset,
+                    reason: other.to_string(),
+                },
+            })?;
         self.adopt(response)
-    }
-
-    /// Opens with `early`, what a request for these bytes made before the image's size was
-    /// known ([`super::ranged::early_range`]) got. That request was this reader's first attempt:
-    /// an answer it cannot take or a transient failure is retried after the backoff, as any
-    /// attempt's; another failure is left to the next attempt to meet and report (it may be
-    /// about the range asked for without the size, e.g. of an empty image).
-    pub async fn open_with(
-        &mut self,
-        early: Result<http::Response<Incoming>, SourceError>,
-    ) -> Result<(), SourceError> {
-        match early.and_then(|response| self.adopt(response)) {
-            Ok(()) => Ok(()),
-            Err(error) if error.is_transient() => self.retry_after(error).await,
-            Err(error) => {
-                tracing::debug!(%error, "The early answer of the source was not used");
-                Ok(())
-            }
-        }
     }
 
     /// Takes `response` (to a request for this reader's bytes, from the offset on) as its open
