@@ -28,8 +28,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Response;
-use hyper::body::Incoming;
 use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -47,8 +45,8 @@ use crate::keystone::{CatalogError, Identity, Keystone, ServiceCredentials, Toke
 use crate::metadata;
 use crate::metrics::Metrics;
 use crate::pipeline::{
-    self, early_range, Expected, Limits, PipelineError, Remote, RemoteSource, RetryPolicy,
-    SourceError, Streams, TransferError, Verified,
+    self, Expected, Limits, PipelineError, Remote, RemoteSource, RetryPolicy, SourceError, Streams,
+    TransferError, Verified,
 };
 use crate::sink::{S3Sink, SinkError, Sinks, StoreSink, Target};
 use crate::stores::{StoreOutcome, StorePlan};
@@ -481,12 +479,8 @@ impl Importer {
                 .identity
                 .catalog
                 .image_endpoint(&request.region, &request.interface)?;
-            let (read, early) = tokio::join!(
-                self.read_source(request, &remote, task),
-                self.early_open(request, &remote)
-            );
-            let (image, expected) = read?;
-            let data = self.open_source(request, remote, &expected, early).await?;
+            let (image, expected) = self.read_source(request, &remote, task).await?;
+            let data = self.open_source(request, remote, &expected).await?;
             Ok::<_, ImportError>((image, expected, data))
         };
         let (source, target) =
@@ -629,31 +623,13 @@ impl Importer {
         Ok(())
     }
 
-    /// Step 2, beside the source image read: its data asked for before its size is known
-    /// ([`early_range`]), a round trip of the region link sooner. Only an answer is kept, and
-    /// only used once the image has passed its checks; a failure is left to the ordinary open
-    /// after them to meet and report.
-    async fn early_open(&self, request: &ImportRequest, base: &str) -> Option<Response<Incoming>> {
-        self.sources
-            .open_file(
-                base,
-                &request.remote_image_id,
-                &request.token,
-                early_range(self.streams),
-                self.compact_transfer.then_some(crate::compact::CODING),
-            )
-            .await
-            .ok()
-    }
-
-    /// Step 2, before anything reaches the target: the source's data, opened with the `early`
-    /// answer where it is the one asked for, else anew (retrying transient failures).
+    /// Step 2, before anything reaches the target: the source's data, opened (retrying transient
+    /// failures).
     async fn open_source(
         &self,
         request: &ImportRequest,
         base: String,
         expected: &Expected,
-        early: Option<Response<Incoming>>,
     ) -> Result<RemoteSource, ImportError> {
         let remote = Remote {
             glance: self.sources.clone(),
@@ -664,9 +640,6 @@ impl Importer {
             compact: self.compact_transfer,
         };
         let mut source = RemoteSource::new(remote, self.retry, self.streams);
-        if let Some(response) = early {
-            source.adopt_first(response);
-        }
         match source.connect().await {
             Ok(()) => Ok(source),
             Err(error) => Err(self.pipeline_error(error.into(), request)),

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 pub use body::{Aborted, SinkBody};
 pub use budget::{Charged, MIN_FRAME_CHARGE};
 pub use hasher::{HasherGone, HasherThread};
-pub use ranged::{early_range, ParallelRanges, RemoteSource, Streams};
+pub use ranged::{ParallelRanges, RemoteSource, Streams};
 pub use source::{BodySource, Remote, Resuming, RetryPolicy, Source, SourceError};
 
 pub use crate::verify::{Expected, Verified};

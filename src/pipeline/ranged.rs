@@ -15,8 +15,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::Response;
-use hyper::body::Incoming;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 
@@ -34,13 +32,6 @@ pub struct Streams {
     pub segment_size: u64,
     /// Bytes the segments behind the head may hold in all (the reorder window).
     pub reorder_bytes: u64,
-}
-
-/// The bytes to ask for before the image's size is known, so that the answer can open the
-/// source once it is ([`RemoteSource::adopt_first`]): with one stream the whole image (no
-/// `Range`), with several the first segment's. As `Glance::open_file` takes a range.
-pub fn early_range(shape: Streams) -> Option<(u64, Option<u64>)> {
-    (shape.streams > 1).then(|| (0, Some(shape.segment_size.max(1) - 1)))
 }
 
 /// A frame in a segment's channel, with its share of the reorder window while it waits there.
@@ -74,8 +65,6 @@ pub struct ParallelRanges {
     head: watch::Sender<u64>,
     started: u64,
     peeked: Option<Result<Bytes, SourceError>>,
-    /// An answer for the first segment, asked for before the size was known.
-    first: Option<Response<Incoming>>,
     /// Reconnections made by all segments.
     pub retries: Arc<AtomicU64>,
 }
@@ -102,7 +91,6 @@ impl ParallelRanges {
             head: watch::Sender::new(0),
             started: 0,
             peeked: None,
-            first: None,
             retries: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -125,8 +113,7 @@ impl ParallelRanges {
                 window: self.window.clone(),
                 limit: self.shape.reorder_bytes,
             };
-            let first = if start == 0 { self.first.take() } else { None };
-            let handle = tokio::spawn(fetch(reader, first, tx, place));
+            let handle = tokio::spawn(fetch(reader, tx, place));
             self.fetchers.push(handle.abort_handle());
             self.queue.push_back(rx);
             self.next_start = end;
@@ -234,17 +221,8 @@ impl Place {
     }
 }
 
-/// Reads one segment into its channel (opened with `first` if that answer is usable); stops at
-/// the first error or when nobody listens.
-async fn fetch(
-    mut reader: Resuming,
-    first: Option<Response<Incoming>>,
-    tx: mpsc::Sender<Held>,
-    mut place: Place,
-) {
-    if let Some(response) = first {
-        adopt_or_reopen(&mut reader, response);
-    }
+/// Reads one segment into its channel; stops at the first error or when nobody listens.
+async fn fetch(mut reader: Resuming, tx: mpsc::Sender<Held>, mut place: Place) {
     while let Some(frame) = reader.next_frame().await {
         let failed = frame.is_err();
         let held = place.hold(frame).await;
@@ -267,16 +245,6 @@ impl RemoteSource {
             RemoteSource::One(Resuming::new(remote, policy))
         } else {
             RemoteSource::Many(ParallelRanges::new(remote, policy, shape))
-        }
-    }
-
-    /// Opens the source (its first segment, with several streams) with `response`, the answer to
-    /// a request for [`early_range`] made before the image's size was known, if it is what that
-    /// request must be answered with; else the source opens as usual.
-    pub fn adopt_first(&mut self, response: Response<Incoming>) {
-        match self {
-            RemoteSource::One(r) => adopt_or_reopen(r, response),
-            RemoteSource::Many(p) => p.first = Some(response),
         }
     }
 
@@ -303,13 +271,5 @@ impl Source for RemoteSource {
             RemoteSource::One(r) => r.next_frame().await,
             RemoteSource::Many(p) => p.next_frame().await,
         }
-    }
-}
-
-/// `reader` opened with `response`; an answer it cannot take is dropped (the reader opens on its
-/// own, and reports what is wrong if the server answers so again).
-fn adopt_or_reopen(reader: &mut Resuming, response: Response<Incoming>) {
-    if let Err(error) = reader.adopt(response) {
-        tracing::debug!(%error, "The early answer of the source was not used");
     }
 }

@@ -250,16 +250,6 @@ impl Resuming {
                     reason: other.to_string(),
                 },
             })?;
-        self.adopt(response)
-    }
-
-    /// Takes `response` (to a request for this reader's bytes, from the offset on) as its open
-    /// answer, once it is what the server must promise for them: the bytes asked for, their
-    /// length, a coding only if asked for. An answer to a request made before the image's size
-    /// was known ([`super::ranged::early_range`]) is checked here like any other.
-    pub fn adopt(&mut self, response: http::Response<Incoming>) -> Result<(), SourceError> {
-        let size = self.remote.size;
-        let whole = self.offset == 0 && self.end == size;
         let headers = response.headers();
         let length = headers
             .get(header::CONTENT_LENGTH)
@@ -281,10 +271,7 @@ impl Resuming {
                 ))
             }
         };
-        // The whole image asked for as a range (an early request, before the size was known)
-        // must be answered as the whole image.
-        let ranged = !whole || response.status() == StatusCode::PARTIAL_CONTENT;
-        if ranged {
+        if !whole {
             let range = headers
                 .get(header::CONTENT_RANGE)
                 .and_then(|v| v.to_str().ok())
