@@ -36,7 +36,7 @@ class Sidecar:
             lines.append("%s = %s" % (key, value))
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
-        env = dict(os.environ, RUST_LOG="info", NO_COLOR="1")
+        env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info"), NO_COLOR="1")
         argv = [binary, "serve", "--config", self.config, "--bind", "127.0.0.1:%d" % self.port,
                 "--glance-url", glance_url, "--auth-url", auth_url]
         LOG.info("starting sidecar %s: %s", name, " ".join(argv))
