@@ -7,6 +7,8 @@ glance-download on REGION2's real Glance (gds-demo-direct).
 Skipped when REGION2 is single-store or lacks the `local` and `fast` stores.
 """
 
+import os
+
 import pytest
 
 from conftest import DEFAULT_TIMEOUT, LOG, assert_imported_like
@@ -136,6 +138,30 @@ def test_sidecar_default_store(cloud, need_sidecar, region2_stores, target, sour
     assert_imported_like(final, source_raw)
     assert _stores_of(final) == {"local"}, final.get("stores")
     assert not _copy_tasks(cloud.tasks_direct(img["id"]))
+
+
+def _store_list_reads(cloud):
+    """How many `GET /v2/info/stores` REGION2's Glance has answered (its uwsgi request log)."""
+    with open(os.path.join(cloud.state_dir, "logs", "glance-REGION2.log"), errors="replace") as f:
+        return sum("GET /v2/info/stores " in line for line in f)
+
+
+def test_sidecar_reads_the_store_list_once_for_several_imports(cloud, need_sidecar, region2_stores,
+                                                               target, source_raw):
+    """The list is the same for every caller, and each read with a new token costs Glance a
+    validation of it: the sidecar reads it at most once per 30 s. Two imports in a row cause one
+    read, or none while a list read by an earlier test is still in use (one read per import
+    before)."""
+    before = _store_list_reads(cloud)
+    for _ in range(2):
+        img = target()
+        r = _import(cloud, cloud.region2_image_url, img["id"], _body(source_raw))
+        assert r.status_code == 202, r.text
+        task, _ = _wait_glance_download_task(cloud, cloud.region2_image_url, img["id"])
+        assert task["status"] == "success", task
+        assert task["input"]["backend"] == ["local"], task["input"]
+    reads = _store_list_reads(cloud) - before
+    assert reads <= 1, "%d reads of /v2/info/stores for 2 imports" % reads
 
 
 def test_sidecar_member_extra_store_needs_copy_image_rights(cloud, need_sidecar, region2_stores, target,
