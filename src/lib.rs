@@ -3,7 +3,7 @@
 //!
 //! # Where things are
 //!
-//! The server is every module below except [`tools`]; it never depends on the tools, and
+//! The server is every module below except `tools`; it never depends on the tools, and
 //! `cargo build --no-default-features` builds it alone. A request enters at [`api`]
 //! ([`api::Server`], routing like Glance's in `api::glance_route`); an accepted import is run
 //! by [`import`] over the data path in [`pipeline`] into a store sink from [`sink`].
