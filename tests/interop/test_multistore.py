@@ -126,14 +126,19 @@ def test_sidecar_all_stores(cloud, need_sidecar, region2_stores, admin_token, ta
     assert _stores_of(final) == set(region2_stores), final.get("stores")
 
 
-def test_sidecar_default_store(cloud, need_sidecar, region2_stores, target, source_raw):
-    """No store named: the default store (local), written by PUT /file alone; a member suffices."""
-    img = target()
-    r = _import(cloud, cloud.region2_image_url, img["id"], _body(source_raw))
+def _import_to_the_default_store(cloud, img, source):
+    """`source` imported into `img` through the sidecar naming no store: succeeded, into `local`."""
+    r = _import(cloud, cloud.region2_image_url, img["id"], _body(source))
     assert r.status_code == 202, r.text
     task, _ = _wait_glance_download_task(cloud, cloud.region2_image_url, img["id"])
     assert task["status"] == "success", task
     assert task["input"]["backend"] == ["local"], task["input"]
+
+
+def test_sidecar_default_store(cloud, need_sidecar, region2_stores, target, source_raw):
+    """No store named: the default store (local), written by PUT /file alone; a member suffices."""
+    img = target()
+    _import_to_the_default_store(cloud, img, source_raw)
     final = cloud.wait_image(img["id"])
     assert_imported_like(final, source_raw)
     assert _stores_of(final) == {"local"}, final.get("stores")
@@ -154,12 +159,7 @@ def test_sidecar_reads_the_store_list_once_for_several_imports(cloud, need_sidec
     before)."""
     before = _store_list_reads(cloud)
     for _ in range(2):
-        img = target()
-        r = _import(cloud, cloud.region2_image_url, img["id"], _body(source_raw))
-        assert r.status_code == 202, r.text
-        task, _ = _wait_glance_download_task(cloud, cloud.region2_image_url, img["id"])
-        assert task["status"] == "success", task
-        assert task["input"]["backend"] == ["local"], task["input"]
+        _import_to_the_default_store(cloud, target(), source_raw)
     reads = _store_list_reads(cloud) - before
     assert reads <= 1, "%d reads of /v2/info/stores for 2 imports" % reads
 
