@@ -471,9 +471,11 @@ impl Importer {
     ) -> Result<Imported, ImportError> {
         // The source is found, read and its data opened while the target is claimed (each is a
         // round trip or two away, over a long link too), so that even an import that fails at
-        // once has claimed the image and ends there as every instance sees. A lost claim is
-        // reported first (the image is another import's; the opened source is dropped unread),
-        // then a failure at the source. Nothing reaches the target before both are done.
+        // once has claimed the image and ends there as every instance sees. A claim that fails
+        // (lost to another import, or refused) ends the import at once, the source dropped
+        // unread, however long it is still retrying; a source that fails first waits for the
+        // claim, then a lost claim is reported first, then the source's failure. Nothing reaches
+        // the target before both are done.
         let source = async {
             let remote = request
                 .identity
@@ -483,8 +485,15 @@ impl Importer {
             let data = self.open_source(request, remote, &expected).await?;
             Ok::<_, ImportError>((image, expected, data))
         };
-        let (source, target) =
-            tokio::join!(source, self.claimed_target(request, task, &hold.claimed));
+        let claim = self.claimed_target(request, task, &hold.claimed);
+        tokio::pin!(source, claim);
+        let (source, target) = tokio::select! {
+            target = &mut claim => {
+                let target = target?;
+                (source.await, Ok(target))
+            }
+            source = &mut source => (source, claim.await),
+        };
         if let Err(lost @ ImportError::ClaimedElsewhere(_)) = target {
             return Err(lost);
         }

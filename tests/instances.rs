@@ -252,3 +252,29 @@ async fn the_source_is_opened_while_the_target_is_claimed() {
     assert_eq!(done["status"], "success", "{done}");
     assert_eq!(h.target_state(&dst)[claim::TASK_ID], done["id"]);
 }
+
+/// A claim that fails ends the import at once, whatever the source is doing: here the source's
+/// data request hangs (its answer would come after 30 s at the earliest), and the task still
+/// ends within seconds with the target's failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_claim_ends_the_import_without_waiting_for_the_source() {
+    let h = Harness::with_config(|c| c.request_timeout = std::time::Duration::from_secs(30)).await;
+    let src = h.source_image(1 << 20, 9, json!({}));
+    h.source().set_fault(
+        &src,
+        Fault::StallHeaders(std::time::Duration::from_secs(60)),
+    );
+    let dst = h.target_image().await;
+    // Both of the claim's attempts are answered 500.
+    h.target().fail_next_patches(2);
+    let accepted = h.import(&dst, &src).await;
+    assert_eq!(accepted.status, 202);
+    let task = h
+        .api
+        .wait_for_import(&dst, std::time::Duration::from_secs(20))
+        .await
+        .expect("the import waited for the source");
+    assert_eq!(task["status"], "failure", "{task}");
+    let message = task["message"].as_str().unwrap();
+    assert!(message.contains("target Glance"), "{task}");
+}

@@ -134,10 +134,11 @@ async fn segments_reuse_kept_alive_connections() {
         .filter(|r| r.path.ends_with("/file") && r.header("range").is_some())
         .count();
     assert_eq!(segments, 11, "one request per 1 MiB segment");
-    // 4 streams, each kept alive from segment to segment (and the image record's GET on one of
-    // them): never a connection per segment
+    // 4 streams, each kept alive from segment to segment: never a connection per segment. The
+    // image record's GET connection may not be back in the pool when the first segments start
+    // (they start as soon as it is answered), nor a segment's when the next one starts.
     assert!(
-        link.connections() <= 5,
+        link.connections() <= 6,
         "{} connections for {segments} segments over 4 streams",
         link.connections()
     );
