@@ -109,7 +109,7 @@ async fn a_flood_of_failing_imports_stays_within_the_bounds_and_a_restart_replay
     let config = h.config.clone();
     let Harness { sidecar, cloud, .. } = h;
     sidecar.shutdown(Duration::from_secs(5)).await;
-    let app = App::new(config).unwrap();
+    let app = reopen(config).await;
     app.start_recovery().unwrap();
     assert!(app.tasks.retained() <= 30);
     assert!(app.tasks.retained() > 0, "the newest tasks are back");
@@ -325,4 +325,23 @@ async fn a_second_sidecar_on_the_same_journal_refuses_to_start() {
     let Harness { sidecar, .. } = h;
     let _: Server = sidecar;
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The sidecar restarted on the same journal. The old instance's connections close in the
+/// background after its shutdown has returned, and hold its journal until they have (a restarted
+/// process starts after the old one has exited): wait up to 5 s for that.
+async fn reopen(config: glance_download_sidecar::config::Config) -> Arc<App> {
+    use glance_download_sidecar::api::StartError;
+    use glance_download_sidecar::journal::JournalError;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match App::new(config.clone()) {
+            Err(StartError::Journal(JournalError::Locked { .. }))
+                if tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => return other.unwrap(),
+        }
+    }
 }
