@@ -497,12 +497,18 @@ impl Importer {
         if let Err(lost @ ImportError::ClaimedElsewhere(_)) = target {
             return Err(lost);
         }
-        let (source, expected, data) = source?;
+        let (source_image, expected, source) = source?;
         let target = target?;
         let sink = self.sinks.pick(request.sink);
-        self.sync_metadata(request, task, undo, &source, &target, sink.keeps_bytes())
-            .await?;
-        let source = data;
+        self.sync_metadata(
+            request,
+            task,
+            undo,
+            &source_image,
+            &target,
+            sink.keeps_bytes(),
+        )
+        .await?;
         task.note("Copying data");
         if sink.keeps_bytes() {
             undo.sent = Some(expected.clone());

@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use glance_download_sidecar::api::{App, Server};
 use glance_download_sidecar::claim;
 use glance_download_sidecar::tools::apiclient::ImageApi;
@@ -18,7 +20,7 @@ async fn task_with_request_id(
     request_id: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let seen = api
             .get(&format!("/v2/images/{image}/tasks"))
@@ -38,7 +40,7 @@ async fn task_with_request_id(
                 "no such task within 10 s: {other:?} in {seen}"
             ),
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -56,11 +58,8 @@ async fn a_task_on_one_instance_is_seen_and_respected_by_another() {
     let (_b, b) = second_instance(&h).await;
     let src = h.source_image(4 << 20, 1, json!({"hw_a": "1"}));
     // The source answers slowly: the import holds its claim while the target is still queued.
-    h.source().set_fault_times(
-        &src,
-        Fault::StallHeaders(std::time::Duration::from_millis(1500)),
-        1,
-    );
+    h.source()
+        .set_fault_times(&src, Fault::StallHeaders(Duration::from_millis(1500)), 1);
     let dst = h.target_image().await;
     let accepted = h.import(&dst, &src).await;
     assert_eq!(accepted.status, 202);
@@ -159,7 +158,7 @@ async fn a_claim_overwritten_in_the_same_moment_fails_the_task_and_leaves_the_im
     assert_failed_with(&task, "Image has active task");
     assert_failed_with(&task, winner);
     // A stray summary write would come right after the task's end: give it time to land.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let image = h.target_state(&dst);
     assert_eq!(image[claim::TASK_ID], winner, "{image}");
     assert_eq!(image[claim::STATUS], "processing", "{image}");
@@ -235,13 +234,13 @@ async fn the_source_is_opened_while_the_target_is_claimed() {
     let accepted = h.import(&dst, &src).await;
     assert_eq!(accepted.status, 202);
     let file = format!("/v2/images/{src}/file");
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while h.source().requests_to("GET", &file) == 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the source never opened"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     assert!(
         h.target_state(&dst).get(claim::TASK_ID).is_none(),
@@ -258,12 +257,10 @@ async fn the_source_is_opened_while_the_target_is_claimed() {
 /// ends within seconds with the target's failure.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_claim_ends_the_import_without_waiting_for_the_source() {
-    let h = Harness::with_config(|c| c.request_timeout = std::time::Duration::from_secs(30)).await;
+    let h = Harness::with_config(|c| c.request_timeout = Duration::from_secs(30)).await;
     let src = h.source_image(1 << 20, 9, json!({}));
-    h.source().set_fault(
-        &src,
-        Fault::StallHeaders(std::time::Duration::from_secs(60)),
-    );
+    h.source()
+        .set_fault(&src, Fault::StallHeaders(Duration::from_secs(60)));
     let dst = h.target_image().await;
     // Both of the claim's attempts are answered 500.
     h.target().fail_next_patches(2);
@@ -271,7 +268,7 @@ async fn a_failed_claim_ends_the_import_without_waiting_for_the_source() {
     assert_eq!(accepted.status, 202);
     let task = h
         .api
-        .wait_for_import(&dst, std::time::Duration::from_secs(20))
+        .wait_for_import(&dst, Duration::from_secs(20))
         .await
         .expect("the import waited for the source");
     assert_eq!(task["status"], "failure", "{task}");
